@@ -1,0 +1,427 @@
+//! The configuration schema (the public contract of `config.example.yaml`) and
+//! its loading. Every struct refuses unknown keys; `load` turns any problem
+//! into a [`ConfigError`] that names `file:line:column`.
+
+mod duration;
+mod load;
+mod validate;
+
+pub use duration::{parse_duration, Duration};
+pub use load::{load_file, parse_str, ConfigError, EMBEDDED_DEFAULT};
+
+use serde::de::{self, Deserializer};
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// The default listen port: outside the 9100–9999 range the Prometheus
+/// project allocates to exporters ("VITA" on a phone keypad).
+pub const DEFAULT_PORT: u16 = 8482;
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// exporter-toolkit web config (TLS, basic auth).
+    #[serde(default)]
+    pub web_config_file: Option<PathBuf>,
+    #[serde(default)]
+    pub log: LogConfig,
+    #[serde(default)]
+    pub paths: Paths,
+    /// Default sampling interval of every source.
+    #[serde(default = "default_interval")]
+    pub interval: Duration,
+    #[serde(default)]
+    pub sources: Sources,
+    #[serde(default = "yes")]
+    pub default_checks: bool,
+    #[serde(default)]
+    pub checks: Vec<Spanned<CheckConfig>>,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([0, 0, 0, 0], DEFAULT_PORT))
+}
+fn default_interval() -> Duration {
+    Duration::from_secs(5)
+}
+fn yes() -> bool {
+    true
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// A tracing filter: `info`, `debug`, `vitals=debug,info`. RUST_LOG wins.
+    #[serde(default = "default_level")]
+    pub level: String,
+    #[serde(default)]
+    pub format: LogFormat,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            level: default_level(),
+            format: LogFormat::Text,
+        }
+    }
+}
+
+fn default_level() -> String {
+    "info".into()
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// File-system roots. Tests point these at fixture trees.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Paths {
+    #[serde(default = "default_proc")]
+    pub proc: PathBuf,
+    #[serde(default = "default_sys")]
+    pub sys: PathBuf,
+    /// Where cgroup hierarchies are mounted. Default: the mount points listed
+    /// in `<proc>/self/mountinfo`, re-rooted under `sys` when they lie under
+    /// `/sys` (so a fixture `sys` tree works with a real mountinfo).
+    #[serde(default)]
+    pub cgroup: Option<PathBuf>,
+}
+
+impl Default for Paths {
+    fn default() -> Self {
+        Paths {
+            proc: default_proc(),
+            sys: default_sys(),
+            cgroup: None,
+        }
+    }
+}
+
+fn default_proc() -> PathBuf {
+    "/proc".into()
+}
+fn default_sys() -> PathBuf {
+    "/sys".into()
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sources {
+    #[serde(default)]
+    pub host: HostConfig,
+    #[serde(default)]
+    pub cgroup: CgroupConfig,
+    #[serde(default)]
+    pub processes: Vec<ProcessConfig>,
+    #[serde(default)]
+    pub postgres: Vec<PostgresConfig>,
+    #[serde(default)]
+    pub pgbouncer: Vec<PgBouncerConfig>,
+    #[serde(default)]
+    pub http_probes: Vec<HttpProbeConfig>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostConfig {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    #[serde(default)]
+    pub interval: Option<Duration>,
+    #[serde(default)]
+    pub timeout: Option<Duration>,
+}
+
+impl Default for HostConfig {
+    fn default() -> Self {
+        HostConfig {
+            enabled: true,
+            interval: None,
+            timeout: None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CgroupConfig {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    #[serde(default)]
+    pub target: CgroupTarget,
+    /// Directory of Kubernetes downward-API files with the application
+    /// container's limits (`cpu_limit` in millicores, `memory_limit` in bytes),
+    /// used when the cgroup itself has no limit.
+    #[serde(default)]
+    pub limits_dir: Option<PathBuf>,
+    #[serde(default)]
+    pub interval: Option<Duration>,
+    #[serde(default)]
+    pub timeout: Option<Duration>,
+}
+
+impl Default for CgroupConfig {
+    fn default() -> Self {
+        CgroupConfig {
+            enabled: true,
+            target: CgroupTarget::Own,
+            limits_dir: None,
+            interval: None,
+            timeout: None,
+        }
+    }
+}
+
+/// Whose cgroup to watch.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CgroupTarget {
+    /// vitals' own cgroup (right for a sidecar sharing the app's cgroup, or
+    /// for a VM service).
+    #[default]
+    #[serde(rename = "self")]
+    Own,
+    Pid(u32),
+    Pidfile(PathBuf),
+    /// The first process whose command line matches.
+    Process(Pattern),
+    /// A cgroup directory, or a cgroup path as written in /proc/PID/cgroup.
+    Path(PathBuf),
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProcessConfig {
+    /// Becomes the `process` label.
+    pub name: String,
+    #[serde(rename = "match")]
+    pub matcher: ProcessMatch,
+    #[serde(default)]
+    pub interval: Option<Duration>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProcessMatch {
+    /// Regex on /proc/PID/comm (the 15-character command name).
+    Comm(Pattern),
+    /// Regex on the NUL-separated command line joined with spaces.
+    Cmdline(Pattern),
+    Pidfile(PathBuf),
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresConfig {
+    /// Becomes the `target` label.
+    pub name: String,
+    /// libpq key=value or URL. A password in it works but is never echoed.
+    pub dsn: Secret,
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+    #[serde(default)]
+    pub password_env: Option<String>,
+    #[serde(default)]
+    pub interval: Option<Duration>,
+    #[serde(default = "default_pg_timeout")]
+    pub timeout: Duration,
+    /// The application's own pool size per application_name.
+    #[serde(default)]
+    pub pools: BTreeMap<String, u32>,
+    /// How many application_name values get their own series; the rest are
+    /// summed as "other".
+    #[serde(default = "default_top_applications")]
+    pub top_applications: usize,
+    #[serde(default)]
+    pub heartbeat: Option<HeartbeatConfig>,
+}
+
+fn default_pg_timeout() -> Duration {
+    Duration::from_secs(2)
+}
+fn default_top_applications() -> usize {
+    10
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeartbeatConfig {
+    pub table: String,
+    /// true on the agent watching the primary; false (read only) elsewhere.
+    #[serde(default)]
+    pub write: bool,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PgBouncerConfig {
+    pub name: String,
+    pub dsn: Secret,
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+    #[serde(default)]
+    pub password_env: Option<String>,
+    #[serde(default)]
+    pub interval: Option<Duration>,
+    #[serde(default = "default_pg_timeout")]
+    pub timeout: Duration,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpProbeConfig {
+    pub name: String,
+    pub url: String,
+    #[serde(default)]
+    pub interval: Option<Duration>,
+    #[serde(default = "default_pg_timeout")]
+    pub timeout: Duration,
+    /// Expected status codes; default: any 2xx.
+    #[serde(default)]
+    pub expect_status: Vec<u16>,
+    /// Window of the error ratio.
+    #[serde(default = "default_probe_window")]
+    pub window: Duration,
+}
+
+fn default_probe_window() -> Duration {
+    Duration::from_secs(300)
+}
+
+/// One threshold check (see `checks/`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckConfig {
+    pub name: String,
+    /// A PromQL-style selector: `name{label="v",other=~"re"}`.
+    pub metric: String,
+    #[serde(default)]
+    pub direction: Direction,
+    #[serde(default)]
+    pub warning: Option<f64>,
+    #[serde(default)]
+    pub critical: Option<f64>,
+    #[serde(default)]
+    pub hysteresis: Option<Band>,
+    #[serde(default, rename = "for")]
+    pub for_: Option<Duration>,
+    #[serde(default)]
+    pub readiness: bool,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub runbook_url: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    #[default]
+    Above,
+    Below,
+}
+
+/// Hysteresis band: `10%` of the level, or an absolute amount.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Band {
+    Percent(f64),
+    Absolute(f64),
+}
+
+impl<'de> Deserialize<'de> for Band {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl de::Visitor<'_> for Visitor {
+            type Value = Band;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a number or a percentage such as 10%")
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Band, E> {
+                if v.is_finite() && v >= 0.0 {
+                    Ok(Band::Absolute(v))
+                } else {
+                    Err(E::custom(format!(
+                        "hysteresis {v} must be a non-negative number"
+                    )))
+                }
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Band, E> {
+                Ok(Band::Absolute(v as f64))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Band, E> {
+                self.visit_f64(v as f64)
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Band, E> {
+                let bad = || E::custom(format!("invalid hysteresis {v:?}: write 10% or a number"));
+                match v.trim().strip_suffix('%') {
+                    Some(p) => {
+                        let p: f64 = p.trim().parse().map_err(|_| bad())?;
+                        if p.is_finite() && (0.0..=100.0).contains(&p) {
+                            Ok(Band::Percent(p))
+                        } else {
+                            Err(E::custom(format!(
+                                "hysteresis {v} must be between 0% and 100%"
+                            )))
+                        }
+                    }
+                    None => v
+                        .trim()
+                        .parse::<f64>()
+                        .map_err(|_| bad())
+                        .and_then(|n| self.visit_f64(n)),
+                }
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
+}
+
+/// A regular expression checked when the config is loaded.
+#[derive(Clone, Debug)]
+pub struct Pattern(pub regex::Regex);
+
+impl<'de> Deserialize<'de> for Pattern {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        regex::Regex::new(&text)
+            .map(Pattern)
+            .map_err(|e| de::Error::custom(format!("invalid regular expression {text:?}: {e}")))
+    }
+}
+
+/// A string that may hold a password: its Debug output never shows it.
+#[derive(Clone, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+impl Config {
+    /// The interval a source uses: its own, or the global default.
+    pub fn interval_or_default(&self, own: Option<Duration>) -> Duration {
+        own.unwrap_or(self.interval)
+    }
+}

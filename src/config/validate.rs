@@ -1,0 +1,165 @@
+//! Checks that span several keys, after the schema itself has parsed.
+//! Errors carry `(line, column, message)`; `load` adds the file name.
+
+use super::{CheckConfig, Config, Direction};
+use std::collections::BTreeSet;
+
+pub(super) type Invalid = (u64, u64, String);
+
+pub(super) fn validate(config: &Config, text: &str) -> Result<(), Invalid> {
+    unique_names(
+        text,
+        "sources.processes",
+        config.sources.processes.iter().map(|p| p.name.as_str()),
+    )?;
+    unique_names(
+        text,
+        "sources.postgres",
+        config.sources.postgres.iter().map(|p| p.name.as_str()),
+    )?;
+    unique_names(
+        text,
+        "sources.pgbouncer",
+        config.sources.pgbouncer.iter().map(|p| p.name.as_str()),
+    )?;
+    unique_names(
+        text,
+        "sources.http_probes",
+        config.sources.http_probes.iter().map(|p| p.name.as_str()),
+    )?;
+    for pg in &config.sources.postgres {
+        if pg.password_file.is_some() && pg.password_env.is_some() {
+            let (line, column) = locate(text, &format!("name: {}", pg.name));
+            return Err((
+                line,
+                column,
+                format!(
+                    "sources.postgres `{}`: set password_file or password_env, not both",
+                    pg.name
+                ),
+            ));
+        }
+    }
+    let mut check_names = BTreeSet::new();
+    for check in &config.checks {
+        let (line, column) = (check.referenced.line(), check.referenced.column());
+        if !check_names.insert(check.value.name.as_str()) {
+            return Err((
+                line,
+                column,
+                format!("check `{}` is defined twice", check.value.name),
+            ));
+        }
+        check_levels(&check.value)
+            .map_err(|m| (line, column, format!("check `{}`: {m}", check.value.name)))?;
+    }
+    Ok(())
+}
+
+/// Warning and critical must be ordered for the direction: above means
+/// warning <= critical.
+pub fn check_levels(check: &CheckConfig) -> Result<(), String> {
+    if check.warning.is_none() && check.critical.is_none() {
+        return Err("needs a warning or a critical level (or both)".into());
+    }
+    for (name, level) in [("warning", check.warning), ("critical", check.critical)] {
+        if level.is_some_and(|v| !v.is_finite()) {
+            return Err(format!("{name} level must be a finite number"));
+        }
+    }
+    if let (Some(w), Some(c)) = (check.warning, check.critical) {
+        let beyond = match check.direction {
+            Direction::Above => w > c,
+            Direction::Below => w < c,
+        };
+        if beyond {
+            let dir = match check.direction {
+                Direction::Above => "above",
+                Direction::Below => "below",
+            };
+            return Err(format!(
+                "warning {w} is beyond critical {c} for direction {dir}; warning must be reached first"
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn unique_names<'a>(
+    text: &str,
+    key: &str,
+    names: impl Iterator<Item = &'a str>,
+) -> Result<(), Invalid> {
+    let mut seen = BTreeSet::new();
+    for name in names {
+        if name.trim().is_empty() {
+            let (line, column) = locate(text, key.rsplit('.').next().unwrap_or(key));
+            return Err((line, column, format!("{key}: name must not be empty")));
+        }
+        if !seen.insert(name) {
+            let (line, column) = locate_nth(text, &format!("name: {name}"), 1);
+            return Err((
+                line,
+                column,
+                format!(
+                    "{key}: name `{name}` is used twice; names become labels and must be unique"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// 1-based position of the first occurrence of `needle`, or 1:1.
+pub(super) fn locate(text: &str, needle: &str) -> (u64, u64) {
+    locate_nth(text, needle, 0)
+}
+
+fn locate_nth(text: &str, needle: &str, nth: usize) -> (u64, u64) {
+    let mut seen = 0;
+    for (i, line) in text.lines().enumerate() {
+        if let Some(col) = line.find(needle) {
+            if seen == nth {
+                return (i as u64 + 1, col as u64 + 1);
+            }
+            seen += 1;
+        }
+    }
+    (1, 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::parse_str;
+
+    #[test]
+    fn warning_beyond_critical_points_at_the_check() {
+        let text = "checks:\n  - name: lag\n    metric: vitals_pg_replication_lag_seconds\n    warning: 5\n    critical: 1\n";
+        let e = parse_str(text, "c.yaml").unwrap_err();
+        assert_eq!((e.line, e.column), (2, 5));
+        assert!(
+            e.message.contains("warning 5 is beyond critical 1"),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
+    fn below_direction_orders_levels_the_other_way() {
+        let ok =
+            "checks:\n  - {name: free, metric: m, direction: below, warning: 20, critical: 10}\n";
+        assert!(parse_str(ok, "c.yaml").is_ok());
+        let bad =
+            "checks:\n  - {name: free, metric: m, direction: below, warning: 10, critical: 20}\n";
+        assert!(parse_str(bad, "c.yaml").is_err());
+    }
+
+    #[test]
+    fn duplicate_target_names_are_refused_at_the_second() {
+        let text =
+            "sources:\n  postgres:\n    - name: a\n      dsn: x\n    - name: a\n      dsn: y\n";
+        let e = parse_str(text, "c.yaml").unwrap_err();
+        assert_eq!((e.line, e.column), (5, 7));
+        assert!(e.message.contains("used twice"));
+    }
+}

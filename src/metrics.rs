@@ -1,0 +1,265 @@
+//! The sample model every source writes into, and the two exposition formats.
+//!
+//! A source fills an [`Output`] during one sampling round; the runtime keeps the
+//! latest `Output` of each source and renders all of them together. Nothing here
+//! is long-lived mutable metric state: a series exists only while the round that
+//! produced it is the latest one, which is what makes vanished series vanish.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+/// Prometheus metric type. Only the two kinds vitals exports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Gauge,
+    Counter,
+}
+
+impl Kind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Kind::Gauge => "gauge",
+            Kind::Counter => "counter",
+        }
+    }
+}
+
+/// One labelled value.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Sample {
+    pub labels: Vec<(String, String)>,
+    pub value: f64,
+}
+
+impl Sample {
+    /// The value of label `name`, if the sample has it.
+    pub fn label(&self, name: &str) -> Option<&str> {
+        self.labels
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A metric family: one name, one type, one help text, many samples.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Family {
+    pub name: String,
+    pub help: String,
+    pub kind: Kind,
+    pub samples: Vec<Sample>,
+}
+
+/// What one source produced in one round.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Output {
+    pub families: Vec<Family>,
+}
+
+impl Output {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a gauge sample. Non-finite values are dropped: a NaN from a
+    /// division by a zero limit is "no data", not a number to alert on.
+    pub fn gauge(&mut self, name: &str, help: &str, labels: &[(&str, &str)], value: f64) {
+        self.push(name, help, Kind::Gauge, labels, value);
+    }
+
+    /// Adds a counter sample; `name` must end in `_total`.
+    pub fn counter(&mut self, name: &str, help: &str, labels: &[(&str, &str)], value: f64) {
+        debug_assert!(
+            name.ends_with("_total"),
+            "counter {name} must end in _total"
+        );
+        self.push(name, help, Kind::Counter, labels, value);
+    }
+
+    fn push(&mut self, name: &str, help: &str, kind: Kind, labels: &[(&str, &str)], value: f64) {
+        if !value.is_finite() {
+            return;
+        }
+        let sample = Sample {
+            labels: labels
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            value,
+        };
+        match self.families.iter_mut().find(|f| f.name == name) {
+            Some(family) => family.samples.push(sample),
+            None => self.families.push(Family {
+                name: name.to_owned(),
+                help: help.to_owned(),
+                kind,
+                samples: vec![sample],
+            }),
+        }
+    }
+
+    /// Appends every family of `other`.
+    pub fn extend(&mut self, other: Output) {
+        for family in other.families {
+            match self.families.iter_mut().find(|f| f.name == family.name) {
+                Some(existing) => existing.samples.extend(family.samples),
+                None => self.families.push(family),
+            }
+        }
+    }
+
+    /// The family called `name`, if any sample of it was recorded.
+    pub fn family(&self, name: &str) -> Option<&Family> {
+        self.families.iter().find(|f| f.name == name)
+    }
+
+    /// The value of the first sample of `name` whose labels include all of
+    /// `labels`. Meant for tests and for checks, not for the hot path.
+    pub fn value(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        self.family(name)?
+            .samples
+            .iter()
+            .find(|s| labels.iter().all(|(k, v)| s.label(k) == Some(*v)))
+            .map(|s| s.value)
+    }
+}
+
+/// Exposition format chosen by content negotiation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// Prometheus text format 0.0.4.
+    Text,
+    /// OpenMetrics 1.0.0 text.
+    OpenMetrics,
+}
+
+impl Format {
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::Text => "text/plain; version=0.0.4; charset=utf-8",
+            Format::OpenMetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        }
+    }
+}
+
+/// Renders families from several outputs as one exposition. Families with the
+/// same name coming from different sources (two PostgreSQL targets) are merged
+/// under one TYPE line, and families are sorted by name so output is stable.
+pub fn render<'a>(outputs: impl IntoIterator<Item = &'a Output>, format: Format) -> String {
+    let mut merged: BTreeMap<&str, (&Family, Vec<&Sample>)> = BTreeMap::new();
+    for output in outputs {
+        for family in &output.families {
+            merged
+                .entry(family.name.as_str())
+                .or_insert_with(|| (family, Vec::new()))
+                .1
+                .extend(family.samples.iter());
+        }
+    }
+    let mut out = String::with_capacity(merged.len() * 160);
+    for (name, (family, samples)) in merged {
+        // OpenMetrics names a counter family without its `_total` suffix.
+        let meta_name = match (format, family.kind) {
+            (Format::OpenMetrics, Kind::Counter) => name.strip_suffix("_total").unwrap_or(name),
+            _ => name,
+        };
+        let _ = writeln!(out, "# HELP {meta_name} {}", escape_help(&family.help));
+        let _ = writeln!(out, "# TYPE {meta_name} {}", family.kind.as_str());
+        for sample in samples {
+            out.push_str(name);
+            if !sample.labels.is_empty() {
+                out.push('{');
+                for (i, (k, v)) in sample.labels.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    let _ = write!(out, "{k}=\"{}\"", escape_label(v));
+                }
+                out.push('}');
+            }
+            out.push(' ');
+            write_value(&mut out, sample.value);
+            out.push('\n');
+        }
+    }
+    if format == Format::OpenMetrics {
+        out.push_str("# EOF\n");
+    }
+    out
+}
+
+fn write_value(out: &mut String, value: f64) {
+    if value.is_nan() {
+        out.push_str("NaN");
+    } else if value.is_infinite() {
+        out.push_str(if value > 0.0 { "+Inf" } else { "-Inf" });
+    } else {
+        // `{}` prints the shortest representation that round-trips, and
+        // integers without a trailing ".0": 14.036781, 1073741824.
+        let _ = write!(out, "{value}");
+    }
+}
+
+fn escape_help(help: &str) -> String {
+    help.replace('\\', "\\\\").replace('\n', "\\n")
+}
+
+fn escape_label(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample_output() -> Output {
+        let mut out = Output::new();
+        out.gauge("vitals_b", "B gauge.", &[("target", "pri\"ma\\ry\n")], 1.5);
+        out.counter("vitals_a_total", "A counter.", &[], 14.036781);
+        out.gauge("vitals_b", "B gauge.", &[("target", "replica")], 1e21);
+        out.gauge("vitals_nan", "Dropped.", &[], f64::NAN);
+        out
+    }
+
+    #[test]
+    fn text_format_sorts_merges_and_escapes() {
+        let text = render([&sample_output()], Format::Text);
+        assert_eq!(
+            text,
+            "# HELP vitals_a_total A counter.\n# TYPE vitals_a_total counter\nvitals_a_total 14.036781\n\
+             # HELP vitals_b B gauge.\n# TYPE vitals_b gauge\n\
+             vitals_b{target=\"pri\\\"ma\\\\ry\\n\"} 1.5\nvitals_b{target=\"replica\"} 1000000000000000000000\n"
+        );
+    }
+
+    #[test]
+    fn openmetrics_strips_counter_suffix_in_metadata_and_ends_with_eof() {
+        let text = render([&sample_output()], Format::OpenMetrics);
+        assert!(text.starts_with(
+            "# HELP vitals_a A counter.\n# TYPE vitals_a counter\nvitals_a_total 14.036781\n"
+        ));
+        assert!(text.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn same_family_from_two_outputs_gets_one_type_line() {
+        let mut a = Output::new();
+        a.gauge("vitals_pg_up", "Up.", &[("target", "a")], 1.0);
+        let mut b = Output::new();
+        b.gauge("vitals_pg_up", "Up.", &[("target", "b")], 0.0);
+        let text = render([&a, &b], Format::Text);
+        assert_eq!(text.matches("# TYPE vitals_pg_up gauge").count(), 1);
+        assert!(text.contains("vitals_pg_up{target=\"a\"} 1\nvitals_pg_up{target=\"b\"} 0\n"));
+    }
+
+    #[test]
+    fn value_lookup_matches_label_subset() {
+        let out = sample_output();
+        assert_eq!(out.value("vitals_b", &[("target", "replica")]), Some(1e21));
+        assert_eq!(out.value("vitals_b", &[("target", "nope")]), None);
+        assert_eq!(out.value("vitals_nan", &[]), None);
+    }
+}
