@@ -8,4 +8,7 @@
 
 pub mod collectors;
 pub mod config;
+pub mod daemon;
 pub mod metrics;
+pub mod runtime;
+pub mod server;

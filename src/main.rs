@@ -1,1 +1,107 @@
-fn main() {}
+//! The `vitals` binary: parses the command line, loads the config, starts
+//! things. Everything else lives in the library.
+#![forbid(unsafe_code)]
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use vitals::{config, daemon, runtime};
+
+/// sysexits.h EX_USAGE / EX_CONFIG-style code for every configuration or
+/// command-line error.
+const EXIT_CONFIG: u8 = 64;
+
+#[derive(Parser)]
+#[command(
+    name = "vitals",
+    version = concat!(env!("CARGO_PKG_VERSION"), " (", env!("VITALS_REVISION"), ")"),
+    about = "Sidecar metrics agent: container limits, PostgreSQL pools and replica lag, checks, on /metrics."
+)]
+struct Cli {
+    /// Configuration file (YAML). Without it, the embedded default: host and own cgroup.
+    #[arg(long, short = 'c', global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Listen address, overriding the file's `listen`.
+    #[arg(long, global = true, value_name = "ADDR:PORT")]
+    listen: Option<std::net::SocketAddr>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Validate a configuration file; exit 64 with file:line:column on error.
+    CheckConfig { file: PathBuf },
+    /// Sample every source once and print the exposition on stdout.
+    Once,
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { EXIT_CONFIG } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    match cli.command {
+        Some(Command::CheckConfig { file }) => match config::load_file(&file) {
+            Ok(_) => {
+                println!("{}: configuration is valid", file.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::from(EXIT_CONFIG)
+            }
+        },
+        command => {
+            let options = daemon::Options {
+                config_file: cli.config,
+                listen: cli.listen,
+            };
+            let config = match daemon::load(&options) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return ExitCode::from(EXIT_CONFIG);
+                }
+            };
+            daemon::init_logging(&config);
+            let rt = match tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("cannot start the async runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match command {
+                Some(Command::Once) => rt.block_on(async {
+                    let (text, failures) = runtime::once(&config).await;
+                    print!("{text}");
+                    for (source, error) in &failures {
+                        eprintln!("source {source} failed: {error}");
+                    }
+                    if failures.is_empty() {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::FAILURE
+                    }
+                }),
+                _ => match rt.block_on(daemon::run(options, config)) {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(e) => {
+                        tracing::error!(error = %e, "vitals stopped");
+                        eprintln!("vitals: {e:#}");
+                        ExitCode::FAILURE
+                    }
+                },
+            }
+        }
+    }
+}

@@ -1,0 +1,122 @@
+//! Running the agent: logging, listener, sources, reload on SIGHUP or
+//! `POST /-/reload`, graceful stop on SIGTERM/SIGINT.
+
+use crate::config::{self, Config, LogFormat};
+use crate::runtime::{Agent, Shared};
+use crate::server::{ReloadRequest, Server};
+use std::path::PathBuf;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::mpsc;
+
+/// How the daemon was started.
+pub struct Options {
+    /// None: the embedded default configuration.
+    pub config_file: Option<PathBuf>,
+    /// `--listen`, overriding the file.
+    pub listen: Option<std::net::SocketAddr>,
+}
+
+/// Installs the global tracing subscriber. `RUST_LOG` wins over the config.
+pub fn init_logging(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(&config.log.level))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
+    let _ = match config.log.format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+}
+
+/// Loads the configuration the daemon was asked to run with.
+pub fn load(options: &Options) -> Result<Config, config::ConfigError> {
+    let mut config = match &options.config_file {
+        Some(path) => config::load_file(path)?,
+        None => config::parse_str(config::EMBEDDED_DEFAULT, "<embedded default>")?,
+    };
+    if let Some(listen) = options.listen {
+        config.listen = listen;
+    }
+    Ok(config)
+}
+
+/// Runs until SIGTERM or SIGINT.
+pub async fn run(options: Options, config: Config) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
+    let local = listener.local_addr()?;
+    let shared = Shared::new(
+        options
+            .config_file
+            .as_ref()
+            .map(|p| p.display().to_string()),
+    );
+    let mut agent = Agent::start(shared.clone(), &config);
+    let (reload_tx, mut reload_rx) = mpsc::channel::<ReloadRequest>(4);
+    let server = tokio::spawn(Server::new(shared.clone(), reload_tx).serve(listener));
+    tracing::info!(
+        listen = %local,
+        config = %options.config_file.as_ref().map_or("<embedded default>".into(), |p| p.display().to_string()),
+        version = crate::runtime::VERSION,
+        "vitals started"
+    );
+
+    let mut hangup = signal(SignalKind::hangup())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut running = config;
+    loop {
+        tokio::select! {
+            _ = hangup.recv() => {
+                let _ = reload(&options, &mut running, &mut agent, &shared);
+            }
+            Some(reply) = reload_rx.recv() => {
+                let result = reload(&options, &mut running, &mut agent, &shared);
+                let _ = reply.send(result);
+            }
+            _ = terminate.recv() => break,
+            _ = interrupt.recv() => break,
+        }
+    }
+    tracing::info!("stopping");
+    server.abort();
+    drop(agent);
+    Ok(())
+}
+
+/// Loads the config again; on error keeps `running` and says why.
+fn reload(
+    options: &Options,
+    running: &mut Config,
+    agent: &mut Agent,
+    shared: &Shared,
+) -> Result<(), String> {
+    if options.config_file.is_none() {
+        let msg =
+            "running on the embedded default configuration; there is no file to reload".to_owned();
+        tracing::warn!("{msg}");
+        return Err(msg);
+    }
+    match load(options) {
+        Ok(fresh) => {
+            if fresh.listen != running.listen {
+                tracing::warn!(old = %running.listen, new = %fresh.listen, "listen address changes need a restart; keeping the old one");
+            }
+            agent.apply(&fresh);
+            *running = fresh;
+            shared.record_reload(Ok(()));
+            tracing::info!("configuration reloaded");
+            Ok(())
+        }
+        Err(e) => {
+            let msg = e.to_string();
+            tracing::error!(error = %msg, "configuration reload refused; the previous configuration keeps running");
+            shared.record_reload(Err(msg.clone()));
+            Err(msg)
+        }
+    }
+}

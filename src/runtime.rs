@@ -1,0 +1,468 @@
+//! The sampling side: every source in its own task on its own interval, each
+//! round's output published into [`Shared`], and the exposition rendered
+//! again right then — so a scrape only copies out the last rendering and
+//! never waits on a source.
+
+use crate::collectors::{self, AnySource, Scheduled, Source};
+use crate::config::{Config, Duration};
+use crate::metrics::{self, Format, Output};
+use bytes::Bytes;
+use std::io::Write as _;
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use tokio::task::JoinHandle;
+use tokio::time::MissedTickBehavior;
+
+/// Version and git revision, as exported in `vitals_build_info`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+pub const REVISION: &str = env!("VITALS_REVISION");
+
+/// One rendering of `/metrics` in both formats; gzip made on first demand.
+pub struct Exposition {
+    pub text: Bytes,
+    pub openmetrics: Bytes,
+    text_gzip: OnceLock<Bytes>,
+    openmetrics_gzip: OnceLock<Bytes>,
+}
+
+impl Exposition {
+    fn new(text: String, openmetrics: String) -> Self {
+        Exposition {
+            text: Bytes::from(text),
+            openmetrics: Bytes::from(openmetrics),
+            text_gzip: OnceLock::new(),
+            openmetrics_gzip: OnceLock::new(),
+        }
+    }
+
+    pub fn body(&self, format: Format, gzip: bool) -> Bytes {
+        let (plain, cache) = match format {
+            Format::Text => (&self.text, &self.text_gzip),
+            Format::OpenMetrics => (&self.openmetrics, &self.openmetrics_gzip),
+        };
+        if gzip {
+            cache.get_or_init(|| gzip_bytes(plain)).clone()
+        } else {
+            plain.clone()
+        }
+    }
+}
+
+fn gzip_bytes(data: &[u8]) -> Bytes {
+    let mut encoder = flate2::write::GzEncoder::new(
+        Vec::with_capacity(data.len() / 4),
+        flate2::Compression::fast(),
+    );
+    // Writing into a Vec cannot fail.
+    let _ = encoder.write_all(data);
+    Bytes::from(encoder.finish().unwrap_or_default())
+}
+
+/// What `/status` and the self metrics say about one source.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct SourceStatus {
+    pub source: String,
+    pub interval_seconds: f64,
+    pub timeout_seconds: f64,
+    pub rounds: u64,
+    pub errors_total: u64,
+    pub success: Option<bool>,
+    pub last_round_timestamp_seconds: Option<f64>,
+    pub last_success_timestamp_seconds: Option<f64>,
+    pub last_duration_seconds: Option<f64>,
+    pub last_error: Option<String>,
+}
+
+struct Slot {
+    output: Output,
+    status: SourceStatus,
+}
+
+/// Config reload bookkeeping, exported as `vitals_config_*`.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ReloadStatus {
+    pub config_file: Option<String>,
+    pub last_reload_success: bool,
+    pub last_reload_timestamp_seconds: f64,
+    pub reload_failures_total: u64,
+    pub last_reload_error: Option<String>,
+}
+
+struct State {
+    /// Bumped by every (re)load, so late rounds of replaced tasks are ignored.
+    generation: u64,
+    slots: Vec<Slot>,
+    reload: ReloadStatus,
+}
+
+/// State shared between the sampling tasks and the HTTP server.
+pub struct Shared {
+    state: Mutex<State>,
+    exposition: RwLock<Arc<Exposition>>,
+    started: f64,
+}
+
+impl Shared {
+    pub fn new(config_file: Option<String>) -> Arc<Self> {
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                generation: 0,
+                slots: Vec::new(),
+                reload: ReloadStatus {
+                    config_file,
+                    last_reload_success: true,
+                    last_reload_timestamp_seconds: unix_now(),
+                    reload_failures_total: 0,
+                    last_reload_error: None,
+                },
+            }),
+            exposition: RwLock::new(Arc::new(Exposition::new(String::new(), String::new()))),
+            started: unix_now(),
+        });
+        shared.render();
+        shared
+    }
+
+    /// The last rendered exposition: a clone of an `Arc`, nothing more.
+    pub fn exposition(&self) -> Arc<Exposition> {
+        self.exposition
+            .read()
+            .map(|e| e.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // A poisoned lock only means a panic elsewhere; the data is still usable.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Ready once every enabled source has completed at least one round.
+    pub fn pending_sources(&self) -> Vec<String> {
+        self.lock()
+            .slots
+            .iter()
+            .filter(|s| s.status.rounds == 0)
+            .map(|s| s.status.source.clone())
+            .collect()
+    }
+
+    pub fn source_statuses(&self) -> Vec<SourceStatus> {
+        self.lock().slots.iter().map(|s| s.status.clone()).collect()
+    }
+
+    pub fn reload_status(&self) -> ReloadStatus {
+        self.lock().reload.clone()
+    }
+
+    pub fn started(&self) -> f64 {
+        self.started
+    }
+
+    /// Replaces the set of sources (start or successful reload).
+    fn install(&self, sources: &[Scheduled]) -> u64 {
+        let mut state = self.lock();
+        state.generation += 1;
+        state.slots = sources
+            .iter()
+            .map(|s| Slot {
+                output: Output::new(),
+                status: SourceStatus {
+                    source: s.id.clone(),
+                    interval_seconds: s.interval.as_secs_f64(),
+                    timeout_seconds: s.timeout.as_secs_f64(),
+                    ..SourceStatus::default()
+                },
+            })
+            .collect();
+        let generation = state.generation;
+        drop(state);
+        self.render();
+        generation
+    }
+
+    /// Records a reload attempt.
+    pub fn record_reload(&self, result: Result<(), String>) {
+        let mut state = self.lock();
+        state.reload.last_reload_timestamp_seconds = unix_now();
+        state.reload.last_reload_success = result.is_ok();
+        if let Err(e) = result {
+            state.reload.reload_failures_total += 1;
+            state.reload.last_reload_error = Some(e);
+        } else {
+            state.reload.last_reload_error = None;
+        }
+        drop(state);
+        self.render();
+    }
+
+    /// Stores one round of source `index` and renders again.
+    fn publish(
+        &self,
+        generation: u64,
+        index: usize,
+        output: Output,
+        result: Result<(), String>,
+        took: std::time::Duration,
+    ) {
+        let mut state = self.lock();
+        if state.generation != generation {
+            return;
+        }
+        let Some(slot) = state.slots.get_mut(index) else {
+            return;
+        };
+        let now = unix_now();
+        slot.output = output;
+        let status = &mut slot.status;
+        status.rounds += 1;
+        status.last_round_timestamp_seconds = Some(now);
+        status.last_duration_seconds = Some(took.as_secs_f64());
+        status.success = Some(result.is_ok());
+        match result {
+            Ok(()) => {
+                status.last_success_timestamp_seconds = Some(now);
+                status.last_error = None;
+            }
+            Err(e) => {
+                status.errors_total += 1;
+                status.last_error = Some(e);
+            }
+        }
+        drop(state);
+        self.render();
+    }
+
+    /// Renders every source's latest output plus the agent's own metrics.
+    fn render(&self) {
+        let state = self.lock();
+        let own = self_metrics(&state);
+        let outputs: Vec<&Output> = state
+            .slots
+            .iter()
+            .map(|s| &s.output)
+            .chain([&own])
+            .collect();
+        let text = metrics::render(outputs.iter().copied(), Format::Text);
+        let openmetrics = metrics::render(outputs.iter().copied(), Format::OpenMetrics);
+        drop(state);
+        let fresh = Arc::new(Exposition::new(text, openmetrics));
+        match self.exposition.write() {
+            Ok(mut e) => *e = fresh,
+            Err(p) => *p.into_inner() = fresh,
+        }
+    }
+}
+
+/// `vitals_source_*`, `vitals_build_info`, `vitals_config_*`.
+fn self_metrics(state: &State) -> Output {
+    let mut out = Output::new();
+    out.gauge(
+        "vitals_build_info",
+        "Always 1; labels give the vitals version and git revision it was built from.",
+        &[("version", VERSION), ("revision", REVISION)],
+        1.0,
+    );
+    out.gauge(
+        "vitals_config_last_reload_success",
+        "1 if the last configuration load or reload succeeded, 0 if it was refused (the previous configuration keeps running).",
+        &[],
+        f64::from(u8::from(state.reload.last_reload_success)),
+    );
+    out.gauge(
+        "vitals_config_last_reload_timestamp_seconds",
+        "Unix time of the last configuration load or reload attempt.",
+        &[],
+        state.reload.last_reload_timestamp_seconds,
+    );
+    out.counter(
+        "vitals_config_reload_failures_total",
+        "Configuration reloads refused because the new file was invalid.",
+        &[],
+        state.reload.reload_failures_total as f64,
+    );
+    for slot in &state.slots {
+        let s = &slot.status;
+        let labels = [("source", s.source.as_str())];
+        if let Some(success) = s.success {
+            out.gauge(
+                "vitals_source_success",
+                "1 if the source's last sampling round succeeded, 0 if it failed or timed out.",
+                &labels,
+                f64::from(u8::from(success)),
+            );
+        }
+        if let Some(took) = s.last_duration_seconds {
+            out.gauge(
+                "vitals_source_duration_seconds",
+                "Wall time the source's last sampling round took.",
+                &labels,
+                took,
+            );
+        }
+        if let Some(ts) = s.last_success_timestamp_seconds {
+            out.gauge(
+                "vitals_source_last_success_timestamp_seconds",
+                "Unix time of the source's last successful sampling round.",
+                &labels,
+                ts,
+            );
+        }
+        out.counter(
+            "vitals_source_errors_total",
+            "Sampling rounds of the source that failed or timed out.",
+            &labels,
+            s.errors_total as f64,
+        );
+    }
+    out
+}
+
+pub fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// The running set of source tasks.
+pub struct Agent {
+    shared: Arc<Shared>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Agent {
+    /// Starts every source of `config`.
+    pub fn start(shared: Arc<Shared>, config: &Config) -> Agent {
+        let mut agent = Agent {
+            shared,
+            tasks: Vec::new(),
+        };
+        agent.apply(config);
+        agent
+    }
+
+    /// Stops the current tasks and starts the sources of `config`.
+    pub fn apply(&mut self, config: &Config) {
+        for task in self.tasks.drain(..) {
+            task.abort();
+        }
+        let config = Arc::new(config.clone());
+        let sources = collectors::build(&config);
+        let generation = self.shared.install(&sources);
+        for (index, scheduled) in sources.into_iter().enumerate() {
+            let shared = self.shared.clone();
+            let config = config.clone();
+            self.tasks.push(tokio::spawn(run_source(
+                shared, config, generation, index, scheduled,
+            )));
+        }
+    }
+
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// Runs one round in its own task so that a panic inside a source is caught
+/// and reported like any other failure, instead of ending the loop.
+async fn round(
+    mut source: AnySource,
+    timeout: Duration,
+) -> (Option<AnySource>, Output, Result<(), String>) {
+    let handle = tokio::spawn(async move {
+        let mut out = Output::new();
+        let result = match tokio::time::timeout(timeout.as_std(), source.collect(&mut out)).await {
+            Ok(r) => r.map_err(|e| e.to_string()),
+            Err(_) => Err(format!("round timed out after {timeout}")),
+        };
+        (source, out, result)
+    });
+    match handle.await {
+        Ok((source, out, result)) => (Some(source), out, result),
+        Err(e) if e.is_panic() => (
+            None,
+            Output::new(),
+            Err("source panicked; it has been restarted".into()),
+        ),
+        Err(_) => (None, Output::new(), Err("round cancelled".into())),
+    }
+}
+
+async fn run_source(
+    shared: Arc<Shared>,
+    config: Arc<Config>,
+    generation: u64,
+    index: usize,
+    scheduled: Scheduled,
+) {
+    let Scheduled {
+        id,
+        interval,
+        timeout,
+        source,
+    } = scheduled;
+    let mut source = Some(source);
+    let mut ticker =
+        tokio::time::interval(interval.as_std().max(std::time::Duration::from_millis(10)));
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut last_error: Option<String> = None;
+    loop {
+        ticker.tick().await;
+        let current = match source.take() {
+            Some(s) => s,
+            // Rebuilt from the config after a panic.
+            None => match collectors::build(&config).into_iter().nth(index) {
+                Some(s) => s.source,
+                None => return,
+            },
+        };
+        let started = Instant::now();
+        let (back, output, result) = round(current, timeout).await;
+        source = back;
+        match &result {
+            Err(e) if last_error.as_deref() != Some(e) => {
+                tracing::warn!(source = %id, error = %e, "sampling round failed");
+            }
+            Err(e) => tracing::debug!(source = %id, error = %e, "sampling round failed again"),
+            Ok(()) if last_error.is_some() => tracing::info!(source = %id, "source recovered"),
+            Ok(()) => {}
+        }
+        last_error = result.as_ref().err().cloned();
+        shared.publish(generation, index, output, result, started.elapsed());
+    }
+}
+
+/// One round of every source, for `vitals once`: the exposition text and the
+/// ids and errors of the sources that failed.
+pub async fn once(config: &Config) -> (String, Vec<(String, String)>) {
+    let shared = Shared::new(None);
+    let sources = collectors::build(config);
+    let generation = shared.install(&sources);
+    let mut failures = Vec::new();
+    let rounds = sources.into_iter().enumerate().map(|(index, s)| {
+        let shared = shared.clone();
+        async move {
+            let started = Instant::now();
+            let (_, output, result) = round(s.source, s.timeout).await;
+            let failure = result.as_ref().err().map(|e| (s.id.clone(), e.clone()));
+            shared.publish(generation, index, output, result, started.elapsed());
+            failure
+        }
+    });
+    let handles: Vec<_> = rounds.map(tokio::spawn).collect();
+    for handle in handles {
+        if let Ok(Some(failure)) = handle.await {
+            failures.push(failure);
+        }
+    }
+    let text = String::from_utf8_lossy(&shared.exposition().text).into_owned();
+    (text, failures)
+}
