@@ -134,3 +134,24 @@ fn sigterm_stops_cleanly() {
     let status = d.stop();
     assert!(status.success(), "exit status {status:?}");
 }
+
+#[test]
+fn json_logs_when_configured() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = temp_config(
+        dir.path(),
+        "vitals.yaml",
+        "log: {level: debug, format: json}\nsources:\n  cgroup: {enabled: false}\n",
+    );
+    let d = Daemon::start(&config);
+    d.wait_ready();
+    let log = d.log();
+    let started = log
+        .lines()
+        .find(|l| l.contains("vitals started"))
+        .expect("start line");
+    let json: serde_json::Value = serde_json::from_str(started).expect("log lines are JSON");
+    assert_eq!(json["message"], "vitals started");
+    assert_eq!(json["level"], "INFO");
+    assert_eq!(json["listen"].as_str(), Some(d.addr.as_str()));
+}

@@ -52,10 +52,19 @@ impl Daemon {
             std::thread::spawn(move || {
                 let mut tx = Some(tx);
                 for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                    if let Some(addr) = line.split("listen=").nth(1) {
+                    // Text logs say `listen=ADDR`, JSON logs `"listen":"ADDR"`.
+                    let addr = line
+                        .split("listen=")
+                        .nth(1)
+                        .and_then(|a| a.split_whitespace().next())
+                        .or_else(|| {
+                            line.split("\"listen\":\"")
+                                .nth(1)
+                                .and_then(|a| a.split('"').next())
+                        });
+                    if let (Some(addr), true) = (addr, line.contains("vitals started")) {
                         if let Some(tx) = tx.take() {
-                            let _ =
-                                tx.send(addr.split_whitespace().next().unwrap_or("").to_owned());
+                            let _ = tx.send(addr.to_owned());
                         }
                     }
                     let mut log = log.lock().unwrap();
