@@ -209,8 +209,6 @@ pub struct ProcessConfig {
     pub name: String,
     #[serde(rename = "match")]
     pub matcher: ProcessMatch,
-    #[serde(default)]
-    pub interval: Option<Duration>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
