@@ -1,0 +1,444 @@
+//! The watched container's cgroup: CPU and memory against its limits,
+//! throttling, OOM kills, pids and per-cgroup pressure, on cgroup v2, v1 and
+//! hybrid hosts (v1 controllers plus a unified cgroup2 mount).
+//!
+//! Each round re-resolves the target (a restarted process has a new pid and
+//! maybe a new cgroup): `discover` finds one directory per controller from
+//! `<proc>/self/mountinfo` (or `paths.cgroup`) and `<proc>/<pid>/cgroup`;
+//! `v1` and `v2` read the files. Unlimited limits are absent, never 0.
+//!
+//! | figure | cgroup v2 | cgroup v1 |
+//! |---|---|---|
+//! | CPU usage | `cpu.stat` usage_usec | `cpuacct.usage` (ns) |
+//! | CPU limit | `cpu.max` | `cpu.cfs_quota_us` / `cpu.cfs_period_us` |
+//! | throttling | `cpu.stat` nr_periods, nr_throttled, throttled_usec | `cpu.stat` nr_periods, nr_throttled, throttled_time (ns) |
+//! | memory | `memory.current`, `memory.stat` anon / inactive_file, `memory.max` | `memory.usage_in_bytes`, `memory.stat` total_rss / total_inactive_file, `memory.limit_in_bytes` |
+//! | OOM | `memory.events` oom, oom_kill | `memory.oom_control` oom_kill (no OOM event counter in v1) |
+//! | pids | `pids.current`, `pids.max` | same |
+//! | PSI | `{cpu,memory,io}.pressure` of the v2 cgroup (the unified one on hybrid hosts) | — |
+
+mod discover;
+mod parse;
+mod v1;
+mod v2;
+
+use super::{read_optional, CollectError, Source};
+use crate::config::{CgroupConfig, CgroupTarget, Paths};
+use crate::metrics::Output;
+use discover::{Flavor, Layout, Membership};
+use parse::{parse_pressure, parse_u64, ParseError, Pressure};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+pub struct CgroupSource {
+    proc_root: PathBuf,
+    sys_root: PathBuf,
+    cgroup_base: Option<PathBuf>,
+    target: CgroupTarget,
+    limits_dir: Option<PathBuf>,
+    previous_cpu: Option<CpuSample>,
+}
+
+/// The last CPU usage reading, for the utilization ratio.
+struct CpuSample {
+    /// Where it was read: a different cgroup means a different counter.
+    from: PathBuf,
+    usage_seconds: f64,
+    at: Instant,
+}
+
+/// The figures of one round; `None` is "no data" (file absent, or unlimited).
+#[derive(Debug, Default)]
+pub(crate) struct Figures {
+    pub(crate) cpu_usage_seconds: Option<f64>,
+    pub(crate) cpu_limit_cores: Option<f64>,
+    pub(crate) cpu_periods: Option<u64>,
+    pub(crate) cpu_throttled_periods: Option<u64>,
+    pub(crate) cpu_throttled_seconds: Option<f64>,
+    pub(crate) memory_usage_bytes: Option<u64>,
+    pub(crate) memory_inactive_file_bytes: Option<u64>,
+    pub(crate) memory_rss_bytes: Option<u64>,
+    pub(crate) memory_limit_bytes: Option<u64>,
+    pub(crate) oom_events: Option<u64>,
+    pub(crate) oom_kills: Option<u64>,
+    pub(crate) pids_current: Option<u64>,
+    pub(crate) pids_limit: Option<u64>,
+    /// (resource, pressure) for cpu, memory, io.
+    pub(crate) pressure: Vec<(&'static str, Pressure)>,
+}
+
+/// Reads and parses an optional file: absent is `Ok(None)`, garbage is an
+/// error naming the file.
+pub(crate) fn read_parsed<T>(
+    path: &Path,
+    parse: impl FnOnce(&str) -> Result<T, ParseError>,
+) -> Result<Option<T>, CollectError> {
+    match read_optional(path)? {
+        Some(text) => parse(&text)
+            .map(Some)
+            .map_err(|e| CollectError::parse(path, e.0)),
+        None => Ok(None),
+    }
+}
+
+impl CgroupSource {
+    pub fn new(paths: &Paths, config: &CgroupConfig) -> Self {
+        CgroupSource {
+            proc_root: paths.proc.clone(),
+            sys_root: paths.sys.clone(),
+            cgroup_base: paths.cgroup.clone(),
+            target: config.target.clone(),
+            limits_dir: config.limits_dir.clone(),
+            previous_cpu: None,
+        }
+    }
+
+    /// One round as of `now`. `collect` passes the monotonic clock; tests
+    /// pass instants of their choosing so the utilization ratio is exact.
+    pub async fn collect_at(&mut self, out: &mut Output, now: Instant) -> Result<(), CollectError> {
+        let mut layout = self.resolve()?;
+        layout.forget_missing_v2();
+        for (what, dir) in layout.dirs() {
+            if !dir.is_dir() {
+                return Err(CollectError::Other(format!(
+                    "{what} cgroup directory {} of cgroup {} does not exist",
+                    dir.display(),
+                    layout.path
+                )));
+            }
+        }
+        let figures = read_figures(&layout)?;
+        let limits = self.limits(&figures)?;
+        let cpu_ratio = self.cpu_ratio(&layout, &figures, limits.cpu_cores, now);
+        emit(out, &layout, &figures, &limits, cpu_ratio);
+        Ok(())
+    }
+
+    /// Finds the hierarchies and the target's membership, then its directories.
+    fn resolve(&self) -> Result<Layout, CollectError> {
+        let hierarchies = match &self.cgroup_base {
+            Some(base) => {
+                discover::hierarchies_from_base(base).map_err(|e| CollectError::io(base, e))?
+            }
+            None => {
+                let path = self.proc_root.join("self").join("mountinfo");
+                let text = super::read_required(&path)?;
+                let mounts = discover::parse_mountinfo(&text)
+                    .map_err(|e| CollectError::parse(&path, e.0))?;
+                discover::hierarchies_from_mounts(&mounts, &self.sys_root)
+            }
+        };
+        let memberships = match &self.target {
+            CgroupTarget::Own => self.memberships_of("self")?,
+            CgroupTarget::Pid(pid) => self.memberships_of(&pid.to_string())?,
+            CgroupTarget::Pidfile(file) => {
+                let text = std::fs::read_to_string(file).map_err(|e| {
+                    CollectError::Other(format!("target pidfile {}: {e}", file.display()))
+                })?;
+                let pid = parse_u64(&text).map_err(|e| {
+                    CollectError::Other(format!("target pidfile {}: {e}", file.display()))
+                })?;
+                self.memberships_of(&pid.to_string())?
+            }
+            CgroupTarget::Process(pattern) => {
+                let pid = self.find_process(&pattern.0)?;
+                self.memberships_of(&pid.to_string())?
+            }
+            CgroupTarget::Path(path) => {
+                discover::memberships_for_path(path, &hierarchies).map_err(CollectError::Other)?
+            }
+        };
+        discover::layout(&hierarchies, &memberships).map_err(CollectError::Other)
+    }
+
+    fn memberships_of(&self, pid: &str) -> Result<Vec<Membership>, CollectError> {
+        let path = self.proc_root.join(pid).join("cgroup");
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(CollectError::Other(format!(
+                    "target process {pid} not found: {} does not exist",
+                    path.display()
+                )))
+            }
+            Err(e) => return Err(CollectError::io(&path, e)),
+        };
+        discover::parse_proc_cgroup(&text).map_err(|e| CollectError::parse(&path, e.0))
+    }
+
+    /// The lowest pid whose command line (NUL-separated arguments joined by
+    /// spaces) matches. vitals itself is skipped, so a pattern that happens
+    /// to match vitals' own arguments does not watch vitals.
+    fn find_process(&self, pattern: &regex::Regex) -> Result<u32, CollectError> {
+        let own = std::fs::read_link(self.proc_root.join("self"))
+            .ok()
+            .and_then(|p| p.to_str().and_then(|s| s.parse::<u32>().ok()));
+        let mut pids: Vec<u32> = std::fs::read_dir(&self.proc_root)
+            .map_err(|e| CollectError::io(&self.proc_root, e))?
+            .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
+            .filter(|pid| Some(*pid) != own)
+            .collect();
+        pids.sort_unstable();
+        for pid in pids {
+            // A process may exit while we scan; kernel threads have no cmdline.
+            let Ok(raw) = std::fs::read(self.proc_root.join(pid.to_string()).join("cmdline"))
+            else {
+                continue;
+            };
+            let cmdline = raw
+                .split(|b| *b == 0)
+                .filter(|arg| !arg.is_empty())
+                .map(String::from_utf8_lossy)
+                .collect::<Vec<_>>()
+                .join(" ");
+            if !cmdline.is_empty() && pattern.is_match(&cmdline) {
+                return Ok(pid);
+            }
+        }
+        Err(CollectError::Other(format!(
+            "target process not found: no command line under {} matches {:?}",
+            self.proc_root.display(),
+            pattern.as_str()
+        )))
+    }
+
+    /// The cgroup's own limits, else the downward-API files.
+    fn limits(&self, f: &Figures) -> Result<Limits, CollectError> {
+        let mut limits = Limits {
+            cpu_cores: f.cpu_limit_cores.map(|c| (c, LimitSource::Cgroup)),
+            memory_bytes: f.memory_limit_bytes.map(|b| (b, LimitSource::Cgroup)),
+        };
+        let Some(dir) = &self.limits_dir else {
+            return Ok(limits);
+        };
+        // Kubernetes quirk: for a container without a limit, resourceFieldRef
+        // limits.* reports the node's allocatable amount instead; the
+        // limit_source series lets users tell the two apart.
+        if limits.cpu_cores.is_none() {
+            limits.cpu_cores = read_parsed(&dir.join("cpu_limit"), parse_u64)?
+                .filter(|m| *m > 0)
+                .map(|millicores| (millicores as f64 / 1000.0, LimitSource::DownwardApi));
+        }
+        if limits.memory_bytes.is_none() {
+            limits.memory_bytes = read_parsed(&dir.join("memory_limit"), parse_u64)?
+                .filter(|b| *b > 0)
+                .map(|bytes| (bytes, LimitSource::DownwardApi));
+        }
+        Ok(limits)
+    }
+
+    /// Δusage / Δwall / limit since the previous round; none on the first
+    /// round, after the cgroup changed, after a counter reset, or unlimited.
+    fn cpu_ratio(
+        &mut self,
+        layout: &Layout,
+        f: &Figures,
+        limit: Option<(f64, LimitSource)>,
+        now: Instant,
+    ) -> Option<f64> {
+        let usage = f.cpu_usage_seconds?;
+        let from = layout.cpu_usage.as_ref()?.dir.clone();
+        let previous = self.previous_cpu.replace(CpuSample {
+            from: from.clone(),
+            usage_seconds: usage,
+            at: now,
+        })?;
+        let (cores, _) = limit?;
+        let wall = now.checked_duration_since(previous.at)?.as_secs_f64();
+        if previous.from != from || usage < previous.usage_seconds || wall <= 0.0 {
+            return None;
+        }
+        Some((usage - previous.usage_seconds) / wall / cores)
+    }
+}
+
+impl Source for CgroupSource {
+    async fn collect(&mut self, out: &mut Output) -> Result<(), CollectError> {
+        self.collect_at(out, Instant::now()).await
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LimitSource {
+    Cgroup,
+    DownwardApi,
+}
+
+impl LimitSource {
+    fn label(self) -> &'static str {
+        match self {
+            LimitSource::Cgroup => "cgroup",
+            LimitSource::DownwardApi => "downward_api",
+        }
+    }
+}
+
+struct Limits {
+    cpu_cores: Option<(f64, LimitSource)>,
+    memory_bytes: Option<(u64, LimitSource)>,
+}
+
+fn read_figures(layout: &Layout) -> Result<Figures, CollectError> {
+    let mut f = Figures::default();
+    if let Some(loc) = &layout.cpu_usage {
+        match loc.flavor {
+            Flavor::V1 => v1::read_cpu_usage(&loc.dir, &mut f)?,
+            Flavor::V2 => v2::read_cpu_usage(&loc.dir, &mut f)?,
+        }
+    }
+    if let Some(loc) = &layout.cpu {
+        match loc.flavor {
+            Flavor::V1 => v1::read_cpu(&loc.dir, &mut f)?,
+            Flavor::V2 => v2::read_cpu(&loc.dir, &mut f)?,
+        }
+    }
+    if let Some(loc) = &layout.memory {
+        match loc.flavor {
+            Flavor::V1 => v1::read_memory(&loc.dir, &mut f)?,
+            Flavor::V2 => v2::read_memory(&loc.dir, &mut f)?,
+        }
+    }
+    if let Some(loc) = &layout.pids {
+        // pids.current and pids.max read the same in v1 and v2.
+        f.pids_current = read_parsed(&loc.dir.join("pids.current"), parse_u64)?;
+        f.pids_limit = read_parsed(&loc.dir.join("pids.max"), parse::parse_max_or_u64)?.flatten();
+    }
+    if let Some(dir) = &layout.unified {
+        for resource in ["cpu", "memory", "io"] {
+            let path = dir.join(format!("{resource}.pressure"));
+            if let Some(p) = read_parsed(&path, parse_pressure)? {
+                f.pressure.push((resource, p));
+            }
+        }
+    }
+    Ok(f)
+}
+
+fn emit(out: &mut Output, layout: &Layout, f: &Figures, limits: &Limits, cpu_ratio: Option<f64>) {
+    out.gauge(
+        "vitals_cgroup_info",
+        "The watched cgroup: its path as in /proc/PID/cgroup and the cgroup version of the host (v1, v2, or hybrid: v1 controllers plus a unified cgroup2 mount); always 1.",
+        &[("version", layout.version.label()), ("path", &layout.path)],
+        1.0,
+    );
+    let mut counter = |name: &str, help: &str, v: Option<f64>| {
+        if let Some(v) = v {
+            out.counter(name, help, &[], v);
+        }
+    };
+    counter(
+        "vitals_cgroup_cpu_usage_seconds_total",
+        "CPU time used by the cgroup, from cgroup v2 cpu.stat usage_usec or cgroup v1 cpuacct.usage.",
+        f.cpu_usage_seconds,
+    );
+    counter(
+        "vitals_cgroup_cpu_periods_total",
+        "CFS enforcement periods that elapsed while the cgroup was runnable, from cpu.stat nr_periods.",
+        f.cpu_periods.map(|v| v as f64),
+    );
+    counter(
+        "vitals_cgroup_cpu_throttled_periods_total",
+        "CFS periods in which the cgroup was throttled by its CPU limit, from cpu.stat nr_throttled.",
+        f.cpu_throttled_periods.map(|v| v as f64),
+    );
+    counter(
+        "vitals_cgroup_cpu_throttled_seconds_total",
+        "Time the cgroup spent throttled by its CPU limit, from cgroup v2 cpu.stat throttled_usec or cgroup v1 cpu.stat throttled_time.",
+        f.cpu_throttled_seconds,
+    );
+    counter(
+        "vitals_cgroup_memory_oom_events_total",
+        "Times the cgroup hit its memory limit and the OOM killer was invoked, from cgroup v2 memory.events oom (absent on cgroup v1, which has no such counter).",
+        f.oom_events.map(|v| v as f64),
+    );
+    counter(
+        "vitals_cgroup_memory_oom_kills_total",
+        "Processes in the cgroup killed by the OOM killer, from cgroup v2 memory.events oom_kill or cgroup v1 memory.oom_control oom_kill (Linux 4.13+).",
+        f.oom_kills.map(|v| v as f64),
+    );
+    for (resource, p) in &f.pressure {
+        for (kind, total_us) in [("some", p.some_us), ("full", p.full_us)] {
+            if let Some(us) = total_us {
+                out.counter(
+                    &format!("vitals_cgroup_pressure_{resource}_{kind}_seconds_total"),
+                    &format!(
+                        "Time in which {} tasks of the cgroup were stalled on {resource}, from the {kind} total of the cgroup v2 {resource}.pressure file.",
+                        if kind == "some" { "some" } else { "all non-idle" }
+                    ),
+                    &[],
+                    us as f64 / 1e6,
+                );
+            }
+        }
+    }
+
+    let mut gauge = |name: &str, help: &str, v: Option<f64>| {
+        if let Some(v) = v {
+            out.gauge(name, help, &[], v);
+        }
+    };
+    gauge(
+        "vitals_cgroup_cpu_limit_cores",
+        "CPU limit of the cgroup in cores, from cgroup v2 cpu.max or cgroup v1 cpu.cfs_quota_us / cpu.cfs_period_us, else the downward-API cpu_limit file; absent when unlimited.",
+        limits.cpu_cores.map(|(c, _)| c),
+    );
+    gauge(
+        "vitals_cgroup_cpu_limit_utilization_ratio",
+        "CPU used by the cgroup over the last sampling interval as a ratio of its CPU limit; absent on the first round and when unlimited.",
+        cpu_ratio,
+    );
+    gauge(
+        "vitals_cgroup_memory_usage_bytes",
+        "Memory charged to the cgroup, from cgroup v2 memory.current or cgroup v1 memory.usage_in_bytes.",
+        f.memory_usage_bytes.map(|v| v as f64),
+    );
+    let working_set = f
+        .memory_usage_bytes
+        .zip(f.memory_inactive_file_bytes)
+        .map(|(usage, inactive)| usage.saturating_sub(inactive));
+    gauge(
+        "vitals_cgroup_memory_working_set_bytes",
+        "Memory usage of the cgroup minus inactive file cache (memory.stat inactive_file, v1 total_inactive_file), at least 0: what the kernel cannot easily reclaim.",
+        working_set.map(|v| v as f64),
+    );
+    gauge(
+        "vitals_cgroup_memory_rss_bytes",
+        "Anonymous memory of the cgroup, from cgroup v2 memory.stat anon or cgroup v1 memory.stat total_rss.",
+        f.memory_rss_bytes.map(|v| v as f64),
+    );
+    gauge(
+        "vitals_cgroup_memory_limit_bytes",
+        "Memory limit of the cgroup, from cgroup v2 memory.max or cgroup v1 memory.limit_in_bytes, else the downward-API memory_limit file; absent when unlimited.",
+        limits.memory_bytes.map(|(b, _)| b as f64),
+    );
+    gauge(
+        "vitals_cgroup_memory_limit_utilization_ratio",
+        "Working set of the cgroup as a ratio of its memory limit; absent when unlimited.",
+        working_set
+            .zip(limits.memory_bytes)
+            .map(|(ws, (limit, _))| ws as f64 / limit as f64),
+    );
+    gauge(
+        "vitals_cgroup_pids_current",
+        "Tasks in the cgroup, from pids.current.",
+        f.pids_current.map(|v| v as f64),
+    );
+    gauge(
+        "vitals_cgroup_pids_limit",
+        "Task limit of the cgroup, from pids.max; absent when unlimited.",
+        f.pids_limit.map(|v| v as f64),
+    );
+    for (resource, limit) in [
+        ("cpu", limits.cpu_cores.map(|(_, s)| s)),
+        ("memory", limits.memory_bytes.map(|(_, s)| s)),
+    ] {
+        if let Some(source) = limit {
+            out.gauge(
+                "vitals_cgroup_limit_source",
+                "Where the cgroup's CPU or memory limit comes from: the cgroup files, or the Kubernetes downward-API files in limits_dir; 1 for each limit present.",
+                &[("resource", resource), ("source", source.label())],
+                1.0,
+            );
+        }
+    }
+}

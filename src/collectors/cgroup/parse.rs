@@ -1,0 +1,180 @@
+//! Pure parsers for the file formats cgroup v1 and v2 share: single values
+//! (with "max" meaning no limit), flat "key value" files and PSI files.
+//! v1- and v2-only formats live in `v1.rs` and `v2.rs`.
+
+use std::fmt;
+
+/// Why a file's text is not what the kernel writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ParseError(pub(crate) String);
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+pub(crate) fn err(message: impl Into<String>) -> ParseError {
+    ParseError(message.into())
+}
+
+/// A single unsigned number: `memory.current`, `cpuacct.usage`, `pids.current`.
+pub(crate) fn parse_u64(text: &str) -> Result<u64, ParseError> {
+    let value = text.trim();
+    value
+        .parse()
+        .map_err(|_| err(format!("expected an unsigned number, found {value:?}")))
+}
+
+/// A single number or the word `max` (no limit): `memory.max`, `pids.max`.
+/// `None` means unlimited.
+pub(crate) fn parse_max_or_u64(text: &str) -> Result<Option<u64>, ParseError> {
+    match text.trim() {
+        "max" => Ok(None),
+        _ => parse_u64(text).map(Some),
+    }
+}
+
+/// A flat "key value" file (`cpu.stat`, `memory.stat`, `memory.events`,
+/// v1 `memory.oom_control`). Every value must be an unsigned number; keys
+/// we do not know are kept so new kernels do not break parsing.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) struct KeyValues(Vec<(String, u64)>);
+
+impl KeyValues {
+    pub(crate) fn get(&self, key: &str) -> Option<u64> {
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| *v)
+    }
+}
+
+pub(crate) fn parse_key_values(text: &str) -> Result<KeyValues, ParseError> {
+    let mut pairs = Vec::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        let mut fields = line.split_whitespace();
+        let (Some(key), Some(value), None) = (fields.next(), fields.next(), fields.next()) else {
+            return Err(err(format!("expected \"key value\", found {line:?}")));
+        };
+        let value = value.parse().map_err(|_| {
+            err(format!(
+                "value of {key} is not an unsigned number: {value:?}"
+            ))
+        })?;
+        pairs.push((key.to_owned(), value));
+    }
+    Ok(KeyValues(pairs))
+}
+
+/// The `total=` field (microseconds) of each line of a PSI file:
+/// `some avg10=0.00 avg60=0.00 avg300=0.00 total=123`, and optionally a
+/// `full ...` line (cgroup `cpu.pressure` has one since Linux 5.13).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Pressure {
+    pub(crate) some_us: Option<u64>,
+    pub(crate) full_us: Option<u64>,
+}
+
+pub(crate) fn parse_pressure(text: &str) -> Result<Pressure, ParseError> {
+    let mut pressure = Pressure::default();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        let mut fields = line.split_whitespace();
+        let slot = match fields.next() {
+            Some("some") => &mut pressure.some_us,
+            Some("full") => &mut pressure.full_us,
+            _ => return Err(err(format!("expected a some/full line, found {line:?}"))),
+        };
+        let total = fields
+            .find_map(|f| f.strip_prefix("total="))
+            .ok_or_else(|| err(format!("no total= field in {line:?}")))?;
+        *slot = Some(
+            total
+                .parse()
+                .map_err(|_| err(format!("total is not an unsigned number: {total:?}")))?,
+        );
+    }
+    Ok(pressure)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn single_values() {
+        // Linux 6.18: memory.current, pids.max, memory.max of an unlimited cgroup.
+        let cases: &[(&str, Result<Option<u64>, ()>)] = &[
+            ("4403200\n", Ok(Some(4403200))),
+            ("max\n", Ok(None)),
+            ("0\n", Ok(Some(0))),
+            ("", Err(())),
+            ("-1\n", Err(())),
+            ("12 34\n", Err(())),
+        ];
+        for (text, want) in cases {
+            let got = parse_max_or_u64(text).map_err(|_| ());
+            assert_eq!(&got, want, "input {text:?}");
+        }
+        assert!(parse_u64("max\n").is_err());
+        assert_eq!(parse_u64("229227296946\n"), Ok(229227296946));
+    }
+
+    #[test]
+    fn key_values_from_a_real_v1_memory_stat_head() {
+        // Linux 6.18 (cgroup v1 memory controller), first lines of memory.stat.
+        let text = "cache 1122304\nrss 1667072\nrss_huge 0\nshmem 0\n\
+                    hierarchical_memory_limit 9223372036854771712\ntotal_inactive_file 147456\n";
+        let kv = parse_key_values(text).unwrap();
+        assert_eq!(kv.get("rss"), Some(1667072));
+        assert_eq!(kv.get("total_inactive_file"), Some(147456));
+        assert_eq!(
+            kv.get("hierarchical_memory_limit"),
+            Some(9223372036854771712)
+        );
+        assert_eq!(kv.get("swap"), None);
+    }
+
+    #[test]
+    fn key_values_refuse_garbage() {
+        for text in ["rss\n", "rss 12 13\n", "rss twelve\n", "rss -5\n"] {
+            assert!(parse_key_values(text).is_err(), "input {text:?}");
+        }
+        assert_eq!(parse_key_values("\n").unwrap(), KeyValues::default());
+    }
+
+    #[test]
+    fn pressure_lines() {
+        // Linux 6.18, cgroup2 root io.pressure and memory.pressure.
+        let io = "some avg10=5.11 avg60=1.40 avg300=0.44 total=6550484\n\
+                  full avg10=5.08 avg60=1.38 avg300=0.42 total=5743690\n";
+        assert_eq!(
+            parse_pressure(io),
+            Ok(Pressure {
+                some_us: Some(6550484),
+                full_us: Some(5743690)
+            })
+        );
+        // Before Linux 5.13 cgroup cpu.pressure had only the "some" line.
+        let cpu_old = "some avg10=1.53 avg60=0.42 avg300=0.46 total=19783677\n";
+        assert_eq!(
+            parse_pressure(cpu_old),
+            Ok(Pressure {
+                some_us: Some(19783677),
+                full_us: None
+            })
+        );
+        for bad in [
+            "half avg10=0.00 total=1\n",
+            "some avg10=0.00 avg60=0.00\n",
+            "some total=x\n",
+        ] {
+            assert!(parse_pressure(bad).is_err(), "input {bad:?}");
+        }
+    }
+}

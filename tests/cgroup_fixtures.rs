@@ -1,0 +1,539 @@
+//! The cgroup source end to end on fixture trees (tests/fixtures/cgroup/*):
+//! each holds its own proc/self/{cgroup,mountinfo} and sys/fs/cgroup, so
+//! `Paths { proc: <tree>/proc, sys: <tree>/sys }` reads nothing of the host.
+//! Values are traceable: `usage_usec 14036781` becomes 14.036781.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use vitals::collectors::cgroup::CgroupSource;
+use vitals::collectors::{CollectError, Source};
+use vitals::config::{CgroupConfig, CgroupTarget, Paths, Pattern};
+use vitals::metrics::{render, Format, Output};
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/cgroup")
+        .join(name)
+}
+
+fn paths(root: &Path) -> Paths {
+    Paths {
+        proc: root.join("proc"),
+        sys: root.join("sys"),
+        cgroup: None,
+    }
+}
+
+fn config(target: CgroupTarget, limits_dir: Option<PathBuf>) -> CgroupConfig {
+    CgroupConfig {
+        target,
+        limits_dir,
+        ..CgroupConfig::default()
+    }
+}
+
+async fn try_collect(paths: &Paths, config: &CgroupConfig) -> Result<Output, CollectError> {
+    let mut source = CgroupSource::new(paths, config);
+    let mut out = Output::new();
+    source.collect(&mut out).await?;
+    Ok(out)
+}
+
+async fn collect_tree(name: &str) -> Output {
+    try_collect(&paths(&fixture(name)), &config(CgroupTarget::Own, None))
+        .await
+        .unwrap_or_else(|e| panic!("fixture {name}: {e}"))
+}
+
+fn value(out: &Output, name: &str) -> Option<f64> {
+    out.value(name, &[])
+}
+
+/// Every (name, expected) pair: `Some(v)` must be exactly v, `None` absent.
+fn assert_values(out: &Output, expected: &[(&str, Option<f64>)]) {
+    for (name, want) in expected {
+        assert_eq!(value(out, name), *want, "{name}");
+        if want.is_none() {
+            assert!(out.family(name).is_none(), "{name} must be absent, not 0");
+        }
+    }
+}
+
+fn info(out: &Output) -> (String, String) {
+    let family = out.family("vitals_cgroup_info").expect("info series");
+    assert_eq!(family.samples.len(), 1);
+    let sample = &family.samples[0];
+    assert_eq!(sample.value, 1.0);
+    (
+        sample.label("version").unwrap_or_default().to_owned(),
+        sample.label("path").unwrap_or_default().to_owned(),
+    )
+}
+
+fn limit_sources(out: &Output) -> Vec<(String, String)> {
+    out.family("vitals_cgroup_limit_source")
+        .map(|f| {
+            f.samples
+                .iter()
+                .map(|s| {
+                    assert_eq!(s.value, 1.0);
+                    (
+                        s.label("resource").unwrap_or_default().to_owned(),
+                        s.label("source").unwrap_or_default().to_owned(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+    list.iter()
+        .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
+        .collect()
+}
+
+#[tokio::test]
+async fn v2_limited() {
+    let out = collect_tree("v2-limited").await;
+    assert_eq!(
+        info(&out),
+        ("v2".into(), "/system.slice/app.service".into())
+    );
+    assert_values(
+        &out,
+        &[
+            ("vitals_cgroup_cpu_usage_seconds_total", Some(14.036781)),
+            ("vitals_cgroup_cpu_limit_cores", Some(1.5)),
+            // First round: no previous sample.
+            ("vitals_cgroup_cpu_limit_utilization_ratio", None),
+            ("vitals_cgroup_cpu_periods_total", Some(2411.0)),
+            ("vitals_cgroup_cpu_throttled_periods_total", Some(0.0)),
+            ("vitals_cgroup_cpu_throttled_seconds_total", Some(0.0)),
+            ("vitals_cgroup_memory_usage_bytes", Some(268435456.0)),
+            // 268435456 - inactive_file 67108864
+            ("vitals_cgroup_memory_working_set_bytes", Some(201326592.0)),
+            ("vitals_cgroup_memory_rss_bytes", Some(150994944.0)),
+            ("vitals_cgroup_memory_limit_bytes", Some(536870912.0)),
+            ("vitals_cgroup_memory_limit_utilization_ratio", Some(0.375)),
+            ("vitals_cgroup_memory_oom_events_total", Some(0.0)),
+            ("vitals_cgroup_memory_oom_kills_total", Some(0.0)),
+            ("vitals_cgroup_pids_current", Some(23.0)),
+            ("vitals_cgroup_pids_limit", Some(4096.0)),
+            ("vitals_cgroup_pressure_cpu_some_seconds_total", Some(1.25)),
+            ("vitals_cgroup_pressure_cpu_full_seconds_total", Some(0.5)),
+            (
+                "vitals_cgroup_pressure_memory_some_seconds_total",
+                Some(0.002),
+            ),
+            (
+                "vitals_cgroup_pressure_memory_full_seconds_total",
+                Some(0.001),
+            ),
+            ("vitals_cgroup_pressure_io_some_seconds_total", Some(3.5)),
+            ("vitals_cgroup_pressure_io_full_seconds_total", Some(3.0)),
+        ],
+    );
+    assert_eq!(
+        limit_sources(&out),
+        pairs(&[("cpu", "cgroup"), ("memory", "cgroup")])
+    );
+    let text = render([&out], Format::Text);
+    assert!(text.contains("\nvitals_cgroup_cpu_usage_seconds_total 14.036781\n"));
+    assert!(text.contains("# TYPE vitals_cgroup_cpu_usage_seconds_total counter\n"));
+    assert!(text.contains("\nvitals_cgroup_memory_limit_bytes 536870912\n"));
+}
+
+#[tokio::test]
+async fn v2_unlimited_limits_are_absent_not_zero() {
+    let out = collect_tree("v2-unlimited").await;
+    assert_eq!(info(&out), ("v2".into(), "/".into()));
+    assert_values(
+        &out,
+        &[
+            ("vitals_cgroup_cpu_usage_seconds_total", Some(2.5)),
+            ("vitals_cgroup_cpu_limit_cores", None),
+            ("vitals_cgroup_cpu_limit_utilization_ratio", None),
+            ("vitals_cgroup_cpu_periods_total", Some(0.0)),
+            ("vitals_cgroup_memory_usage_bytes", Some(73400320.0)),
+            ("vitals_cgroup_memory_working_set_bytes", Some(52428800.0)),
+            ("vitals_cgroup_memory_rss_bytes", Some(41943040.0)),
+            ("vitals_cgroup_memory_limit_bytes", None),
+            ("vitals_cgroup_memory_limit_utilization_ratio", None),
+            ("vitals_cgroup_pids_current", Some(7.0)),
+            ("vitals_cgroup_pids_limit", None),
+            // No *.pressure files (a kernel without PSI): no series.
+            ("vitals_cgroup_pressure_cpu_some_seconds_total", None),
+            ("vitals_cgroup_pressure_io_full_seconds_total", None),
+        ],
+    );
+    assert!(limit_sources(&out).is_empty());
+    let text = render([&out], Format::Text);
+    assert!(!text.contains("limit_bytes"), "{text}");
+}
+
+#[tokio::test]
+async fn v2_unlimited_takes_limits_from_the_downward_api() {
+    let root = fixture("v2-unlimited");
+    let out = try_collect(
+        &paths(&root),
+        &config(CgroupTarget::Own, Some(root.join("podinfo"))),
+    )
+    .await
+    .unwrap();
+    assert_values(
+        &out,
+        &[
+            // cpu_limit 500 millicores, memory_limit 134217728 bytes.
+            ("vitals_cgroup_cpu_limit_cores", Some(0.5)),
+            ("vitals_cgroup_memory_limit_bytes", Some(134217728.0)),
+            // working set 52428800 / 134217728
+            (
+                "vitals_cgroup_memory_limit_utilization_ratio",
+                Some(0.390625),
+            ),
+        ],
+    );
+    assert_eq!(
+        limit_sources(&out),
+        pairs(&[("cpu", "downward_api"), ("memory", "downward_api")])
+    );
+}
+
+#[tokio::test]
+async fn cgroup_limits_win_over_the_downward_api() {
+    let out = try_collect(
+        &paths(&fixture("v2-limited")),
+        &config(
+            CgroupTarget::Own,
+            Some(fixture("v2-unlimited").join("podinfo")),
+        ),
+    )
+    .await
+    .unwrap();
+    assert_eq!(value(&out, "vitals_cgroup_cpu_limit_cores"), Some(1.5));
+    assert_eq!(
+        value(&out, "vitals_cgroup_memory_limit_bytes"),
+        Some(536870912.0)
+    );
+    assert_eq!(
+        limit_sources(&out),
+        pairs(&[("cpu", "cgroup"), ("memory", "cgroup")])
+    );
+}
+
+#[tokio::test]
+async fn v2_throttled_and_oom_killed_behind_a_namespaced_mount_root() {
+    let out = collect_tree("v2-throttled-oom").await;
+    assert_eq!(
+        info(&out),
+        (
+            "v2".into(),
+            "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod7d1f3b2a.slice/cri-containerd-5e3a9c.scope".into()
+        )
+    );
+    assert_values(
+        &out,
+        &[
+            ("vitals_cgroup_cpu_usage_seconds_total", Some(600.123456)),
+            ("vitals_cgroup_cpu_limit_cores", Some(0.5)),
+            ("vitals_cgroup_cpu_periods_total", Some(12000.0)),
+            ("vitals_cgroup_cpu_throttled_periods_total", Some(4321.0)),
+            ("vitals_cgroup_cpu_throttled_seconds_total", Some(98.765432)),
+            ("vitals_cgroup_memory_usage_bytes", Some(268369920.0)),
+            ("vitals_cgroup_memory_working_set_bytes", Some(267321344.0)),
+            ("vitals_cgroup_memory_rss_bytes", Some(262144000.0)),
+            ("vitals_cgroup_memory_limit_bytes", Some(268435456.0)),
+            (
+                "vitals_cgroup_memory_limit_utilization_ratio",
+                Some(267321344.0 / 268435456.0),
+            ),
+            ("vitals_cgroup_memory_oom_events_total", Some(7.0)),
+            ("vitals_cgroup_memory_oom_kills_total", Some(3.0)),
+            ("vitals_cgroup_pids_current", Some(57.0)),
+            ("vitals_cgroup_pids_limit", Some(1024.0)),
+            ("vitals_cgroup_pressure_cpu_some_seconds_total", Some(250.5)),
+            (
+                "vitals_cgroup_pressure_cpu_full_seconds_total",
+                Some(240.25),
+            ),
+            (
+                "vitals_cgroup_pressure_memory_some_seconds_total",
+                Some(17.0),
+            ),
+            (
+                "vitals_cgroup_pressure_memory_full_seconds_total",
+                Some(16.0),
+            ),
+            ("vitals_cgroup_pressure_io_some_seconds_total", Some(4.0)),
+            ("vitals_cgroup_pressure_io_full_seconds_total", Some(3.9)),
+        ],
+    );
+}
+
+#[tokio::test]
+async fn v1_with_limits_in_a_docker_container() {
+    let out = collect_tree("v1").await;
+    assert_eq!(info(&out), ("v1".into(), "/docker/8f2e61c0a9b4".into()));
+    assert_values(
+        &out,
+        &[
+            // cpuacct.usage 345678901234 ns
+            ("vitals_cgroup_cpu_usage_seconds_total", Some(345.678901234)),
+            // cfs_quota_us 200000 / cfs_period_us 100000
+            ("vitals_cgroup_cpu_limit_cores", Some(2.0)),
+            ("vitals_cgroup_cpu_periods_total", Some(5000.0)),
+            ("vitals_cgroup_cpu_throttled_periods_total", Some(250.0)),
+            // throttled_time 12500000000 ns
+            ("vitals_cgroup_cpu_throttled_seconds_total", Some(12.5)),
+            ("vitals_cgroup_memory_usage_bytes", Some(536870912.0)),
+            // 536870912 - total_inactive_file 134217728
+            ("vitals_cgroup_memory_working_set_bytes", Some(402653184.0)),
+            ("vitals_cgroup_memory_rss_bytes", Some(314572800.0)),
+            ("vitals_cgroup_memory_limit_bytes", Some(1073741824.0)),
+            ("vitals_cgroup_memory_limit_utilization_ratio", Some(0.375)),
+            // v1 has no OOM event counter (memory.failcnt 12 is not one).
+            ("vitals_cgroup_memory_oom_events_total", None),
+            ("vitals_cgroup_memory_oom_kills_total", Some(1.0)),
+            ("vitals_cgroup_pids_current", Some(41.0)),
+            ("vitals_cgroup_pids_limit", Some(512.0)),
+            ("vitals_cgroup_pressure_cpu_some_seconds_total", None),
+        ],
+    );
+    assert_eq!(
+        limit_sources(&out),
+        pairs(&[("cpu", "cgroup"), ("memory", "cgroup")])
+    );
+}
+
+#[tokio::test]
+async fn hybrid_reads_v1_controllers_and_unified_pressure() {
+    let out = collect_tree("hybrid").await;
+    assert_eq!(
+        info(&out),
+        ("hybrid".into(), "/system.slice/app.service".into())
+    );
+    assert_values(
+        &out,
+        &[
+            // From v1 cpuacct.usage 14036781000 ns, not the unified cpu.stat.
+            ("vitals_cgroup_cpu_usage_seconds_total", Some(14.036781)),
+            // cfs_quota_us -1
+            ("vitals_cgroup_cpu_limit_cores", None),
+            ("vitals_cgroup_cpu_limit_utilization_ratio", None),
+            ("vitals_cgroup_cpu_periods_total", Some(0.0)),
+            ("vitals_cgroup_memory_usage_bytes", Some(104857600.0)),
+            ("vitals_cgroup_memory_working_set_bytes", Some(73400320.0)),
+            ("vitals_cgroup_memory_rss_bytes", Some(52428800.0)),
+            ("vitals_cgroup_memory_limit_bytes", Some(2147483648.0)),
+            (
+                "vitals_cgroup_memory_limit_utilization_ratio",
+                Some(0.0341796875),
+            ),
+            ("vitals_cgroup_memory_oom_events_total", None),
+            ("vitals_cgroup_memory_oom_kills_total", Some(0.0)),
+            ("vitals_cgroup_pids_current", Some(12.0)),
+            ("vitals_cgroup_pids_limit", None),
+            (
+                "vitals_cgroup_pressure_cpu_some_seconds_total",
+                Some(19.783677),
+            ),
+            ("vitals_cgroup_pressure_cpu_full_seconds_total", Some(0.0)),
+            (
+                "vitals_cgroup_pressure_memory_some_seconds_total",
+                Some(0.0),
+            ),
+            (
+                "vitals_cgroup_pressure_io_some_seconds_total",
+                Some(6.550484),
+            ),
+            (
+                "vitals_cgroup_pressure_io_full_seconds_total",
+                Some(5.74369),
+            ),
+        ],
+    );
+    assert_eq!(limit_sources(&out), pairs(&[("memory", "cgroup")]));
+}
+
+#[tokio::test]
+async fn paths_cgroup_as_base_for_v2_and_hybrid_trees() {
+    for (name, version, usage) in [
+        ("v2-limited", "v2", 14.036781),
+        ("hybrid", "hybrid", 14.036781),
+    ] {
+        let root = fixture(name);
+        let paths = Paths {
+            proc: root.join("proc"),
+            // Not used: paths.cgroup replaces the mountinfo mount points.
+            sys: root.join("no-such-sys"),
+            cgroup: Some(root.join("sys/fs/cgroup")),
+        };
+        let out = try_collect(&paths, &config(CgroupTarget::Own, None))
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(info(&out).0, version, "{name}");
+        assert_eq!(
+            value(&out, "vitals_cgroup_cpu_usage_seconds_total"),
+            Some(usage),
+            "{name}"
+        );
+        assert!(value(&out, "vitals_cgroup_memory_usage_bytes").is_some());
+    }
+}
+
+#[tokio::test]
+async fn targets_by_pid_pidfile_process_and_path() {
+    let root = fixture("v2-limited");
+    let scratch = tempfile::tempdir().unwrap();
+    let pidfile = scratch.path().join("app.pid");
+    std::fs::write(&pidfile, "4242\n").unwrap();
+    let targets = [
+        CgroupTarget::Pid(4242),
+        CgroupTarget::Pidfile(pidfile),
+        CgroupTarget::Process(Pattern(
+            regex::Regex::new("^/usr/bin/app --port 8080$").unwrap(),
+        )),
+        CgroupTarget::Path("/system.slice/app.service".into()),
+        CgroupTarget::Path("/sys/fs/cgroup/system.slice/app.service".into()),
+    ];
+    for target in targets {
+        let label = format!("{target:?}");
+        let out = try_collect(&paths(&root), &config(target, None))
+            .await
+            .unwrap_or_else(|e| panic!("{label}: {e}"));
+        assert_eq!(info(&out).1, "/system.slice/app.service", "{label}");
+        assert_eq!(
+            value(&out, "vitals_cgroup_cpu_usage_seconds_total"),
+            Some(14.036781),
+            "{label}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_missing_target_is_a_clear_error() {
+    let root = fixture("v2-limited");
+    let scratch = tempfile::tempdir().unwrap();
+    let garbage = scratch.path().join("garbage.pid");
+    std::fs::write(&garbage, "not a pid\n").unwrap();
+    let cases = [
+        (
+            CgroupTarget::Pid(999_999),
+            "target process 999999 not found",
+        ),
+        (
+            CgroupTarget::Process(Pattern(regex::Regex::new("^postgres").unwrap())),
+            "target process not found",
+        ),
+        (
+            CgroupTarget::Pidfile(scratch.path().join("missing.pid")),
+            "target pidfile",
+        ),
+        (CgroupTarget::Pidfile(garbage), "target pidfile"),
+        (
+            CgroupTarget::Path("/system.slice/gone.service".into()),
+            "does not exist",
+        ),
+    ];
+    for (target, want) in cases {
+        let label = format!("{target:?}");
+        let e = try_collect(&paths(&root), &config(target, None))
+            .await
+            .expect_err(&label);
+        assert!(e.to_string().contains(want), "{label}: {e}");
+    }
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn cpu_utilization_ratio_over_the_interval() {
+    let scratch = tempfile::tempdir().unwrap();
+    copy_tree(&fixture("v2-limited"), scratch.path());
+    let stat = scratch
+        .path()
+        .join("sys/fs/cgroup/system.slice/app.service/cpu.stat");
+    let original = std::fs::read_to_string(&stat).unwrap();
+    let mut source = CgroupSource::new(&paths(scratch.path()), &config(CgroupTarget::Own, None));
+    let t0 = Instant::now();
+    let ratio = |out: &Output| value(out, "vitals_cgroup_cpu_limit_utilization_ratio");
+
+    let mut first = Output::new();
+    source.collect_at(&mut first, t0).await.unwrap();
+    assert_eq!(ratio(&first), None);
+
+    // 0.75 s of CPU in 1 s of wall time against a 1.5-core limit: 0.5.
+    std::fs::write(
+        &stat,
+        original.replace("usage_usec 14036781", "usage_usec 14786781"),
+    )
+    .unwrap();
+    let mut second = Output::new();
+    source
+        .collect_at(&mut second, t0 + Duration::from_secs(1))
+        .await
+        .unwrap();
+    let r = ratio(&second).expect("ratio on the second round");
+    assert!((r - 0.5).abs() < 1e-9, "ratio {r}");
+
+    // A counter that went backwards (cgroup recreated) gives no ratio.
+    std::fs::write(&stat, &original).unwrap();
+    let mut third = Output::new();
+    source
+        .collect_at(&mut third, t0 + Duration::from_secs(2))
+        .await
+        .unwrap();
+    assert_eq!(ratio(&third), None);
+}
+
+#[tokio::test]
+async fn garbage_in_a_cgroup_file_fails_the_round_naming_the_file() {
+    let scratch = tempfile::tempdir().unwrap();
+    copy_tree(&fixture("v2-throttled-oom"), scratch.path());
+    std::fs::write(
+        scratch.path().join("sys/fs/cgroup/memory.stat"),
+        "anon lots\n",
+    )
+    .unwrap();
+    let e = try_collect(&paths(scratch.path()), &config(CgroupTarget::Own, None))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, CollectError::Parse { .. }), "{e:?}");
+    assert!(e.to_string().contains("memory.stat"), "{e}");
+}
+
+#[tokio::test]
+async fn hybrid_without_the_unified_cgroup_keeps_v1_figures() {
+    let scratch = tempfile::tempdir().unwrap();
+    copy_tree(&fixture("hybrid"), scratch.path());
+    std::fs::remove_dir_all(
+        scratch
+            .path()
+            .join("sys/fs/cgroup/unified/system.slice/app.service"),
+    )
+    .unwrap();
+    let out = try_collect(&paths(scratch.path()), &config(CgroupTarget::Own, None))
+        .await
+        .unwrap();
+    assert_values(
+        &out,
+        &[
+            ("vitals_cgroup_cpu_usage_seconds_total", Some(14.036781)),
+            ("vitals_cgroup_memory_limit_bytes", Some(2147483648.0)),
+            ("vitals_cgroup_pressure_cpu_some_seconds_total", None),
+            ("vitals_cgroup_pressure_io_some_seconds_total", None),
+        ],
+    );
+}
