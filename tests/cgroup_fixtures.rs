@@ -487,6 +487,11 @@ async fn cpu_utilization_ratio_over_the_interval() {
         .unwrap();
     let r = ratio(&second).expect("ratio on the second round");
     assert!((r - 0.5).abs() < 1e-9, "ratio {r}");
+    // No period elapsed between the two readings: nothing was throttled.
+    assert_eq!(
+        value(&second, "vitals_cgroup_cpu_throttled_ratio"),
+        Some(0.0)
+    );
 
     // A counter that went backwards (cgroup recreated) gives no ratio.
     std::fs::write(&stat, &original).unwrap();
@@ -496,6 +501,51 @@ async fn cpu_utilization_ratio_over_the_interval() {
         .await
         .unwrap();
     assert_eq!(ratio(&third), None);
+}
+
+#[tokio::test]
+async fn throttled_ratio_over_the_interval() {
+    let scratch = tempfile::tempdir().unwrap();
+    copy_tree(&fixture("v2-limited"), scratch.path());
+    let stat = scratch
+        .path()
+        .join("sys/fs/cgroup/system.slice/app.service/cpu.stat");
+    let original = std::fs::read_to_string(&stat).unwrap();
+    let periods = |text: &str, key: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(key)?.trim().parse().ok())
+            .unwrap()
+    };
+    let (p0, t0_throttled) = (
+        periods(&original, "nr_periods"),
+        periods(&original, "nr_throttled"),
+    );
+    let mut source = CgroupSource::new(&paths(scratch.path()), &config(CgroupTarget::Own, None));
+    let t0 = Instant::now();
+    let mut first = Output::new();
+    source.collect_at(&mut first, t0).await.unwrap();
+    assert_eq!(value(&first, "vitals_cgroup_cpu_throttled_ratio"), None);
+
+    // 40 more periods, 10 of them throttled: 0.25.
+    let next = original
+        .replace(
+            &format!("nr_periods {p0}"),
+            &format!("nr_periods {}", p0 + 40),
+        )
+        .replace(
+            &format!("nr_throttled {t0_throttled}"),
+            &format!("nr_throttled {}", t0_throttled + 10),
+        );
+    std::fs::write(&stat, next).unwrap();
+    let mut second = Output::new();
+    source
+        .collect_at(&mut second, t0 + Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(
+        value(&second, "vitals_cgroup_cpu_throttled_ratio"),
+        Some(0.25)
+    );
 }
 
 #[tokio::test]

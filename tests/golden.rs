@@ -117,3 +117,64 @@ fn host_fixture() {
         "  host: {enabled: true}\n  cgroup: {enabled: false}\n",
     );
 }
+
+const CGROUP_ONLY: &str = "  host: {enabled: false}\n  cgroup: {enabled: true, target: self}\n";
+
+#[test]
+fn cgroup_v2_limited() {
+    golden(
+        "cgroup-v2-limited",
+        "cgroup/v2-limited/proc",
+        "cgroup/v2-limited/sys",
+        CGROUP_ONLY,
+    );
+}
+
+#[test]
+fn cgroup_v2_unlimited() {
+    golden(
+        "cgroup-v2-unlimited",
+        "cgroup/v2-unlimited/proc",
+        "cgroup/v2-unlimited/sys",
+        CGROUP_ONLY,
+    );
+}
+
+#[test]
+fn cgroup_v2_unlimited_with_downward_api_limits() {
+    let limits = fixture("cgroup/v2-unlimited/podinfo");
+    golden(
+        "cgroup-v2-downward-api",
+        "cgroup/v2-unlimited/proc",
+        "cgroup/v2-unlimited/sys",
+        &format!(
+            "  host: {{enabled: false}}\n  cgroup: {{enabled: true, limits_dir: {}}}\n",
+            limits.display()
+        ),
+    );
+}
+
+#[test]
+fn cgroup_v2_throttled_oom() {
+    golden(
+        "cgroup-v2-throttled-oom",
+        "cgroup/v2-throttled-oom/proc",
+        "cgroup/v2-throttled-oom/sys",
+        CGROUP_ONLY,
+    );
+}
+
+#[test]
+fn cgroup_v1() {
+    golden("cgroup-v1", "cgroup/v1/proc", "cgroup/v1/sys", CGROUP_ONLY);
+}
+
+#[test]
+fn cgroup_hybrid() {
+    golden(
+        "cgroup-hybrid",
+        "cgroup/hybrid/proc",
+        "cgroup/hybrid/sys",
+        CGROUP_ONLY,
+    );
+}

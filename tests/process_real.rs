@@ -23,7 +23,6 @@ fn target(name: &str, matcher: ProcessMatch) -> ProcessConfig {
     ProcessConfig {
         name: name.into(),
         matcher,
-        interval: None,
     }
 }
 

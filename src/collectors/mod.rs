@@ -3,7 +3,7 @@
 //! | source      | file            | metric prefix        |
 //! |-------------|-----------------|----------------------|
 //! | host        | `host.rs`       | `vitals_host_`       |
-//! | cgroup      | `cgroup.rs`     | `vitals_cgroup_`     |
+//! | cgroup      | `cgroup/`       | `vitals_cgroup_`     |
 //! | process     | `process.rs`    | `vitals_process_`    |
 //!
 //! [`build`] is the one table of every source there is. Each runs in its own

@@ -22,11 +22,12 @@ mod parse;
 mod v1;
 mod v2;
 
+use super::host::{parse_pressure, Pressure};
 use super::{read_optional, CollectError, Source};
 use crate::config::{CgroupConfig, CgroupTarget, Paths};
 use crate::metrics::Output;
 use discover::{Flavor, Layout, Membership};
-use parse::{parse_pressure, parse_u64, ParseError, Pressure};
+use parse::{parse_u64, ParseError};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -44,7 +45,17 @@ struct CpuSample {
     /// Where it was read: a different cgroup means a different counter.
     from: PathBuf,
     usage_seconds: f64,
+    periods: Option<(u64, u64)>,
     at: Instant,
+}
+
+/// Ratios over the last sampling interval.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct IntervalRatios {
+    /// CPU used / wall time / limit.
+    pub(crate) cpu_utilization: Option<f64>,
+    /// Throttled periods / periods.
+    pub(crate) throttled: Option<f64>,
 }
 
 /// The figures of one round; `None` is "no data" (file absent, or unlimited).
@@ -109,8 +120,8 @@ impl CgroupSource {
         }
         let figures = read_figures(&layout)?;
         let limits = self.limits(&figures)?;
-        let cpu_ratio = self.cpu_ratio(&layout, &figures, limits.cpu_cores, now);
-        emit(out, &layout, &figures, &limits, cpu_ratio);
+        let ratios = self.interval_ratios(&layout, &figures, limits.cpu_cores, now);
+        emit(out, &layout, &figures, &limits, ratios);
         Ok(())
     }
 
@@ -227,28 +238,57 @@ impl CgroupSource {
         Ok(limits)
     }
 
-    /// Δusage / Δwall / limit since the previous round; none on the first
-    /// round, after the cgroup changed, after a counter reset, or unlimited.
-    fn cpu_ratio(
+    /// Δusage / Δwall / limit and Δthrottled / Δperiods since the previous
+    /// round; none on the first round, after the cgroup changed, after a
+    /// counter reset, or without a CPU limit.
+    fn interval_ratios(
         &mut self,
         layout: &Layout,
         f: &Figures,
         limit: Option<(f64, LimitSource)>,
         now: Instant,
-    ) -> Option<f64> {
-        let usage = f.cpu_usage_seconds?;
-        let from = layout.cpu_usage.as_ref()?.dir.clone();
-        let previous = self.previous_cpu.replace(CpuSample {
+    ) -> IntervalRatios {
+        let (Some(usage), Some(from)) = (
+            f.cpu_usage_seconds,
+            layout.cpu_usage.as_ref().map(|l| l.dir.clone()),
+        ) else {
+            self.previous_cpu = None;
+            return IntervalRatios::default();
+        };
+        let periods = f.cpu_periods.zip(f.cpu_throttled_periods);
+        let Some(previous) = self.previous_cpu.replace(CpuSample {
             from: from.clone(),
             usage_seconds: usage,
+            periods,
             at: now,
-        })?;
-        let (cores, _) = limit?;
-        let wall = now.checked_duration_since(previous.at)?.as_secs_f64();
+        }) else {
+            return IntervalRatios::default();
+        };
+        let Some((cores, _)) = limit else {
+            return IntervalRatios::default();
+        };
+        let wall = now
+            .checked_duration_since(previous.at)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0);
         if previous.from != from || usage < previous.usage_seconds || wall <= 0.0 {
-            return None;
+            return IntervalRatios::default();
         }
-        Some((usage - previous.usage_seconds) / wall / cores)
+        let throttled = match (previous.periods, periods) {
+            (Some((p0, t0)), Some((p1, t1))) if p1 >= p0 && t1 >= t0 => {
+                // No elapsed period means the cgroup never ran: nothing throttled.
+                Some(if p1 == p0 {
+                    0.0
+                } else {
+                    (t1 - t0) as f64 / (p1 - p0) as f64
+                })
+            }
+            _ => None,
+        };
+        IntervalRatios {
+            cpu_utilization: Some((usage - previous.usage_seconds) / wall / cores),
+            throttled,
+        }
     }
 }
 
@@ -306,7 +346,8 @@ fn read_figures(layout: &Layout) -> Result<Figures, CollectError> {
     if let Some(dir) = &layout.unified {
         for resource in ["cpu", "memory", "io"] {
             let path = dir.join(format!("{resource}.pressure"));
-            if let Some(p) = read_parsed(&path, parse_pressure)? {
+            if let Some(p) = read_parsed(&path, |t| parse_pressure(t).map_err(|e| parse::err(e.0)))?
+            {
                 f.pressure.push((resource, p));
             }
         }
@@ -314,7 +355,7 @@ fn read_figures(layout: &Layout) -> Result<Figures, CollectError> {
     Ok(f)
 }
 
-fn emit(out: &mut Output, layout: &Layout, f: &Figures, limits: &Limits, cpu_ratio: Option<f64>) {
+fn emit(out: &mut Output, layout: &Layout, f: &Figures, limits: &Limits, ratios: IntervalRatios) {
     out.gauge(
         "vitals_cgroup_info",
         "The watched cgroup: its path as in /proc/PID/cgroup and the cgroup version of the host (v1, v2, or hybrid: v1 controllers plus a unified cgroup2 mount); always 1.",
@@ -357,7 +398,8 @@ fn emit(out: &mut Output, layout: &Layout, f: &Figures, limits: &Limits, cpu_rat
         f.oom_kills.map(|v| v as f64),
     );
     for (resource, p) in &f.pressure {
-        for (kind, total_us) in [("some", p.some_us), ("full", p.full_us)] {
+        for (kind, line) in [("some", p.some), ("full", p.full)] {
+            let total_us = line.map(|l| l.total_micros);
             if let Some(us) = total_us {
                 out.counter(
                     &format!("vitals_cgroup_pressure_{resource}_{kind}_seconds_total"),
@@ -385,7 +427,12 @@ fn emit(out: &mut Output, layout: &Layout, f: &Figures, limits: &Limits, cpu_rat
     gauge(
         "vitals_cgroup_cpu_limit_utilization_ratio",
         "CPU used by the cgroup over the last sampling interval as a ratio of its CPU limit; absent on the first round and when unlimited.",
-        cpu_ratio,
+        ratios.cpu_utilization,
+    );
+    gauge(
+        "vitals_cgroup_cpu_throttled_ratio",
+        "Share of the CFS periods of the last sampling interval in which the cgroup was throttled, from cpu.stat nr_throttled / nr_periods; absent on the first round and without a CPU limit.",
+        ratios.throttled,
     );
     gauge(
         "vitals_cgroup_memory_usage_bytes",

@@ -68,40 +68,6 @@ pub(crate) fn parse_key_values(text: &str) -> Result<KeyValues, ParseError> {
     Ok(KeyValues(pairs))
 }
 
-/// The `total=` field (microseconds) of each line of a PSI file:
-/// `some avg10=0.00 avg60=0.00 avg300=0.00 total=123`, and optionally a
-/// `full ...` line (cgroup `cpu.pressure` has one since Linux 5.13).
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Pressure {
-    pub(crate) some_us: Option<u64>,
-    pub(crate) full_us: Option<u64>,
-}
-
-pub(crate) fn parse_pressure(text: &str) -> Result<Pressure, ParseError> {
-    let mut pressure = Pressure::default();
-    for line in text.lines() {
-        let line = line.trim();
-        if line.is_empty() {
-            continue;
-        }
-        let mut fields = line.split_whitespace();
-        let slot = match fields.next() {
-            Some("some") => &mut pressure.some_us,
-            Some("full") => &mut pressure.full_us,
-            _ => return Err(err(format!("expected a some/full line, found {line:?}"))),
-        };
-        let total = fields
-            .find_map(|f| f.strip_prefix("total="))
-            .ok_or_else(|| err(format!("no total= field in {line:?}")))?;
-        *slot = Some(
-            total
-                .parse()
-                .map_err(|_| err(format!("total is not an unsigned number: {total:?}")))?,
-        );
-    }
-    Ok(pressure)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -146,35 +112,5 @@ mod tests {
             assert!(parse_key_values(text).is_err(), "input {text:?}");
         }
         assert_eq!(parse_key_values("\n").unwrap(), KeyValues::default());
-    }
-
-    #[test]
-    fn pressure_lines() {
-        // Linux 6.18, cgroup2 root io.pressure and memory.pressure.
-        let io = "some avg10=5.11 avg60=1.40 avg300=0.44 total=6550484\n\
-                  full avg10=5.08 avg60=1.38 avg300=0.42 total=5743690\n";
-        assert_eq!(
-            parse_pressure(io),
-            Ok(Pressure {
-                some_us: Some(6550484),
-                full_us: Some(5743690)
-            })
-        );
-        // Before Linux 5.13 cgroup cpu.pressure had only the "some" line.
-        let cpu_old = "some avg10=1.53 avg60=0.42 avg300=0.46 total=19783677\n";
-        assert_eq!(
-            parse_pressure(cpu_old),
-            Ok(Pressure {
-                some_us: Some(19783677),
-                full_us: None
-            })
-        );
-        for bad in [
-            "half avg10=0.00 total=1\n",
-            "some avg10=0.00 avg60=0.00\n",
-            "some total=x\n",
-        ] {
-            assert!(parse_pressure(bad).is_err(), "input {bad:?}");
-        }
     }
 }
