@@ -75,8 +75,9 @@ pub struct PostgresSource {
     top_applications: usize,
     heartbeat: Option<Heartbeat>,
     lag: LagTracker,
-    /// The main statement, prepared on the connection of this generation.
-    main: Option<(u64, Statement)>,
+    /// Statements prepared on the connection of the given generation (main
+    /// query, heartbeat write or read), so a round sends no Parse.
+    prepared: (u64, BTreeMap<&'static str, Statement>),
 }
 
 /// The part of a round's deadline a statement may use: the server cancels
@@ -117,6 +118,27 @@ async fn bounded<T>(
     }
 }
 
+/// The statement `key` from `cache`, preparing `sql` first if needed.
+async fn prepare(
+    cache: &mut BTreeMap<&'static str, Statement>,
+    client: &tokio_postgres::Client,
+    deadline: Instant,
+    key: &'static str,
+    sql: &str,
+) -> Result<Statement, Failure> {
+    if let Some(s) = cache.get(key) {
+        return Ok(s.clone());
+    }
+    let s = bounded(
+        deadline,
+        &format!("preparing the {key} statement"),
+        client.prepare(sql),
+    )
+    .await?;
+    cache.insert(key, s.clone());
+    Ok(s)
+}
+
 /// Results of one round.
 struct Round {
     probe_seconds: f64,
@@ -148,7 +170,7 @@ impl PostgresSource {
                 read_sql: queries::heartbeat_read(&h.table),
             }),
             lag: LagTracker::new(),
-            main: None,
+            prepared: (0, BTreeMap::new()),
         }
     }
 
@@ -172,19 +194,11 @@ impl PostgresSource {
         bounded(deadline, "probe", client.simple_query(queries::PROBE)).await?;
         let probe_seconds = started.elapsed().as_secs_f64();
 
-        let statement = match &self.main {
-            Some((g, s)) if *g == generation => s.clone(),
-            _ => {
-                let s = bounded(
-                    deadline,
-                    "preparing the main query",
-                    client.prepare(queries::MAIN),
-                )
-                .await?;
-                self.main = Some((generation, s.clone()));
-                s
-            }
-        };
+        if self.prepared.0 != generation {
+            self.prepared = (generation, BTreeMap::new());
+        }
+        let cache = &mut self.prepared.1;
+        let statement = prepare(cache, client, deadline, "main", queries::MAIN).await?;
         let row = bounded(deadline, "main query", client.query_one(&statement, &[])).await?;
         let snapshot = Snapshot::from_row(&row).map_err(|message| Failure {
             message,
@@ -197,13 +211,21 @@ impl PostgresSource {
         let mut heartbeat_failure = None;
         if let Some(hb) = &self.heartbeat {
             if hb.write && !snapshot.in_recovery {
-                let write = client.execute(hb.write_sql.as_str(), &[]);
-                if let Err(f) = bounded(deadline, "heartbeat write", write).await {
+                let write = async {
+                    let st =
+                        prepare(cache, client, deadline, "heartbeat write", &hb.write_sql).await?;
+                    bounded(deadline, "heartbeat write", client.execute(&st, &[])).await
+                };
+                if let Err(f) = write.await {
                     heartbeat_failure = Some(f);
                 }
             } else {
-                let read = client.query_one(hb.read_sql.as_str(), &[]);
-                match bounded(deadline, "heartbeat read", read).await {
+                let read = async {
+                    let st =
+                        prepare(cache, client, deadline, "heartbeat read", &hb.read_sql).await?;
+                    bounded(deadline, "heartbeat read", client.query_one(&st, &[])).await
+                };
+                match read.await {
                     Ok(row) => match row.try_get::<_, Option<f64>>(0) {
                         Ok(v) => heartbeat_lag = v.map(|v| v.max(0.0)),
                         Err(e) => {
