@@ -460,3 +460,168 @@ impl Source for PgBouncerSource {
 
 const UP: &str = "vitals_pgbouncer_up";
 const UP_HELP: &str = "1 when the last round connected to the PgBouncer admin console and read SHOW POOLS, DATABASES and STATS, else 0.";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // PgBouncer 1.18.0 (Debian 12 package), `psql -A` on the admin console,
+    // one client having run a query through database "app".
+    const POOLS_1_18: &str = "\
+database|user|cl_active|cl_waiting|cl_active_cancel_req|cl_waiting_cancel_req|sv_active|sv_active_cancel|sv_being_canceled|sv_idle|sv_used|sv_tested|sv_login|maxwait|maxwait_us|pool_mode
+app|postgres|0|0|0|0|0|0|0|1|0|0|0|0|0|session
+pgbouncer|pgbouncer|1|0|0|0|0|0|0|0|0|0|0|0|0|statement
+(2 rows)
+";
+    const DATABASES_1_18: &str = "\
+name|host|port|database|force_user|pool_size|min_pool_size|reserve_pool|pool_mode|max_connections|current_connections|paused|disabled
+app|127.0.0.1|25432|postgres||3|0|0||0|1|0|0
+pgbouncer||26432|pgbouncer|pgbouncer|2|0|0|statement|0|0|0|0
+(2 rows)
+";
+    const STATS_1_18: &str = "\
+database|total_xact_count|total_query_count|total_received|total_sent|total_xact_time|total_query_time|total_wait_time|avg_xact_count|avg_query_count|avg_recv|avg_sent|avg_xact_time|avg_query_time|avg_wait_time
+app|1|1|14|154|334|334|6339|0|0|6|75|334|334|3087
+pgbouncer|3|3|0|0|0|0|0|1|1|0|0|0|0|0
+(2 rows)
+";
+
+    #[test]
+    fn pools_are_read_by_column_name() {
+        let pools = parse_pools(&Table::from_unaligned(POOLS_1_18)).unwrap();
+        assert_eq!(pools.len(), 2);
+        let app = &pools[0];
+        assert_eq!(
+            (app.database.as_str(), app.user.as_str()),
+            ("app", "postgres")
+        );
+        assert_eq!(
+            app.clients
+                .iter()
+                .map(|(s, _)| s.as_str())
+                .collect::<Vec<_>>(),
+            [
+                "active",
+                "waiting",
+                "active_cancel_req",
+                "waiting_cancel_req"
+            ]
+        );
+        assert_eq!(
+            app.servers
+                .iter()
+                .map(|(s, _)| s.as_str())
+                .collect::<Vec<_>>(),
+            [
+                "active",
+                "active_cancel",
+                "being_canceled",
+                "idle",
+                "used",
+                "tested",
+                "login"
+            ]
+        );
+        assert_eq!(app.servers[3], ("idle".to_owned(), 1.0));
+        assert_eq!(app.maxwait_seconds, Some(0.0));
+        assert_eq!(app.pool_mode.as_deref(), Some("session"));
+    }
+
+    #[test]
+    fn maxwait_has_microsecond_precision() {
+        let text = POOLS_1_18.replace("|0|0|session", "|3|250042|session");
+        let pools = parse_pools(&Table::from_unaligned(&text)).unwrap();
+        assert_eq!(pools[0].maxwait_seconds, Some(3.250042));
+    }
+
+    #[test]
+    fn fewer_or_reordered_columns_still_parse() {
+        // Not captured from a server: the column set without maxwait_us and
+        // the cancel counters, in another order, as older versions print it.
+        let text = "\
+user|database|sv_idle|cl_waiting|cl_active|sv_active|maxwait
+monitor|app|2|4|7|3|12
+";
+        let pools = parse_pools(&Table::from_unaligned(text)).unwrap();
+        let p = &pools[0];
+        assert_eq!((p.database.as_str(), p.user.as_str()), ("app", "monitor"));
+        assert_eq!(
+            p.clients,
+            vec![("waiting".to_owned(), 4.0), ("active".to_owned(), 7.0)]
+        );
+        assert_eq!(p.maxwait_seconds, Some(12.0));
+        assert_eq!(p.pool_mode, None);
+    }
+
+    #[test]
+    fn garbage_is_an_error_naming_the_column() {
+        let text = POOLS_1_18.replace("app|postgres|0|", "app|postgres|many|");
+        let e = parse_pools(&Table::from_unaligned(&text)).unwrap_err();
+        assert!(e.contains("cl_active"), "{e}");
+    }
+
+    #[test]
+    fn databases_and_stats_parse_with_units() {
+        let dbs = parse_databases(&Table::from_unaligned(DATABASES_1_18)).unwrap();
+        assert_eq!(dbs[0].name, "app");
+        assert_eq!(dbs[0].pool_size, Some(3.0));
+        assert_eq!(dbs[0].current_connections, Some(1.0));
+        let stats = parse_stats(&Table::from_unaligned(STATS_1_18)).unwrap();
+        assert_eq!(stats[0].database, "app");
+        let get = |metric: &str| {
+            stats[0]
+                .counters
+                .iter()
+                .find(|c| c.0 == metric)
+                .map(|c| c.2)
+        };
+        assert_eq!(get("vitals_pgbouncer_queries_total"), Some(1.0));
+        assert_eq!(
+            get("vitals_pgbouncer_client_wait_seconds_total"),
+            Some(0.006339)
+        );
+        assert_eq!(get("vitals_pgbouncer_sent_bytes_total"), Some(154.0));
+    }
+
+    #[test]
+    fn emit_computes_utilization_and_hides_unlimited_max() {
+        let pools = parse_pools(&Table::from_unaligned(
+            &POOLS_1_18.replace("app|postgres|0|0|0|0|0|", "app|postgres|2|1|0|0|2|"),
+        ))
+        .unwrap();
+        let dbs = parse_databases(&Table::from_unaligned(DATABASES_1_18)).unwrap();
+        let stats = parse_stats(&Table::from_unaligned(STATS_1_18)).unwrap();
+        let mut out = Output::new();
+        emit(&mut out, "bouncer", &pools, &dbs, &stats);
+        let pool = [
+            ("target", "bouncer"),
+            ("database", "app"),
+            ("user", "postgres"),
+        ];
+        assert_eq!(
+            out.value("vitals_pgbouncer_pool_utilization_ratio", &pool),
+            Some(2.0 / 3.0)
+        );
+        assert_eq!(
+            out.value(
+                "vitals_pgbouncer_pool_clients",
+                &[pool[0], pool[1], ("state", "waiting")]
+            ),
+            Some(1.0)
+        );
+        assert_eq!(
+            out.value("vitals_pgbouncer_pool_size", &[("database", "app")]),
+            Some(3.0)
+        );
+        assert!(out
+            .family("vitals_pgbouncer_database_max_connections")
+            .is_none());
+        assert_eq!(
+            out.value(
+                "vitals_pgbouncer_pool_info",
+                &[("database", "pgbouncer"), ("pool_mode", "statement")]
+            ),
+            Some(1.0)
+        );
+    }
+}

@@ -342,6 +342,7 @@ impl Cluster {
                      max_client_conn = 50\n\
                      default_pool_size = 3\n\
                      stats_period = 1\n\
+                     verbose = 2\n\
                      logfile = {log}\n\
                      pidfile = {pidfile}\n",
                     pg = primary.port,
