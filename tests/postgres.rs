@@ -700,6 +700,14 @@ fn heartbeat_tracks_a_pause(c: &Cluster) {
             }
         );
         eprintln!("heartbeat lag after resume {after:.3}s");
+
+        // The same `write: true` config pointed at a standby (after a
+        // failover, say) reads instead of failing on a read-only server.
+        let mut flipped_cfg = reader_cfg.clone();
+        flipped_cfg.heartbeat = writer_cfg.heartbeat.clone();
+        let mut flipped = PostgresSource::new(&flipped_cfg);
+        let lag = beat(&ok_round(&mut flipped).await);
+        assert!(lag < 5.0, "{lag}");
     });
 }
 
