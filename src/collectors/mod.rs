@@ -5,6 +5,8 @@
 //! | host        | `host.rs`       | `vitals_host_`       |
 //! | cgroup      | `cgroup/`       | `vitals_cgroup_`     |
 //! | process     | `process.rs`    | `vitals_process_`    |
+//! | postgres    | `postgres/`     | `vitals_pg_`         |
+//! | pgbouncer   | `pgbouncer.rs`  | `vitals_pgbouncer_`  |
 //!
 //! [`build`] is the one table of every source there is. Each runs in its own
 //! task on its own interval (see `runtime`); a round fills a fresh
@@ -12,6 +14,8 @@
 
 pub mod cgroup;
 pub mod host;
+pub mod pgbouncer;
+pub mod postgres;
 pub mod process;
 
 use crate::config::{Config, Duration, Paths};
@@ -83,6 +87,8 @@ pub enum AnySource {
     Host(host::HostSource),
     Cgroup(cgroup::CgroupSource),
     Process(process::ProcessSource),
+    Postgres(postgres::PostgresSource),
+    PgBouncer(pgbouncer::PgBouncerSource),
 }
 
 impl Source for AnySource {
@@ -91,6 +97,8 @@ impl Source for AnySource {
             AnySource::Host(s) => s.collect(out).await,
             AnySource::Cgroup(s) => s.collect(out).await,
             AnySource::Process(s) => s.collect(out).await,
+            AnySource::Postgres(s) => s.collect(out).await,
+            AnySource::PgBouncer(s) => s.collect(out).await,
         }
     }
 }
@@ -139,6 +147,22 @@ pub fn build(config: &Config) -> Vec<Scheduled> {
             interval,
             timeout: default_timeout(interval),
             source: AnySource::Process(process::ProcessSource::new(paths, &sources.processes)),
+        });
+    }
+    for target in &sources.postgres {
+        list.push(Scheduled {
+            id: format!("postgres/{}", target.name),
+            interval: config.interval_or_default(target.interval),
+            timeout: target.timeout,
+            source: AnySource::Postgres(postgres::PostgresSource::new(target)),
+        });
+    }
+    for target in &sources.pgbouncer {
+        list.push(Scheduled {
+            id: format!("pgbouncer/{}", target.name),
+            interval: config.interval_or_default(target.interval),
+            timeout: target.timeout,
+            source: AnySource::PgBouncer(pgbouncer::PgBouncerSource::new(target)),
         });
     }
     list

@@ -40,6 +40,7 @@ pub(super) fn validate(config: &Config, text: &str) -> Result<(), Invalid> {
             ));
         }
     }
+    database_targets(config, text)?;
     let mut check_names = BTreeSet::new();
     for check in &config.checks {
         let (line, column) = (check.referenced.line(), check.referenced.column());
@@ -54,6 +55,81 @@ pub(super) fn validate(config: &Config, text: &str) -> Result<(), Invalid> {
             .map_err(|m| (line, column, format!("check `{}`: {m}", check.value.name)))?;
     }
     Ok(())
+}
+
+/// PostgreSQL and PgBouncer targets: the DSN parses (the message never
+/// repeats it), one password source at most, a heartbeat table that is a
+/// plain identifier, pool sizes above 0, a timeout above 0.
+fn database_targets(config: &Config, text: &str) -> Result<(), Invalid> {
+    let fail = |kind: &str, name: &str, message: String| {
+        let (line, column) = locate(text, &format!("name: {name}"));
+        Err((line, column, format!("sources.{kind} `{name}`: {message}")))
+    };
+    for pg in &config.sources.postgres {
+        if let Err(e) = crate::collectors::postgres::parse_dsn(pg.dsn.expose()) {
+            return fail("postgres", &pg.name, e);
+        }
+        if pg.timeout.as_std().is_zero() {
+            return fail("postgres", &pg.name, "timeout must be above 0".into());
+        }
+        if let Some((app, _)) = pg.pools.iter().find(|(_, size)| **size == 0) {
+            return fail(
+                "postgres",
+                &pg.name,
+                format!("pools: the pool size of `{app}` must be at least 1"),
+            );
+        }
+        if let Some(hb) = &pg.heartbeat {
+            if !is_table_name(&hb.table) {
+                return fail(
+                    "postgres",
+                    &pg.name,
+                    format!(
+                        "heartbeat table {:?} must be a name like vitals_heartbeat or schema.table (letters, digits, _)",
+                        hb.table
+                    ),
+                );
+            }
+        }
+    }
+    for pgb in &config.sources.pgbouncer {
+        if pgb.password_file.is_some() && pgb.password_env.is_some() {
+            return fail(
+                "pgbouncer",
+                &pgb.name,
+                "set password_file or password_env, not both".into(),
+            );
+        }
+        match crate::collectors::postgres::parse_dsn(pgb.dsn.expose()) {
+            Err(e) => return fail("pgbouncer", &pgb.name, e),
+            Ok(dsn) => {
+                if let Some(db) = dsn.get_dbname().filter(|db| *db != "pgbouncer") {
+                    return fail(
+                        "pgbouncer",
+                        &pgb.name,
+                        format!("dbname must be pgbouncer (the admin console), not {db:?}"),
+                    );
+                }
+            }
+        }
+        if pgb.timeout.as_std().is_zero() {
+            return fail("pgbouncer", &pgb.name, "timeout must be above 0".into());
+        }
+    }
+    Ok(())
+}
+
+/// `table` or `schema.table`, each part a plain SQL identifier.
+fn is_table_name(name: &str) -> bool {
+    let parts: Vec<&str> = name.split('.').collect();
+    parts.len() <= 2
+        && parts.iter().all(|p| {
+            let mut chars = p.chars();
+            chars
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$')
+        })
 }
 
 /// Warning and critical must be ordered for the direction: above means
@@ -161,5 +237,54 @@ mod tests {
         let e = parse_str(text, "c.yaml").unwrap_err();
         assert_eq!((e.line, e.column), (5, 7));
         assert!(e.message.contains("used twice"));
+    }
+
+    #[test]
+    fn invalid_dsn_points_at_the_target_and_hides_the_dsn() {
+        let text = "sources:\n  postgres:\n    - name: main\n      dsn: \"host=127.0.0.1 password=hunter2hunter2 port=x\"\n";
+        let e = parse_str(text, "c.yaml").unwrap_err();
+        assert_eq!((e.line, e.column), (3, 7));
+        assert!(
+            e.message.contains("sources.postgres `main`: invalid dsn"),
+            "{}",
+            e.message
+        );
+        assert!(!e.message.contains("hunter2"), "{}", e.message);
+    }
+
+    #[test]
+    fn heartbeat_table_must_be_an_identifier() {
+        let ok = "sources:\n  postgres:\n    - name: a\n      dsn: host=127.0.0.1\n      heartbeat: {table: ops.vitals_heartbeat, write: true}\n";
+        assert!(parse_str(ok, "c.yaml").is_ok());
+        let bad = "sources:\n  postgres:\n    - name: a\n      dsn: host=127.0.0.1\n      heartbeat: {table: \"hb; DROP TABLE x\"}\n";
+        let e = parse_str(bad, "c.yaml").unwrap_err();
+        assert!(e.message.contains("heartbeat table"), "{}", e.message);
+    }
+
+    #[test]
+    fn pool_size_zero_is_refused() {
+        let text = "sources:\n  postgres:\n    - name: a\n      dsn: host=127.0.0.1\n      pools: {webapp: 0}\n";
+        let e = parse_str(text, "c.yaml").unwrap_err();
+        assert!(
+            e.message.contains("`webapp` must be at least 1"),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
+    fn pgbouncer_targets_need_the_admin_database_and_one_password_source() {
+        let wrong_db = "sources:\n  pgbouncer:\n    - {name: b, dsn: \"host=127.0.0.1 port=6432 dbname=app\"}\n";
+        let e = parse_str(wrong_db, "c.yaml").unwrap_err();
+        assert!(
+            e.message.contains("dbname must be pgbouncer"),
+            "{}",
+            e.message
+        );
+        let both = "sources:\n  pgbouncer:\n    - {name: b, dsn: \"host=127.0.0.1\", password_file: /f, password_env: PW}\n";
+        let e = parse_str(both, "c.yaml").unwrap_err();
+        assert!(e.message.contains("not both"), "{}", e.message);
+        let ok = "sources:\n  pgbouncer:\n    - {name: b, dsn: \"host=127.0.0.1 port=6432 user=monitor\"}\n";
+        assert!(parse_str(ok, "c.yaml").is_ok());
     }
 }
