@@ -1,0 +1,221 @@
+//! The daemon with database sources against the real throwaway cluster
+//! (primary, streaming standby, PgBouncer): secrets never leak anywhere a
+//! user can see, and a blocked target never holds up readiness or scrapes
+//! beyond its timeout.
+
+mod common;
+#[macro_use]
+#[allow(unused_macros)]
+mod support;
+
+use common::{sample, temp_config, Daemon};
+use support::{Cluster, Options, MONITOR_PASSWORD, SUPER_PASSWORD};
+
+const WRONG_PASSWORD: &str = "Wr0ng-Guess-Pw-77";
+
+fn config_for(c: &Cluster, extra_sources: &str) -> String {
+    let standby = c.standby();
+    let bouncer = c.bouncer();
+    format!(
+        "interval: 1s\n\
+         default_checks: false\n\
+         sources:\n\
+         \x20 cgroup: {{enabled: false}}\n\
+         \x20 postgres:\n\
+         \x20   - name: primary\n\
+         \x20     dsn: \"{primary_dsn}\"\n\
+         \x20     password_file: {pw}\n\
+         \x20   - name: replica\n\
+         \x20     dsn: \"host=127.0.0.1 port={standby_port} user=monitor password={MONITOR_PASSWORD} dbname=postgres\"\n\
+         \x20   - name: wrong\n\
+         \x20     dsn: \"host=127.0.0.1 port={primary_port} user=monitor dbname=postgres\"\n\
+         \x20     password_env: VITALS_TEST_WRONG_PW\n\
+         \x20 pgbouncer:\n\
+         \x20   - name: bouncer\n\
+         \x20     dsn: \"host=127.0.0.1 port={bouncer_port} user=monitor dbname=pgbouncer\"\n\
+         \x20     password_env: VITALS_TEST_PW\n\
+         {extra_sources}",
+        primary_dsn = c.monitor_dsn(c.primary.port),
+        pw = c.password_file.display(),
+        standby_port = standby.port,
+        primary_port = c.primary.port,
+        bouncer_port = bouncer.port,
+    )
+}
+
+#[test]
+fn daemon_suite() {
+    let cluster = Cluster::start(Options {
+        standby: true,
+        bouncer: true,
+    });
+    support::run_cases(
+        &cluster,
+        &[
+            ("secrets_never_leak", secrets_never_leak),
+            (
+                "blocked_target_does_not_block",
+                blocked_target_does_not_block,
+            ),
+        ],
+    );
+}
+
+fn secrets_never_leak(c: &Cluster) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = temp_config(dir.path(), "vitals.yaml", &config_for(c, ""));
+    let d = Daemon::start_with(
+        &["--config", path.to_str().unwrap()],
+        &[
+            ("VITALS_TEST_WRONG_PW", WRONG_PASSWORD),
+            ("VITALS_TEST_PW", MONITOR_PASSWORD),
+            ("RUST_LOG", "debug"),
+        ],
+    );
+    d.wait_ready();
+    // Two rounds, so reconnect paths ran too.
+    d.wait_until("second round of every target", |d| {
+        let text = d.get("/metrics").text();
+        [
+            "postgres/primary",
+            "postgres/replica",
+            "postgres/wrong",
+            "pgbouncer/bouncer",
+        ]
+        .iter()
+        .all(|s| sample(&text, "vitals_source_errors_total", &[("source", s)]).is_some())
+            && sample(&text, "vitals_pg_up", &[("target", "replica")]) == Some(1.0)
+    });
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    let metrics = d.get("/metrics").text();
+    let status = d.get("/status").text();
+    let index = d.get("/").text();
+    let log = d.log();
+
+    // The figures are right: right passwords connect, the wrong one does not.
+    assert_eq!(
+        sample(&metrics, "vitals_pg_up", &[("target", "primary")]),
+        Some(1.0),
+        "{log}"
+    );
+    assert_eq!(
+        sample(&metrics, "vitals_pg_up", &[("target", "replica")]),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(&metrics, "vitals_pg_up", &[("target", "wrong")]),
+        Some(0.0)
+    );
+    assert_eq!(
+        sample(&metrics, "vitals_pgbouncer_up", &[("target", "bouncer")]),
+        Some(1.0),
+        "{log}"
+    );
+    assert_eq!(
+        sample(
+            &metrics,
+            "vitals_source_success",
+            &[("source", "postgres/wrong")]
+        ),
+        Some(0.0)
+    );
+    // The failure names the target in the log and in /status.
+    assert!(
+        log.lines()
+            .any(|l| l.contains("postgres/wrong") && l.contains("sampling round failed")),
+        "{log}"
+    );
+    let json: serde_json::Value = serde_json::from_str(&status).unwrap();
+    let wrong = json["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["source"] == "postgres/wrong")
+        .unwrap();
+    let error = wrong["last_error"]
+        .as_str()
+        .expect("an error for the wrong password");
+    assert!(error.contains("wrong"), "{error}");
+    assert!(error.contains("password authentication failed"), "{error}");
+
+    // No password, right or wrong, anywhere a user can see.
+    for secret in [MONITOR_PASSWORD, WRONG_PASSWORD, SUPER_PASSWORD] {
+        for (what, text) in [
+            ("/metrics", &metrics),
+            ("/status", &status),
+            ("/", &index),
+            ("log", &log),
+        ] {
+            assert!(!text.contains(secret), "{what} contains a password");
+        }
+    }
+}
+
+fn blocked_target_does_not_block(c: &Cluster) {
+    // A "database" that accepts connections and never answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_port = silent.local_addr().unwrap().port();
+    let held = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    {
+        let held = held.clone();
+        std::thread::spawn(move || {
+            for stream in silent.incoming().take(16).flatten() {
+                held.lock().unwrap().push(stream);
+            }
+        });
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "interval: 1h\ndefault_checks: false\nsources:\n  cgroup: {{enabled: false}}\n  postgres:\n    - name: silent\n      dsn: \"host=127.0.0.1 port={silent_port} user=monitor dbname=postgres connect_timeout=30\"\n      password_file: {}\n      timeout: 3s\n    - name: primary\n      dsn: \"{}\"\n      password_file: {}\n",
+        c.password_file.display(),
+        c.monitor_dsn(c.primary.port),
+        c.password_file.display(),
+    );
+    let path = temp_config(dir.path(), "vitals.yaml", &text);
+    let d = Daemon::start(&path);
+    // While the silent target's first round hangs, readiness says who is
+    // missing and /metrics answers with what the others found.
+    d.wait_until("the primary's first round", |d| {
+        sample(
+            &d.get("/metrics").text(),
+            "vitals_pg_up",
+            &[("target", "primary")],
+        ) == Some(1.0)
+    });
+    let ready = d.get("/health/ready");
+    assert_eq!(ready.status, 503, "{}", ready.text());
+    assert_eq!(
+        ready.text(),
+        "not ready: waiting for the first round of: postgres/silent\n"
+    );
+    let scrape = d.get("/metrics");
+    assert_eq!(scrape.status, 200);
+    assert_eq!(
+        sample(
+            &scrape.text(),
+            "vitals_source_success",
+            &[("source", "host")]
+        ),
+        Some(1.0)
+    );
+    // The round is cut off by the timeout: the source fails, readiness comes.
+    d.wait_ready();
+    let text = d.get("/metrics").text();
+    assert_eq!(
+        sample(
+            &text,
+            "vitals_source_success",
+            &[("source", "postgres/silent")]
+        ),
+        Some(0.0)
+    );
+    assert_eq!(
+        sample(&text, "vitals_pg_up", &[("target", "silent")]),
+        Some(0.0),
+        "{text}"
+    );
+    assert!(
+        !held.lock().unwrap().is_empty(),
+        "vitals never connected to the silent target"
+    );
+}
