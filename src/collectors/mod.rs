@@ -5,6 +5,7 @@
 //! | host        | `host.rs`       | `vitals_host_`       |
 //! | cgroup      | `cgroup.rs`     | `vitals_cgroup_`     |
 //! | process     | `process.rs`    | `vitals_process_`    |
+//! | http probe  | `http_probe.rs` | `vitals_probe_`      |
 //!
 //! [`build`] is the one table of every source there is. Each runs in its own
 //! task on its own interval (see `runtime`); a round fills a fresh
@@ -12,6 +13,7 @@
 
 pub mod cgroup;
 pub mod host;
+pub mod http_probe;
 pub mod process;
 
 use crate::config::{Config, Duration, Paths};
@@ -83,6 +85,7 @@ pub enum AnySource {
     Host(host::HostSource),
     Cgroup(cgroup::CgroupSource),
     Process(process::ProcessSource),
+    HttpProbe(http_probe::HttpProbeSource),
 }
 
 impl Source for AnySource {
@@ -91,6 +94,7 @@ impl Source for AnySource {
             AnySource::Host(s) => s.collect(out).await,
             AnySource::Cgroup(s) => s.collect(out).await,
             AnySource::Process(s) => s.collect(out).await,
+            AnySource::HttpProbe(s) => s.collect(out).await,
         }
     }
 }
@@ -139,6 +143,16 @@ pub fn build(config: &Config) -> Vec<Scheduled> {
             interval,
             timeout: default_timeout(interval),
             source: AnySource::Process(process::ProcessSource::new(paths, &sources.processes)),
+        });
+    }
+    for probe in &sources.http_probes {
+        list.push(Scheduled {
+            id: format!("probe/{}", probe.name),
+            interval: config.interval_or_default(probe.interval),
+            // The probe times itself out and reports that as `up 0`; the
+            // scheduler's limit only catches a stuck round.
+            timeout: Duration(probe.timeout.as_std() + std::time::Duration::from_secs(1)),
+            source: AnySource::HttpProbe(http_probe::HttpProbeSource::new(probe)),
         });
     }
     list
