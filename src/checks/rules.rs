@@ -85,7 +85,7 @@ pub fn expression(check: &Check, severity: &str, level: f64) -> String {
     }
     format!(
         "{plain} or ({series} {op} {} and ignoring(alertname, alertstate, severity, check) ALERTS{{alertname={}, alertstate=\"firing\", severity={}, check={}}})",
-        number(held),
+        banded(held),
         selector::quote(&alert_name(&check.config.name)),
         selector::quote(severity),
         selector::quote(&check.config.name),
@@ -145,14 +145,38 @@ fn rule(out: &mut String, check: &Check, severity: &str, level: f64) {
     }
 }
 
-/// A YAML double-quoted scalar.
+/// A YAML scalar for `text`: plain for a simple word, single-quoted when
+/// that needs no escape (PromQL reads best so), else double-quoted (a JSON
+/// string is a valid YAML double-quoted scalar).
 fn q(text: &str) -> String {
-    serde_json::to_string(text).unwrap_or_else(|_| "\"\"".to_owned())
+    const SPECIAL: [&str; 10] = [
+        "true", "false", "yes", "no", "on", "off", "null", "y", "n", "~",
+    ];
+    let plain = text.starts_with(|c: char| c.is_ascii_alphabetic())
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        && !SPECIAL.contains(&text.to_ascii_lowercase().as_str());
+    if plain {
+        text.to_owned()
+    } else if !text.chars().any(char::is_control) {
+        format!("'{}'", text.replace('\'', "''"))
+    } else {
+        serde_json::to_string(text).unwrap_or_else(|_| "\"\"".to_owned())
+    }
 }
 
 /// A level as PromQL reads it: shortest round-trip form.
 fn number(v: f64) -> String {
     format!("{v}")
+}
+
+/// A level moved by a band, rounded to 12 significant digits so that
+/// 0.7 - 0.05 reads 0.65 rather than 0.6499999999999999.
+fn banded(v: f64) -> String {
+    format!("{:.11e}", v)
+        .parse::<f64>()
+        .map_or_else(|_| number(v), number)
 }
 
 /// Alert labels and annotations are Go templates: a `{{` coming from a
@@ -298,6 +322,26 @@ checks:
         assert!(rules.iter().any(|r| r.alert == "VitalsContainerMemory"
             && r.expr
                 .starts_with("vitals_cgroup_memory_limit_utilization_ratio > 0.95 or (")));
+    }
+
+    #[test]
+    fn scalars_and_numbers_read_well() {
+        for (text, yaml) in [
+            ("VitalsReplicaLag", "VitalsReplicaLag"),
+            ("warning", "warning"),
+            ("1m", "'1m'"),
+            ("true", "'true'"),
+            ("No", "'No'"),
+            ("m{a=\"x\"} > 1", "'m{a=\"x\"} > 1'"),
+            ("it's", "'it''s'"),
+            ("two\nlines", "\"two\\nlines\""),
+        ] {
+            assert_eq!(q(text), yaml, "{text}");
+        }
+        assert_eq!(banded(0.7 - 0.05), "0.65");
+        assert_eq!(banded(0.95 - 0.02), "0.93");
+        assert_eq!(banded(-1.5e-7), "-0.00000015");
+        assert_eq!(number(1e21), "1000000000000000000000");
     }
 
     #[test]
