@@ -49,6 +49,18 @@ pub(super) fn validate(config: &Config, text: &str) -> Result<(), Invalid> {
                 format!("sources.http_probes `{}`: {m}", probe.name),
             )
         })?;
+        for (key, value) in [("timeout", probe.timeout), ("window", probe.window)] {
+            if value.as_std().is_zero() {
+                return Err((
+                    line,
+                    column,
+                    format!(
+                        "sources.http_probes `{}`: {key} must be above 0",
+                        probe.name
+                    ),
+                ));
+            }
+        }
         if let Some(bad) = probe
             .expect_status
             .iter()
@@ -212,6 +224,13 @@ mod tests {
         let text = "sources:\n  http_probes:\n    - {name: app, url: \"http://127.0.0.1:8080/\", expect_status: [200, 42]}\n";
         let e = parse_str(text, "c.yaml").unwrap_err();
         assert!(e.message.contains("expect_status 42"), "{}", e.message);
+        let text = "sources:\n  http_probes:\n    - {name: app, url: \"http://127.0.0.1:8080/\", timeout: 0s}\n";
+        let e = parse_str(text, "c.yaml").unwrap_err();
+        assert!(
+            e.message.ends_with("timeout must be above 0"),
+            "{}",
+            e.message
+        );
         let ok = "sources:\n  http_probes:\n    - {name: app, url: \"http://127.0.0.1:8080/health\", timeout: 1s}\n";
         assert!(parse_str(ok, "c.yaml").is_ok());
     }
