@@ -43,8 +43,17 @@ pub fn load(options: &Options) -> Result<Config, config::ConfigError> {
     Ok(config)
 }
 
+/// Logs a warning for each check whose selector names a metric vitals does
+/// not export: a typo there would otherwise leave the check unknown forever.
+pub fn warn_unknown_metrics(config: &Config) {
+    for unknown in crate::checks::unknown_metrics(config) {
+        tracing::warn!("{unknown}");
+    }
+}
+
 /// Runs until SIGTERM or SIGINT.
 pub async fn run(options: Options, config: Config) -> anyhow::Result<()> {
+    warn_unknown_metrics(&config);
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
@@ -106,6 +115,7 @@ fn reload(
             if fresh.listen != running.listen {
                 tracing::warn!(old = %running.listen, new = %fresh.listen, "listen address changes need a restart; keeping the old one");
             }
+            warn_unknown_metrics(&fresh);
             agent.apply(&fresh);
             *running = fresh;
             shared.record_reload(Ok(()));

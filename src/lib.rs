@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 
+pub mod checks;
 pub mod collectors;
 pub mod config;
 pub mod daemon;

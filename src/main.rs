@@ -34,6 +34,8 @@ enum Command {
     CheckConfig { file: PathBuf },
     /// Sample every source once and print the exposition on stdout.
     Once,
+    /// Print Prometheus alerting rules equivalent to the configured checks.
+    Rules,
 }
 
 fn main() -> ExitCode {
@@ -56,6 +58,22 @@ fn main() -> ExitCode {
                 ExitCode::from(EXIT_CONFIG)
             }
         },
+        Some(Command::Rules) => {
+            let options = daemon::Options {
+                config_file: cli.config,
+                listen: None,
+            };
+            match daemon::load(&options) {
+                Ok(config) => {
+                    print!("{}", vitals::checks::rules::render_rules(&config));
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("{e}");
+                    ExitCode::from(EXIT_CONFIG)
+                }
+            }
+        }
         command => {
             let options = daemon::Options {
                 config_file: cli.config,

@@ -3,6 +3,7 @@
 //! again right then — so a scrape only copies out the last rendering and
 //! never waits on a source.
 
+use crate::checks::{CheckEngine, InstanceStatus, Now, SourceRound};
 use crate::collectors::{self, AnySource, Scheduled, Source};
 use crate::config::{Config, Duration};
 use crate::metrics::{self, Format, Output};
@@ -74,6 +75,7 @@ pub struct SourceStatus {
 }
 
 struct Slot {
+    id: String,
     output: Output,
     status: SourceStatus,
 }
@@ -93,6 +95,10 @@ struct State {
     generation: u64,
     slots: Vec<Slot>,
     reload: ReloadStatus,
+    /// Threshold checks, evaluated after every round.
+    checks: Option<CheckEngine>,
+    /// The `vitals_check_*` families of the last evaluation.
+    check_output: Output,
 }
 
 /// State shared between the sampling tasks and the HTTP server.
@@ -115,6 +121,8 @@ impl Shared {
                     reload_failures_total: 0,
                     last_reload_error: None,
                 },
+                checks: None,
+                check_output: Output::new(),
             }),
             exposition: RwLock::new(Arc::new(Exposition::new(String::new(), String::new()))),
             started: unix_now(),
@@ -134,6 +142,24 @@ impl Shared {
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         // A poisoned lock only means a panic elsewhere; the data is still usable.
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Readiness checks that are critical now (`name{labels}`).
+    pub fn failing_readiness(&self) -> Vec<String> {
+        self.lock()
+            .checks
+            .as_ref()
+            .map(CheckEngine::failing_readiness)
+            .unwrap_or_default()
+    }
+
+    /// Every check instance, for `/status` and the index page.
+    pub fn check_statuses(&self) -> Vec<InstanceStatus> {
+        self.lock()
+            .checks
+            .as_ref()
+            .map(CheckEngine::snapshot)
+            .unwrap_or_default()
     }
 
     /// Ready once every enabled source has completed at least one round.
@@ -158,13 +184,20 @@ impl Shared {
         self.started
     }
 
-    /// Replaces the set of sources (start or successful reload).
-    fn install(&self, sources: &[Scheduled]) -> u64 {
+    /// Replaces the set of sources and checks (start or successful reload).
+    /// Check instances whose check kept its name and selector keep their
+    /// state across a reload.
+    fn install(&self, config: &Config, sources: &[Scheduled]) -> u64 {
         let mut state = self.lock();
         state.generation += 1;
+        match &mut state.checks {
+            Some(engine) => engine.reload(config),
+            None => state.checks = Some(CheckEngine::new(config)),
+        }
         state.slots = sources
             .iter()
             .map(|s| Slot {
+                id: s.id.clone(),
                 output: Output::new(),
                 status: SourceStatus {
                     source: s.id.clone(),
@@ -228,6 +261,7 @@ impl Shared {
                 status.last_error = Some(e);
             }
         }
+        evaluate_checks(&mut state);
         drop(state);
         self.render();
     }
@@ -249,6 +283,44 @@ impl Shared {
         match self.exposition.write() {
             Ok(mut e) => *e = fresh,
             Err(p) => *p.into_inner() = fresh,
+        }
+    }
+}
+
+/// Runs the checks over every source's latest round and logs each state
+/// change once.
+fn evaluate_checks(state: &mut State) {
+    let State {
+        slots,
+        checks,
+        check_output,
+        ..
+    } = state;
+    let Some(engine) = checks.as_mut() else {
+        return;
+    };
+    let rounds = slots
+        .iter()
+        .filter(|s| s.status.rounds > 0)
+        .map(|s| SourceRound {
+            source: &s.id,
+            output: &s.output,
+            failed: s.status.success == Some(false),
+        });
+    let (output, transitions) = engine.evaluate(rounds, Now::system());
+    *check_output = output;
+    for t in transitions {
+        let value = t.value.map_or_else(|| "none".to_owned(), |v| v.to_string());
+        let reason = t.reason.as_deref().unwrap_or("");
+        match t.to {
+            crate::checks::State::Ok => tracing::info!(
+                check = %t.check, instance = %t.instance(), from = %t.from, to = %t.to, value = %value,
+                "check state changed"
+            ),
+            _ => tracing::warn!(
+                check = %t.check, instance = %t.instance(), from = %t.from, to = %t.to, value = %value,
+                reason = %reason, readiness = t.readiness, "check state changed"
+            ),
         }
     }
 }
@@ -348,7 +420,7 @@ impl Agent {
         }
         let config = Arc::new(config.clone());
         let sources = collectors::build(&config);
-        let generation = self.shared.install(&sources);
+        let generation = self.shared.install(&config, &sources);
         for (index, scheduled) in sources.into_iter().enumerate() {
             let shared = self.shared.clone();
             let config = config.clone();
@@ -445,7 +517,7 @@ async fn run_source(
 pub async fn once(config: &Config) -> (String, Vec<(String, String)>) {
     let shared = Shared::new(None);
     let sources = collectors::build(config);
-    let generation = shared.install(&sources);
+    let generation = shared.install(config, &sources);
     let mut failures = Vec::new();
     let rounds = sources.into_iter().enumerate().map(|(index, s)| {
         let shared = shared.clone();

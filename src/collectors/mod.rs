@@ -7,6 +7,7 @@
 //! | process     | `process.rs`    | `vitals_process_`    |
 //! | postgres    | `postgres/`     | `vitals_pg_`         |
 //! | pgbouncer   | `pgbouncer.rs`  | `vitals_pgbouncer_`  |
+//! | http probe  | `http_probe.rs` | `vitals_probe_`      |
 //!
 //! [`build`] is the one table of every source there is. Each runs in its own
 //! task on its own interval (see `runtime`); a round fills a fresh
@@ -14,6 +15,7 @@
 
 pub mod cgroup;
 pub mod host;
+pub mod http_probe;
 pub mod pgbouncer;
 pub mod postgres;
 pub mod process;
@@ -89,6 +91,7 @@ pub enum AnySource {
     Process(process::ProcessSource),
     Postgres(postgres::PostgresSource),
     PgBouncer(pgbouncer::PgBouncerSource),
+    HttpProbe(http_probe::HttpProbeSource),
 }
 
 impl Source for AnySource {
@@ -99,6 +102,7 @@ impl Source for AnySource {
             AnySource::Process(s) => s.collect(out).await,
             AnySource::Postgres(s) => s.collect(out).await,
             AnySource::PgBouncer(s) => s.collect(out).await,
+            AnySource::HttpProbe(s) => s.collect(out).await,
         }
     }
 }
@@ -163,6 +167,16 @@ pub fn build(config: &Config) -> Vec<Scheduled> {
             interval: config.interval_or_default(target.interval),
             timeout: target.timeout,
             source: AnySource::PgBouncer(pgbouncer::PgBouncerSource::new(target)),
+        });
+    }
+    for probe in &sources.http_probes {
+        list.push(Scheduled {
+            id: format!("probe/{}", probe.name),
+            interval: config.interval_or_default(probe.interval),
+            // The probe times itself out and reports that as `up 0`; the
+            // scheduler's limit only catches a stuck round.
+            timeout: Duration(probe.timeout.as_std() + std::time::Duration::from_secs(1)),
+            source: AnySource::HttpProbe(http_probe::HttpProbeSource::new(probe)),
         });
     }
     list

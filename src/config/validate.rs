@@ -41,6 +41,43 @@ pub(super) fn validate(config: &Config, text: &str) -> Result<(), Invalid> {
         }
     }
     database_targets(config, text)?;
+    for probe in &config.sources.http_probes {
+        let (line, column) = locate(text, &probe.url);
+        crate::collectors::http_probe::parse_target(&probe.url).map_err(|m| {
+            (
+                line,
+                column,
+                format!("sources.http_probes `{}`: {m}", probe.name),
+            )
+        })?;
+        for (key, value) in [("timeout", probe.timeout), ("window", probe.window)] {
+            if value.as_std().is_zero() {
+                return Err((
+                    line,
+                    column,
+                    format!(
+                        "sources.http_probes `{}`: {key} must be above 0",
+                        probe.name
+                    ),
+                ));
+            }
+        }
+        if let Some(bad) = probe
+            .expect_status
+            .iter()
+            .find(|s| !(100..=599).contains(*s))
+        {
+            let (line, column) = locate(text, "expect_status");
+            return Err((
+                line,
+                column,
+                format!(
+                    "sources.http_probes `{}`: expect_status {bad} is not an HTTP status code (100-599)",
+                    probe.name
+                ),
+            ));
+        }
+    }
     let mut check_names = BTreeSet::new();
     for check in &config.checks {
         let (line, column) = (check.referenced.line(), check.referenced.column());
@@ -53,6 +90,8 @@ pub(super) fn validate(config: &Config, text: &str) -> Result<(), Invalid> {
         }
         check_levels(&check.value)
             .map_err(|m| (line, column, format!("check `{}`: {m}", check.value.name)))?;
+        crate::checks::Selector::parse(&check.value.metric)
+            .map_err(|e| (line, column, format!("check `{}`: {e}", check.value.name)))?;
     }
     Ok(())
 }
@@ -228,6 +267,48 @@ mod tests {
         let bad =
             "checks:\n  - {name: free, metric: m, direction: below, warning: 10, critical: 20}\n";
         assert!(parse_str(bad, "c.yaml").is_err());
+    }
+
+    #[test]
+    fn bad_selector_points_at_the_check() {
+        let text = "checks:\n  - name: ok\n    metric: vitals_host_load1\n    warning: 1\n  - name: lag\n    metric: 'vitals_pg_replication_lag_seconds{target=replica}'\n    critical: 5\n";
+        let e = parse_str(text, "c.yaml").unwrap_err();
+        assert_eq!((e.line, e.column), (5, 5));
+        assert_eq!(
+            e.message,
+            "check `lag`: invalid selector \"vitals_pg_replication_lag_seconds{target=replica}\" at character 42: expected a quoted string, found `r`"
+        );
+    }
+
+    #[test]
+    fn https_probe_and_bad_expected_status_are_refused() {
+        let text =
+            "sources:\n  http_probes:\n    - name: app\n      url: https://127.0.0.1:8443/health\n";
+        let e = parse_str(text, "c.yaml").unwrap_err();
+        assert_eq!((e.line, e.column), (4, 12));
+        assert!(
+            e.message
+                .starts_with("sources.http_probes `app`: probe URL"),
+            "{}",
+            e.message
+        );
+        assert!(
+            e.message.contains("https is not supported"),
+            "{}",
+            e.message
+        );
+        let text = "sources:\n  http_probes:\n    - {name: app, url: \"http://127.0.0.1:8080/\", expect_status: [200, 42]}\n";
+        let e = parse_str(text, "c.yaml").unwrap_err();
+        assert!(e.message.contains("expect_status 42"), "{}", e.message);
+        let text = "sources:\n  http_probes:\n    - {name: app, url: \"http://127.0.0.1:8080/\", timeout: 0s}\n";
+        let e = parse_str(text, "c.yaml").unwrap_err();
+        assert!(
+            e.message.ends_with("timeout must be above 0"),
+            "{}",
+            e.message
+        );
+        let ok = "sources:\n  http_probes:\n    - {name: app, url: \"http://127.0.0.1:8080/health\", timeout: 1s}\n";
+        assert!(parse_str(ok, "c.yaml").is_ok());
     }
 
     #[test]

@@ -12,6 +12,7 @@
 //! Other paths answer 404, other methods on these paths 405.
 
 mod negotiate;
+mod page;
 
 use crate::metrics::Format;
 use crate::runtime::{self, Shared};
@@ -76,7 +77,7 @@ impl Server {
             ("/health/live", true, _) => text(StatusCode::OK, "ok\n".into()),
             ("/health/ready", true, _) => self.ready(),
             ("/status", true, _) => self.status(),
-            ("/", true, _) => html(index_page()),
+            ("/", true, _) => html(page::index(&self.shared.check_statuses())),
             ("/-/reload", _, true) => self.reload().await,
             ("/metrics" | "/health/live" | "/health/ready" | "/status" | "/", _, _) => {
                 not_allowed("GET, HEAD")
@@ -134,9 +135,10 @@ impl Server {
             "version": runtime::VERSION,
             "revision": runtime::REVISION,
             "started_timestamp_seconds": self.shared.started(),
-            "ready": pending.is_empty(),
+            "ready": pending.is_empty() && self.shared.failing_readiness().is_empty(),
             "config": self.shared.reload_status(),
             "sources": self.shared.source_statuses(),
+            "checks": self.shared.check_statuses(),
         });
         let mut resp = Response::new(Full::new(Bytes::from(body.to_string())));
         resp.headers_mut()
@@ -195,17 +197,6 @@ fn not_allowed(allow: &'static str) -> Response<Full<Bytes>> {
     resp.headers_mut()
         .insert(ALLOW, HeaderValue::from_static(allow));
     resp
-}
-
-fn index_page() -> String {
-    format!(
-        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>vitals</title></head>\n<body>\n<h1>vitals {}</h1>\n<ul>\n\
-<li><a href=\"/metrics\">/metrics</a> — Prometheus exposition</li>\n\
-<li><a href=\"/status\">/status</a> — sources and configuration (JSON)</li>\n\
-<li><a href=\"/health/live\">/health/live</a> — liveness</li>\n\
-<li><a href=\"/health/ready\">/health/ready</a> — readiness</li>\n</ul>\n</body></html>\n",
-        runtime::VERSION
-    )
 }
 
 /// Keeps `Format` in this module's public surface for tests.
