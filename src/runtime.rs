@@ -274,7 +274,7 @@ impl Shared {
             .slots
             .iter()
             .map(|s| &s.output)
-            .chain([&own])
+            .chain([&own, &state.check_output])
             .collect();
         let text = metrics::render(outputs.iter().copied(), Format::Text);
         let openmetrics = metrics::render(outputs.iter().copied(), Format::OpenMetrics);
@@ -311,7 +311,6 @@ fn evaluate_checks(state: &mut State) {
     *check_output = output;
     for t in transitions {
         let value = t.value.map_or_else(|| "none".to_owned(), |v| v.to_string());
-        let reason = t.reason.as_deref().unwrap_or("");
         match t.to {
             crate::checks::State::Ok => tracing::info!(
                 check = %t.check, instance = %t.instance(), from = %t.from, to = %t.to, value = %value,
@@ -319,7 +318,7 @@ fn evaluate_checks(state: &mut State) {
             ),
             _ => tracing::warn!(
                 check = %t.check, instance = %t.instance(), from = %t.from, to = %t.to, value = %value,
-                reason = %reason, readiness = t.readiness, "check state changed"
+                reason = t.reason.as_deref(), readiness = t.readiness, "check state changed"
             ),
         }
     }

@@ -57,6 +57,10 @@ fn daemon_suite() {
                 "blocked_target_does_not_block",
                 blocked_target_does_not_block,
             ),
+            (
+                "replica_lag_check_gates_readiness",
+                replica_lag_check_gates_readiness,
+            ),
         ],
     );
 }
@@ -217,5 +221,121 @@ fn blocked_target_does_not_block(c: &Cluster) {
     assert!(
         !held.lock().unwrap().is_empty(),
         "vitals never connected to the silent target"
+    );
+}
+
+/// Replay paused on the standby while the primary takes writes: the
+/// replica-lag check (a readiness check here) goes critical and
+/// /health/ready answers 503 naming it; after resume both clear.
+fn replica_lag_check_gates_readiness(c: &Cluster) {
+    c.wait_streaming();
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "interval: 500ms\ndefault_checks: true\nsources:\n  cgroup: {{enabled: false}}\n  postgres:\n    - name: replica\n      dsn: \"{}\"\n      password_file: {}\n\
+         checks:\n  - name: replica_lag\n    metric: 'vitals_pg_replication_lag_seconds{{target=\"replica\"}}'\n    warning: 1\n    critical: 2\n    hysteresis: 0.5\n    readiness: true\n",
+        c.monitor_dsn(c.standby().port),
+        c.password_file.display(),
+    );
+    let path = temp_config(dir.path(), "vitals.yaml", &text);
+    let d = Daemon::start(&path);
+    d.wait_ready();
+    let status = |d: &Daemon| {
+        sample(
+            &d.get("/metrics").text(),
+            "vitals_check_status",
+            &[("check", "replica_lag")],
+        )
+    };
+    d.wait_until("replica_lag ok", |d| status(d) == Some(0.0));
+
+    c.psql(
+        c.primary.port,
+        "CREATE TABLE IF NOT EXISTS lag_probe (x int)",
+    );
+    c.psql(c.standby().port, "SELECT pg_wal_replay_pause()");
+    let writer_stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let stop = writer_stop.clone();
+        let port = c.primary.port;
+        let dsn_root = c.root().to_owned();
+        std::thread::spawn(move || {
+            // Bounded: at most 120 inserts, one every 250 ms.
+            for _ in 0..120 {
+                if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    break;
+                }
+                let _ = std::process::Command::new("runuser")
+                    .args([
+                        "-u",
+                        "postgres",
+                        "--",
+                        "/usr/lib/postgresql/15/bin/psql",
+                        "-X",
+                        "-q",
+                        "-h",
+                    ])
+                    .arg(&dsn_root)
+                    .args([
+                        "-p",
+                        &port.to_string(),
+                        "-U",
+                        "postgres",
+                        "-d",
+                        "postgres",
+                        "-c",
+                        "INSERT INTO lag_probe VALUES (1)",
+                    ])
+                    .output();
+                std::thread::sleep(std::time::Duration::from_millis(250));
+            }
+        })
+    };
+    d.wait_until("replica_lag critical", |d| status(d) == Some(2.0));
+    let ready = d.get("/health/ready");
+    assert_eq!(ready.status, 503);
+    assert_eq!(
+        ready.text(),
+        "not ready: critical readiness checks: replica_lag{target=\"replica\"}\n"
+    );
+    let metrics = d.get("/metrics").text();
+    let lag = sample(&metrics, "vitals_check_value", &[("check", "replica_lag")]).unwrap();
+    assert!(lag > 2.0, "lag {lag}");
+    assert!(
+        sample(
+            &metrics,
+            "vitals_check_transitions_total",
+            &[("check", "replica_lag"), ("to", "critical")]
+        )
+        .unwrap()
+            >= 1.0
+    );
+    let json: serde_json::Value = serde_json::from_slice(&d.get("/status").body).unwrap();
+    let inst = json["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == "replica_lag")
+        .unwrap();
+    assert_eq!(inst["state"], "critical");
+    assert_eq!(inst["readiness"], true);
+
+    writer_stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    writer.join().unwrap();
+    c.psql(c.standby().port, "SELECT pg_wal_replay_resume()");
+    d.wait_until("replica_lag back to ok", |d| status(d) == Some(0.0));
+    assert_eq!(d.get("/health/ready").status, 200);
+    let log = d.log();
+    let transitions: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("check state changed") && l.contains("replica_lag"))
+        .collect();
+    eprintln!("transitions seen:\n{}", transitions.join("\n"));
+    assert!(
+        transitions.iter().any(|l| l.contains("to=critical")),
+        "{log}"
+    );
+    assert!(
+        transitions.last().is_some_and(|l| l.contains("to=ok")),
+        "{log}"
     );
 }

@@ -114,19 +114,30 @@ impl Server {
         resp
     }
 
+    /// 503 until every source completed a round, and while a check marked
+    /// `readiness: true` is critical; the body says which.
     fn ready(&self) -> Response<Full<Bytes>> {
         let pending = self.shared.pending_sources();
-        if pending.is_empty() {
-            text(StatusCode::OK, "ready\n".into())
-        } else {
-            text(
+        if !pending.is_empty() {
+            return text(
                 StatusCode::SERVICE_UNAVAILABLE,
                 format!(
                     "not ready: waiting for the first round of: {}\n",
                     pending.join(", ")
                 ),
-            )
+            );
         }
+        let failing = self.shared.failing_readiness();
+        if !failing.is_empty() {
+            return text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "not ready: critical readiness checks: {}\n",
+                    failing.join(", ")
+                ),
+            );
+        }
+        text(StatusCode::OK, "ready\n".into())
     }
 
     fn status(&self) -> Response<Full<Bytes>> {
