@@ -71,15 +71,60 @@ const fn above(check: &'static str, metric: &'static str, warning: f64, critical
 /// client wait 1/5 s, probe latency 1/5 s and error ratio 5/10 %; throttling,
 /// idle-in-transaction and long-query levels are vitals' own defaults).
 const DEFAULT_LEVELS: &[Level] = &[
-    above("cpu_limit_utilization", "vitals_cgroup_cpu_limit_utilization_ratio", 0.7, 0.9),
-    above("cpu_throttled", "vitals_cgroup_cpu_throttled_ratio", 0.25, 0.5),
-    above("memory_limit_utilization", "vitals_cgroup_memory_limit_utilization_ratio", 0.8, 0.95),
-    above("pg_connection_utilization", "vitals_pg_connection_utilization_ratio", 0.8, 0.95),
-    above("pg_pool_utilization", "vitals_pg_pool_utilization_ratio", 0.8, 0.95),
-    above("pgbouncer_pool_utilization", "vitals_pgbouncer_pool_utilization_ratio", 0.8, 0.95),
-    above("pgbouncer_client_wait", "vitals_pgbouncer_pool_maxwait_seconds", 1.0, 5.0),
-    above("pg_idle_in_transaction", "vitals_pg_idle_in_transaction_max_seconds", 60.0, 300.0),
-    above("pg_longest_query", "vitals_pg_longest_query_seconds", 60.0, 300.0),
+    above(
+        "cpu_limit_utilization",
+        "vitals_cgroup_cpu_limit_utilization_ratio",
+        0.7,
+        0.9,
+    ),
+    above(
+        "cpu_throttled",
+        "vitals_cgroup_cpu_throttled_ratio",
+        0.25,
+        0.5,
+    ),
+    above(
+        "memory_limit_utilization",
+        "vitals_cgroup_memory_limit_utilization_ratio",
+        0.8,
+        0.95,
+    ),
+    above(
+        "pg_connection_utilization",
+        "vitals_pg_connection_utilization_ratio",
+        0.8,
+        0.95,
+    ),
+    above(
+        "pg_pool_utilization",
+        "vitals_pg_pool_utilization_ratio",
+        0.8,
+        0.95,
+    ),
+    above(
+        "pgbouncer_pool_utilization",
+        "vitals_pgbouncer_pool_utilization_ratio",
+        0.8,
+        0.95,
+    ),
+    above(
+        "pgbouncer_client_wait",
+        "vitals_pgbouncer_pool_maxwait_seconds",
+        1.0,
+        5.0,
+    ),
+    above(
+        "pg_idle_in_transaction",
+        "vitals_pg_idle_in_transaction_max_seconds",
+        60.0,
+        300.0,
+    ),
+    above(
+        "pg_longest_query",
+        "vitals_pg_longest_query_seconds",
+        60.0,
+        300.0,
+    ),
     above("replica_lag", "vitals_pg_replication_lag_seconds", 1.0, 5.0),
     Level {
         check: "replica_stream_down",
@@ -98,11 +143,7 @@ fn level_of(metric: &str) -> Option<&'static Level> {
 
 /// Fails with every problem at once, one per line.
 fn assert_none(problems: Vec<String>, what: &str) {
-    assert!(
-        problems.is_empty(),
-        "{what}:\n  {}",
-        problems.join("\n  ")
-    );
+    assert!(problems.is_empty(), "{what}:\n  {}", problems.join("\n  "));
 }
 
 fn vitals_check_config(path: &Path) -> Result<(), String> {
@@ -160,7 +201,10 @@ fn dashboards_follow_the_conventions() {
         .map(|f| f.file_name().unwrap().to_string_lossy().into_owned())
         .collect();
     let expected: Vec<String> = DASHBOARDS.iter().map(|d| d.0.to_owned()).collect();
-    assert_eq!(files, expected, "dashboards/ holds exactly these dashboards");
+    assert_eq!(
+        files, expected,
+        "dashboards/ holds exactly these dashboards"
+    );
 
     let mut problems = Vec::new();
     for (file, uid, title) in DASHBOARDS {
@@ -187,13 +231,19 @@ fn dashboards_follow_the_conventions() {
         let variables = variables(&dashboard);
         let names: Vec<&str> = variables.iter().map(|v| str_of(v, "name")).collect();
         if names.get(..3) != Some(&["datasource", "job", "instance"][..]) {
-            problem(format!("variables {names:?} must start with datasource, job, instance"));
+            problem(format!(
+                "variables {names:?} must start with datasource, job, instance"
+            ));
         }
         for variable in &variables {
             let name = str_of(variable, "name");
             if name == "datasource" {
-                if str_of(variable, "type") != "datasource" || str_of(variable, "query") != "prometheus" {
-                    problem("variable datasource must be of type datasource, query prometheus".into());
+                if str_of(variable, "type") != "datasource"
+                    || str_of(variable, "query") != "prometheus"
+                {
+                    problem(
+                        "variable datasource must be of type datasource, query prometheus".into(),
+                    );
                 }
                 continue;
             }
@@ -214,7 +264,9 @@ fn dashboards_follow_the_conventions() {
                     for selector in selectors_in_expr(&expr).unwrap_or_default() {
                         for v in narrowed_by {
                             if !uses_variable(selector.matcher(v), v) {
-                                problem(format!("variable {name}: {query} is not narrowed by ${v}"));
+                                problem(format!(
+                                    "variable {name}: {query} is not narrowed by ${v}"
+                                ));
                             }
                         }
                     }
@@ -228,7 +280,8 @@ fn dashboards_follow_the_conventions() {
         for panel in panels(&dashboard) {
             let id = panel["id"].as_u64().unwrap_or(0);
             let ptitle = str_of(panel, "title");
-            let mut problem = |p: String| problems.push(format!("{file} panel {id} {ptitle:?}: {p}"));
+            let mut problem =
+                |p: String| problems.push(format!("{file} panel {id} {ptitle:?}: {p}"));
             if !ids.insert(id) {
                 problem("duplicate or missing id".into());
             }
@@ -310,7 +363,11 @@ fn dashboard_thresholds_sit_at_the_default_check_levels() {
                 .map(|s| (s["value"].as_f64(), str_of(s, "color")))
                 .collect();
             let want: Vec<(Option<f64>, &str)> = match (first.above, first.warning) {
-                (true, Some(w)) => vec![(None, "green"), (Some(w), "orange"), (Some(first.critical), "red")],
+                (true, Some(w)) => vec![
+                    (None, "green"),
+                    (Some(w), "orange"),
+                    (Some(first.critical), "red"),
+                ],
                 (true, None) => vec![(None, "green"), (Some(first.critical), "red")],
                 (false, _) => vec![(None, "red"), (Some(first.critical), "green")],
             };
@@ -326,7 +383,9 @@ fn dashboard_thresholds_sit_at_the_default_check_levels() {
                     None | Some("off")
                 )
             {
-                problems.push(format!("{at}: thresholds are not drawn (thresholdsStyle off)"));
+                problems.push(format!(
+                    "{at}: thresholds are not drawn (thresholdsStyle off)"
+                ));
             }
             drawn.insert(first.check);
         }
@@ -358,7 +417,11 @@ fn every_expression_parses_with_promtool() {
         } else {
             expr.promql.clone()
         };
-        assert!(!promql.contains('$') || !expr.from_grafana, "{}: variable left in {promql}", expr.origin);
+        assert!(
+            !promql.contains('$') || !expr.from_grafana,
+            "{}: variable left in {promql}",
+            expr.origin
+        );
         let record: String = format!("expr_{i}_{}", expr.origin)
             .chars()
             .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
@@ -377,7 +440,8 @@ fn every_expression_parses_with_promtool() {
 #[test]
 fn a_broken_expression_is_caught_by_the_promtool_wrapper() {
     // The wrapper above must be able to fail.
-    let text = "groups:\n  - name: g\n    rules:\n      - record: r\n        expr: \"rate(x[1m]\"\n";
+    let text =
+        "groups:\n  - name: g\n    rules:\n      - record: r\n        expr: \"rate(x[1m]\"\n";
     assert!(promtool_check_rules_text(text).is_err());
 }
 
@@ -392,7 +456,10 @@ fn every_referenced_metric_is_exported() {
         "vitals_build_info",
         "up",
     ] {
-        assert!(referenced.contains_key(name), "{name} not found in the assets");
+        assert!(
+            referenced.contains_key(name),
+            "{name} not found in the assets"
+        );
     }
     let exported = exported_metrics_list();
     assert_none(
@@ -423,17 +490,28 @@ fn rules_pass_promtool_check_rules() {
     let out = tool("promtool", &args, PROMTOOL);
     let text = output_text(&out);
     assert!(out.status.success(), "promtool check rules:\n{text}");
-    assert!(!text.contains("WARNING"), "promtool check rules warns:\n{text}");
+    assert!(
+        !text.contains("WARNING"),
+        "promtool check rules warns:\n{text}"
+    );
 }
 
 #[test]
 fn rules_pass_their_promtool_unit_tests() {
     let files = rule_test_files();
-    assert_eq!(files.len(), RULE_GROUPS.len(), "one unit test file per rule file");
+    assert_eq!(
+        files.len(),
+        RULE_GROUPS.len(),
+        "one unit test file per rule file"
+    );
     let mut args = vec!["test", "rules"];
     args.extend(files.iter().map(|f| f.to_str().unwrap()));
     let out = tool("promtool", &args, PROMTOOL);
-    assert!(out.status.success(), "promtool test rules:\n{}", output_text(&out));
+    assert!(
+        out.status.success(),
+        "promtool test rules:\n{}",
+        output_text(&out)
+    );
 }
 
 /// `## Heading` → the body up to the next `## `.
@@ -502,7 +580,10 @@ fn rules_follow_the_conventions() {
         if !seen.insert((name.to_owned(), rule.severity().to_owned())) {
             problem("defined twice");
         }
-        let labels: Vec<&String> = rule.rule["labels"].as_object().map(|m| m.keys().collect()).unwrap_or_default();
+        let labels: Vec<&String> = rule.rule["labels"]
+            .as_object()
+            .map(|m| m.keys().collect())
+            .unwrap_or_default();
         if labels != ["severity"] {
             problem("labels must be exactly severity (routing uses it)");
         }
@@ -520,7 +601,9 @@ fn rules_follow_the_conventions() {
         }
         let url = str_of(&rule.rule["annotations"], "runbook_url");
         if url != format!("{RUNBOOK_URL}#{}", name.to_lowercase()) {
-            problem(&format!("runbook_url {url} is not the runbook's section of this alert"));
+            problem(&format!(
+                "runbook_url {url} is not the runbook's section of this alert"
+            ));
         }
         match sections.get(name) {
             None => problem("docs/runbook.md has no section for it"),
@@ -555,13 +638,19 @@ fn every_alert_has_a_firing_and_a_silent_unit_test() {
     let mut seen: BTreeMap<(String, String), [bool; 2]> = BTreeMap::new();
     let rules = rules();
     for rule in &rules {
-        seen.insert((rule.alert().to_owned(), rule.severity().to_owned()), [false; 2]);
+        seen.insert(
+            (rule.alert().to_owned(), rule.severity().to_owned()),
+            [false; 2],
+        );
     }
     let mut tested_files = BTreeSet::new();
     for file in rule_test_files() {
         let parsed = parse_yaml(&file);
         for rule_file in parsed["rule_files"].as_array().into_iter().flatten() {
-            let path = file.parent().unwrap().join(rule_file.as_str().unwrap_or(""));
+            let path = file
+                .parent()
+                .unwrap()
+                .join(rule_file.as_str().unwrap_or(""));
             tested_files.insert(path.canonicalize().unwrap_or(path));
         }
         for test in parsed["tests"].as_array().into_iter().flatten() {
@@ -593,10 +682,14 @@ fn every_alert_has_a_firing_and_a_silent_unit_test() {
     }
     for ((alert, severity), [fires, silent]) in &seen {
         if !fires {
-            problems.push(format!("{alert} ({severity}) has no test case where it fires"));
+            problems.push(format!(
+                "{alert} ({severity}) has no test case where it fires"
+            ));
         }
         if !silent {
-            problems.push(format!("{alert} ({severity}) has no test case where it must stay silent"));
+            problems.push(format!(
+                "{alert} ({severity}) has no test case where it must stay silent"
+            ));
         }
     }
     assert_none(problems, "alerts without unit tests");
@@ -619,11 +712,15 @@ fn raw_rules_fire_at_the_default_check_levels() {
                 .iter()
                 .any(|s| s.metric.as_deref().and_then(level_of).is_some())
             {
-                problems.push(format!("{}: {expr} reads a checked metric but not in the checked form", rule.alert()));
+                problems.push(format!(
+                    "{}: {expr} reads a checked metric but not in the checked form",
+                    rule.alert()
+                ));
             }
             continue;
         };
-        let (metric, op, value, check) = (&c[1], &c[2], c[3].parse::<f64>().unwrap_or(f64::NAN), &c[4]);
+        let (metric, op, value, check) =
+            (&c[1], &c[2], c[3].parse::<f64>().unwrap_or(f64::NAN), &c[4]);
         let Some(level) = level_of(metric) else {
             problems.push(format!("{}: {metric} has no default check", rule.alert()));
             continue;
@@ -633,15 +730,34 @@ fn raw_rules_fire_at_the_default_check_levels() {
             _ => Some(level.critical),
         };
         if want != Some(value) {
-            problems.push(format!("{} ({}): level {value}, the default check has {want:?}", rule.alert(), rule.severity()));
+            problems.push(format!(
+                "{} ({}): level {value}, the default check has {want:?}",
+                rule.alert(),
+                rule.severity()
+            ));
         }
         if (op == ">") != level.above {
-            problems.push(format!("{}: direction {op} is wrong for {}", rule.alert(), level.check));
+            problems.push(format!(
+                "{}: direction {op} is wrong for {}",
+                rule.alert(),
+                level.check
+            ));
         }
         if check != level.check {
-            problems.push(format!("{}: silenced by check {check}, the check of {metric} is {}", rule.alert(), level.check));
+            problems.push(format!(
+                "{}: silenced by check {check}, the check of {metric} is {}",
+                rule.alert(),
+                level.check
+            ));
         }
-        covered.insert((level.check, if rule.severity() == "warning" { "warning" } else { "critical" }));
+        covered.insert((
+            level.check,
+            if rule.severity() == "warning" {
+                "warning"
+            } else {
+                "critical"
+            },
+        ));
     }
     for level in DEFAULT_LEVELS {
         if level.warning.is_some() && !covered.contains(&(level.check, "warning")) {
@@ -700,7 +816,12 @@ fn prometheus_rule_carries_the_alert_groups() {
     assert_eq!(rule["kind"], "PrometheusRule");
     let mut groups = Vec::new();
     for file in rule_files() {
-        groups.extend(parse_yaml(&file)["groups"].as_array().cloned().unwrap_or_default());
+        groups.extend(
+            parse_yaml(&file)["groups"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default(),
+        );
     }
     assert!(!groups.is_empty());
     assert!(
@@ -714,7 +835,8 @@ fn prometheus_rule_carries_the_alert_groups() {
         .unwrap_or_else(|e| panic!("promtool refuses the PrometheusRule's groups:\n{e}"));
 }
 
-const KUBERNETES_VALIDATE: &str = "the PyPI package kubernetes-validate (pip install kubernetes-validate)";
+const KUBERNETES_VALIDATE: &str =
+    "the PyPI package kubernetes-validate (pip install kubernetes-validate)";
 
 #[test]
 fn kubernetes_manifests_pass_schema_validation() {
@@ -723,9 +845,27 @@ fn kubernetes_manifests_pass_schema_validation() {
     // container); the classic variant also works on older clusters. The
     // package's own default is the newest release it knows.
     let runs: &[(&str, &[&str])] = &[
-        ("1.29.0", &["deployment.yaml", "configmap.yaml", "secret.yaml"]),
-        ("1.25.0", &["deployment-classic-sidecar.yaml", "configmap.yaml", "secret.yaml"]),
-        ("", &["deployment.yaml", "deployment-classic-sidecar.yaml", "configmap.yaml", "secret.yaml"]),
+        (
+            "1.29.0",
+            &["deployment.yaml", "configmap.yaml", "secret.yaml"],
+        ),
+        (
+            "1.25.0",
+            &[
+                "deployment-classic-sidecar.yaml",
+                "configmap.yaml",
+                "secret.yaml",
+            ],
+        ),
+        (
+            "",
+            &[
+                "deployment.yaml",
+                "deployment-classic-sidecar.yaml",
+                "configmap.yaml",
+                "secret.yaml",
+            ],
+        ),
     ];
     for (version, files) in runs {
         let mut args = vec!["--strict".to_owned()];
@@ -733,14 +873,22 @@ fn kubernetes_manifests_pass_schema_validation() {
             args.push("-k".into());
             args.push((*version).into());
         }
-        args.extend(files.iter().map(|f| dir.join(f).to_string_lossy().into_owned()));
+        args.extend(
+            files
+                .iter()
+                .map(|f| dir.join(f).to_string_lossy().into_owned()),
+        );
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let out = tool("kubernetes-validate", &args, KUBERNETES_VALIDATE);
         let text = output_text(&out);
-        assert!(out.status.success(), "kubernetes-validate {args:?}:\n{text}");
+        assert!(
+            out.status.success(),
+            "kubernetes-validate {args:?}:\n{text}"
+        );
         for file in *files {
             assert!(
-                text.lines().any(|l| l.contains(file) && l.contains(" passed for resource ")),
+                text.lines()
+                    .any(|l| l.contains(file) && l.contains(" passed for resource ")),
                 "kubernetes-validate did not validate {file}:\n{text}"
             );
         }
@@ -749,10 +897,19 @@ fn kubernetes_manifests_pass_schema_validation() {
     // the 1.27 schema.
     let out = tool(
         "kubernetes-validate",
-        &["--strict", "-k", "1.27.0", dir.join("deployment.yaml").to_str().unwrap()],
+        &[
+            "--strict",
+            "-k",
+            "1.27.0",
+            dir.join("deployment.yaml").to_str().unwrap(),
+        ],
         KUBERNETES_VALIDATE,
     );
-    assert!(!out.status.success(), "a native sidecar validated against 1.27:\n{}", output_text(&out));
+    assert!(
+        !out.status.success(),
+        "a native sidecar validated against 1.27:\n{}",
+        output_text(&out)
+    );
 }
 
 fn container<'a>(list: &'a Value, name: &str) -> Option<&'a Value> {
@@ -783,7 +940,12 @@ fn check_vitals_pod(file: &str, pod: &Value, vitals: &Value) -> Vec<String> {
     if pod["shareProcessNamespace"] != true {
         problem("shareProcessNamespace must be true: vitals watches the app's process".into());
     }
-    let args: Vec<&str> = vitals["args"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+    let args: Vec<&str> = vitals["args"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
     let config_path = match args.as_slice() {
         ["--config", path] => Path::new(*path),
         _ => {
@@ -794,8 +956,15 @@ fn check_vitals_pod(file: &str, pod: &Value, vitals: &Value) -> Vec<String> {
     // The ConfigMap, at the directory of --config.
     let config_volume = container(&vitals["volumeMounts"], "vitals-config");
     if volume(pod, "vitals-config")["configMap"]["name"] != configmap["metadata"]["name"]
-        || config_volume.and_then(|m| m["mountPath"].as_str()).map(Path::new) != config_path.parent()
-        || !configmap["data"][config_path.file_name().and_then(|f| f.to_str()).unwrap_or("")].is_string()
+        || config_volume
+            .and_then(|m| m["mountPath"].as_str())
+            .map(Path::new)
+            != config_path.parent()
+        || !configmap["data"][config_path
+            .file_name()
+            .and_then(|f| f.to_str())
+            .unwrap_or("")]
+        .is_string()
     {
         problem("the ConfigMap is not mounted where --config reads it".into());
     }
@@ -805,15 +974,26 @@ fn check_vitals_pod(file: &str, pod: &Value, vitals: &Value) -> Vec<String> {
     if volume(pod, "vitals-secret")["secret"]["secretName"] != secret["metadata"]["name"] {
         problem("volume vitals-secret is not the Secret of secret.yaml".into());
     }
-    let targets = config["sources"]["postgres"].as_array().cloned().unwrap_or_default();
+    let targets = config["sources"]["postgres"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     if targets.is_empty() {
         problem("the configuration has no PostgreSQL target".into());
     }
     for target in &targets {
         let password_file = Path::new(str_of(target, "password_file"));
-        let key = password_file.file_name().and_then(|f| f.to_str()).unwrap_or("");
-        if password_file.parent() != Some(Path::new(secret_dir)) || !secret["stringData"][key].is_string() {
-            problem(format!("password_file {} is not a key of the mounted Secret", password_file.display()));
+        let key = password_file
+            .file_name()
+            .and_then(|f| f.to_str())
+            .unwrap_or("");
+        if password_file.parent() != Some(Path::new(secret_dir))
+            || !secret["stringData"][key].is_string()
+        {
+            problem(format!(
+                "password_file {} is not a key of the mounted Secret",
+                password_file.display()
+            ));
         }
     }
     // The application's limits by the downward API, where limits_dir says.
@@ -830,12 +1010,17 @@ fn check_vitals_pod(file: &str, pod: &Value, vitals: &Value) -> Vec<String> {
         problem("the podinfo volume is not mounted at the configuration's limits_dir".into());
     }
     if !config["sources"]["cgroup"]["target"]["process"].is_string() {
-        problem("the cgroup target must be the app's process ({process: REGEX}), not vitals' own".into());
+        problem(
+            "the cgroup target must be the app's process ({process: REGEX}), not vitals' own"
+                .into(),
+        );
     }
     let app = container(&pod["containers"], "app").unwrap_or(&Value::Null);
     for resource in ["cpu", "memory"] {
         if app["resources"]["limits"][resource].is_null() {
-            problem(format!("the app has no {resource} limit for the downward API to pass on"));
+            problem(format!(
+                "the app has no {resource} limit for the downward API to pass on"
+            ));
         }
     }
     // Locked down.
@@ -858,10 +1043,15 @@ fn check_vitals_pod(file: &str, pod: &Value, vitals: &Value) -> Vec<String> {
     // Probes and the port the PodMonitor scrapes.
     let port = &vitals["ports"][0];
     let podmonitor = k8s("podmonitor.yaml");
-    if port["containerPort"] != 8482 || podmonitor["spec"]["podMetricsEndpoints"][0]["port"] != port["name"] {
+    if port["containerPort"] != 8482
+        || podmonitor["spec"]["podMetricsEndpoints"][0]["port"] != port["name"]
+    {
         problem("the PodMonitor does not scrape vitals' port 8482 by its name".into());
     }
-    for (probe, path) in [("livenessProbe", "/health/live"), ("readinessProbe", "/health/ready")] {
+    for (probe, path) in [
+        ("livenessProbe", "/health/live"),
+        ("readinessProbe", "/health/ready"),
+    ] {
         if vitals[probe]["httpGet"]["path"] != path {
             problem(format!("vitals {probe} must GET {path}"));
         }
@@ -879,10 +1069,16 @@ fn pod_spec(file: &str) -> Value {
 fn kubernetes_deployment_runs_vitals_as_a_native_sidecar() {
     let pod = pod_spec("deployment.yaml");
     let vitals = container(&pod["initContainers"], "vitals").expect("vitals is an init container");
-    assert_eq!(vitals["restartPolicy"], "Always", "a native sidecar is an init container with restartPolicy Always");
+    assert_eq!(
+        vitals["restartPolicy"], "Always",
+        "a native sidecar is an init container with restartPolicy Always"
+    );
     assert!(container(&pod["containers"], "vitals").is_none());
     assert!(container(&pod["containers"], "app").is_some());
-    assert_none(check_vitals_pod("deployment.yaml", &pod, vitals), "deployment.yaml");
+    assert_none(
+        check_vitals_pod("deployment.yaml", &pod, vitals),
+        "deployment.yaml",
+    );
 }
 
 #[test]
@@ -891,17 +1087,36 @@ fn kubernetes_classic_sidecar_is_the_same_pod_with_vitals_in_containers() {
     let vitals = container(&classic["containers"], "vitals").expect("vitals is a container");
     assert!(vitals.get("restartPolicy").is_none());
     assert!(classic.get("initContainers").is_none());
-    assert_none(check_vitals_pod("deployment-classic-sidecar.yaml", &classic, vitals), "classic sidecar");
+    assert_none(
+        check_vitals_pod("deployment-classic-sidecar.yaml", &classic, vitals),
+        "classic sidecar",
+    );
 
     // Moving vitals back to the init containers gives the native pod.
     let mut moved = classic.clone();
     let mut vitals = vitals.clone();
-    vitals.as_object_mut().unwrap().insert("restartPolicy".into(), "Always".into());
+    vitals
+        .as_object_mut()
+        .unwrap()
+        .insert("restartPolicy".into(), "Always".into());
     moved["containers"] = Value::Array(
-        classic["containers"].as_array().unwrap().iter().filter(|c| c["name"] != "vitals").cloned().collect(),
+        classic["containers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["name"] != "vitals")
+            .cloned()
+            .collect(),
     );
-    moved.as_object_mut().unwrap().insert("initContainers".into(), Value::Array(vec![vitals]));
-    assert_eq!(moved, pod_spec("deployment.yaml"), "the two variants differ beyond where vitals runs");
+    moved
+        .as_object_mut()
+        .unwrap()
+        .insert("initContainers".into(), Value::Array(vec![vitals]));
+    assert_eq!(
+        moved,
+        pod_spec("deployment.yaml"),
+        "the two variants differ beyond where vitals runs"
+    );
 }
 
 #[test]
@@ -915,24 +1130,46 @@ fn podmonitor_selects_the_application_pods() {
     let endpoint = &podmonitor["spec"]["podMetricsEndpoints"][0];
     assert_eq!(endpoint["path"], "/metrics");
     let labels = &k8s("deployment.yaml")["spec"]["template"]["metadata"]["labels"];
-    let selector = podmonitor["spec"]["selector"]["matchLabels"].as_object().expect("matchLabels");
+    let selector = podmonitor["spec"]["selector"]["matchLabels"]
+        .as_object()
+        .expect("matchLabels");
     assert!(!selector.is_empty());
     for (k, v) in selector {
-        assert_eq!(&labels[k], v, "the PodMonitor's selector {k} does not match the pods");
+        assert_eq!(
+            &labels[k], v,
+            "the PodMonitor's selector {k} does not match the pods"
+        );
     }
 }
 
 #[test]
 fn kustomization_lists_the_native_variant() {
     let kustomization = k8s("kustomization.yaml");
-    let resources: Vec<&str> = kustomization["resources"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    let resources: Vec<&str> = kustomization["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
     for file in &resources {
-        assert!(repo().join("deploy/kubernetes").join(file).is_file(), "{file} does not exist");
+        assert!(
+            repo().join("deploy/kubernetes").join(file).is_file(),
+            "{file} does not exist"
+        );
     }
-    for file in ["configmap.yaml", "secret.yaml", "deployment.yaml", "podmonitor.yaml", "prometheusrule.yaml"] {
+    for file in [
+        "configmap.yaml",
+        "secret.yaml",
+        "deployment.yaml",
+        "podmonitor.yaml",
+        "prometheusrule.yaml",
+    ] {
         assert!(resources.contains(&file), "kustomization.yaml lacks {file}");
     }
-    assert!(!resources.contains(&"deployment-classic-sidecar.yaml"), "both Deployments would clash");
+    assert!(
+        !resources.contains(&"deployment-classic-sidecar.yaml"),
+        "both Deployments would clash"
+    );
 }
 
 // ------------------------------------------------------------ compose
@@ -951,7 +1188,8 @@ fn binds(service: &Value) -> Vec<(PathBuf, String)> {
         .filter_map(|v| {
             let mut parts = v.split(':');
             let (host, inside) = (parts.next()?, parts.next()?);
-            (host.starts_with('.') || host.starts_with('/')).then(|| (compose_dir().join(host), inside.to_owned()))
+            (host.starts_with('.') || host.starts_with('/'))
+                .then(|| (compose_dir().join(host), inside.to_owned()))
         })
         .collect()
 }
@@ -960,7 +1198,11 @@ fn binds(service: &Value) -> Vec<(PathBuf, String)> {
 fn host_path(service: &Value, inside: &str) -> Option<PathBuf> {
     binds(service).into_iter().find_map(|(host, mount)| {
         let rest = Path::new(inside).strip_prefix(&mount).ok()?;
-        Some(if rest.as_os_str().is_empty() { host } else { host.join(rest) })
+        Some(if rest.as_os_str().is_empty() {
+            host
+        } else {
+            host.join(rest)
+        })
     })
 }
 
@@ -986,29 +1228,54 @@ fn compose_file_is_complete_and_consistent() {
     let names: BTreeSet<&str> = services.keys().map(String::as_str).collect();
     assert_eq!(
         names,
-        BTreeSet::from(["alertmanager", "app", "grafana", "pgbouncer", "postgres-primary", "postgres-standby", "prometheus", "vitals"]),
+        BTreeSet::from([
+            "alertmanager",
+            "app",
+            "grafana",
+            "pgbouncer",
+            "postgres-primary",
+            "postgres-standby",
+            "prometheus",
+            "vitals"
+        ]),
     );
     let mut problems = Vec::new();
     let secrets = compose["secrets"].as_object().cloned().unwrap_or_default();
     for (name, service) in services {
         for port in service["ports"].as_array().into_iter().flatten() {
             if !port.as_str().is_some_and(|p| p.starts_with("127.0.0.1:")) {
-                problems.push(format!("{name}: port {port} is not published on loopback only"));
+                problems.push(format!(
+                    "{name}: port {port} is not published on loopback only"
+                ));
             }
         }
         for (host, _) in binds(service) {
             if !host.exists() {
-                problems.push(format!("{name}: mounts {} which does not exist", host.display()));
+                problems.push(format!(
+                    "{name}: mounts {} which does not exist",
+                    host.display()
+                ));
             }
         }
         for secret in service["secrets"].as_array().into_iter().flatten() {
-            let secret = secret.as_str().or_else(|| secret["source"].as_str()).unwrap_or("");
+            let secret = secret
+                .as_str()
+                .or_else(|| secret["source"].as_str())
+                .unwrap_or("");
             if !secrets.contains_key(secret) {
                 problems.push(format!("{name}: secret {secret} is not declared"));
             }
         }
-        for dep in service["depends_on"].as_object().map(|m| m.keys().cloned().collect::<Vec<_>>())
-            .or_else(|| service["depends_on"].as_array().map(|a| a.iter().filter_map(|d| d.as_str().map(str::to_owned)).collect()))
+        for dep in service["depends_on"]
+            .as_object()
+            .map(|m| m.keys().cloned().collect::<Vec<_>>())
+            .or_else(|| {
+                service["depends_on"].as_array().map(|a| {
+                    a.iter()
+                        .filter_map(|d| d.as_str().map(str::to_owned))
+                        .collect()
+                })
+            })
             .unwrap_or_default()
         {
             if !services.contains_key(&dep) {
@@ -1043,15 +1310,32 @@ fn compose_file_is_complete_and_consistent() {
         problems.push(format!("vitals refuses deploy/compose/vitals.yaml: {e}"));
     }
     let config = parse_yaml(&config_path);
-    let listen_port = str_of(&config, "listen").rsplit(':').next().unwrap_or("").to_owned();
-    if !services["app"]["ports"].as_array().into_iter().flatten().any(|p| p.as_str().is_some_and(|p| p.ends_with(&format!(":{listen_port}")))) {
+    let listen_port = str_of(&config, "listen")
+        .rsplit(':')
+        .next()
+        .unwrap_or("")
+        .to_owned();
+    if !services["app"]["ports"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|p| {
+            p.as_str()
+                .is_some_and(|p| p.ends_with(&format!(":{listen_port}")))
+        })
+    {
         problems.push(format!("app does not publish vitals' port {listen_port}"));
     }
     let vitals_secrets: BTreeSet<String> = vitals["secrets"]
         .as_array()
         .into_iter()
         .flatten()
-        .map(|s| format!("/run/secrets/{}", s.as_str().or_else(|| s["source"].as_str()).unwrap_or("")))
+        .map(|s| {
+            format!(
+                "/run/secrets/{}",
+                s.as_str().or_else(|| s["source"].as_str()).unwrap_or("")
+            )
+        })
         .collect();
     let monitor_password = read(&compose_dir().join("secrets/pg_monitor_password"));
     for kind in ["postgres", "pgbouncer"] {
@@ -1061,9 +1345,15 @@ fn compose_file_is_complete_and_consistent() {
                 problems.push(format!("vitals.yaml {kind} {}: password_file {file} is not a secret of the vitals service", target["name"]));
             }
             let dsn = str_of(target, "dsn");
-            let host = dsn.split_whitespace().find_map(|kv| kv.strip_prefix("host=")).unwrap_or("");
+            let host = dsn
+                .split_whitespace()
+                .find_map(|kv| kv.strip_prefix("host="))
+                .unwrap_or("");
             if !services.contains_key(host) {
-                problems.push(format!("vitals.yaml {kind} {}: host {host} is not a service", target["name"]));
+                problems.push(format!(
+                    "vitals.yaml {kind} {}: host {host} is not a service",
+                    target["name"]
+                ));
             }
         }
     }
@@ -1072,13 +1362,17 @@ fn compose_file_is_complete_and_consistent() {
     if !userlist.contains(&format!("\"vitals\" \"{}\"", monitor_password.trim())) {
         problems.push("pgbouncer/userlist.txt does not give vitals the password of secrets/pg_monitor_password".into());
     }
-    if !read(&compose_dir().join("pgbouncer/pgbouncer.ini")).lines().any(|l| l.replace(' ', "") == "stats_users=vitals") {
+    if !read(&compose_dir().join("pgbouncer/pgbouncer.ini"))
+        .lines()
+        .any(|l| l.replace(' ', "") == "stats_users=vitals")
+    {
         problems.push("pgbouncer.ini: vitals is not a stats user".into());
     }
 
     // Prometheus: loads exactly the rule files, scrapes vitals, sends to Alertmanager.
     let prometheus = &services["prometheus"];
-    let prom_config_path = host_path(prometheus, "/etc/prometheus/prometheus.yml").expect("prometheus.yml mounted");
+    let prom_config_path =
+        host_path(prometheus, "/etc/prometheus/prometheus.yml").expect("prometheus.yml mounted");
     let prom_config = parse_yaml(&prom_config_path);
     let mut loaded = BTreeSet::new();
     for pattern in prom_config["rule_files"].as_array().into_iter().flatten() {
@@ -1087,50 +1381,99 @@ fn compose_file_is_complete_and_consistent() {
             None => problems.push(format!("prometheus: rule_files {pattern} is not mounted")),
         }
     }
-    let want: BTreeSet<PathBuf> = rule_files().iter().map(|f| f.canonicalize().unwrap()).collect();
+    let want: BTreeSet<PathBuf> = rule_files()
+        .iter()
+        .map(|f| f.canonicalize().unwrap())
+        .collect();
     if loaded != want {
-        problems.push(format!("prometheus loads {loaded:?}, want the rule files {want:?}"));
+        problems.push(format!(
+            "prometheus loads {loaded:?}, want the rule files {want:?}"
+        ));
     }
-    let scrape_targets: Vec<&str> = prom_config["scrape_configs"][0]["static_configs"][0]["targets"]
-        .as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+    let scrape_targets: Vec<&str> = prom_config["scrape_configs"][0]["static_configs"][0]
+        ["targets"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
     if scrape_targets != [format!("app:{listen_port}")] {
         problems.push(format!("prometheus scrapes {scrape_targets:?}, want app:{listen_port} (vitals in app's network)"));
     }
-    let am = prom_config["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"][0].as_str().unwrap_or("");
+    let am = prom_config["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"][0]
+        .as_str()
+        .unwrap_or("");
     if am.split(':').next() != Some("alertmanager") {
-        problems.push(format!("prometheus sends alerts to {am}, not the alertmanager service"));
+        problems.push(format!(
+            "prometheus sends alerts to {am}, not the alertmanager service"
+        ));
     }
-    let out = tool("promtool", &["check", "config", "--syntax-only", prom_config_path.to_str().unwrap()], PROMTOOL);
+    let out = tool(
+        "promtool",
+        &[
+            "check",
+            "config",
+            "--syntax-only",
+            prom_config_path.to_str().unwrap(),
+        ],
+        PROMTOOL,
+    );
     if !out.status.success() {
-        problems.push(format!("promtool check config prometheus.yml:\n{}", output_text(&out)));
+        problems.push(format!(
+            "promtool check config prometheus.yml:\n{}",
+            output_text(&out)
+        ));
     }
-    let am_config = host_path(&services["alertmanager"], "/etc/alertmanager/alertmanager.yml").expect("alertmanager.yml mounted");
-    let out = tool("amtool", &["check-config", am_config.to_str().unwrap()], AMTOOL);
+    let am_config = host_path(
+        &services["alertmanager"],
+        "/etc/alertmanager/alertmanager.yml",
+    )
+    .expect("alertmanager.yml mounted");
+    let out = tool(
+        "amtool",
+        &["check-config", am_config.to_str().unwrap()],
+        AMTOOL,
+    );
     if !out.status.success() {
-        problems.push(format!("amtool check-config alertmanager.yml:\n{}", output_text(&out)));
+        problems.push(format!(
+            "amtool check-config alertmanager.yml:\n{}",
+            output_text(&out)
+        ));
     }
 
     // Grafana: provisioned with the Prometheus service and the dashboards.
     let grafana = &services["grafana"];
-    let provisioning = host_path(grafana, "/etc/grafana/provisioning").expect("provisioning mounted");
+    let provisioning =
+        host_path(grafana, "/etc/grafana/provisioning").expect("provisioning mounted");
     let datasources = parse_yaml(&provisioning.join("datasources/vitals.yml"));
     let url = str_of(&datasources["datasources"][0], "url");
     if url != "http://prometheus:9090" || datasources["datasources"][0]["type"] != "prometheus" {
-        problems.push(format!("grafana datasource {url} is not the prometheus service"));
+        problems.push(format!(
+            "grafana datasource {url} is not the prometheus service"
+        ));
     }
     let providers = parse_yaml(&provisioning.join("dashboards/vitals.yml"));
     let path = str_of(&providers["providers"][0]["options"], "path");
     let shown: BTreeSet<PathBuf> = host_path(grafana, path)
         .map(|p| glob_files(&p.join("*.json")))
         .unwrap_or_default();
-    let want: BTreeSet<PathBuf> = dashboard_files().iter().map(|f| f.canonicalize().unwrap()).collect();
+    let want: BTreeSet<PathBuf> = dashboard_files()
+        .iter()
+        .map(|f| f.canonicalize().unwrap())
+        .collect();
     if shown != want {
-        problems.push(format!("grafana provisions {shown:?} from {path}, want the dashboards"));
+        problems.push(format!(
+            "grafana provisions {shown:?} from {path}, want the dashboards"
+        ));
     }
 
     // Scripts the PostgreSQL containers run.
     for script in ["postgres/primary-init.sh", "postgres/standby-entrypoint.sh"] {
-        let out = tool("sh", &["-n", compose_dir().join(script).to_str().unwrap()], "a POSIX sh");
+        let out = tool(
+            "sh",
+            &["-n", compose_dir().join(script).to_str().unwrap()],
+            "a POSIX sh",
+        );
         if !out.status.success() {
             problems.push(format!("{script}: {}", output_text(&out)));
         }
@@ -1149,18 +1492,41 @@ fn end_to_end_configs_are_valid_once_filled_in() {
         .replace("@VITALS@", "127.0.0.1:18482")
         .replace("@ALERTMANAGER@", "127.0.0.1:19093")
         .replace("@RULES@", rules.to_str().unwrap());
-    let am = read(&fixtures.join("alertmanager.yml")).replace("@WEBHOOK@", "http://127.0.0.1:19999/alerts");
-    assert!(!prom.contains('@') && !am.contains('@'), "a placeholder is left");
+    let am = read(&fixtures.join("alertmanager.yml"))
+        .replace("@WEBHOOK@", "http://127.0.0.1:19999/alerts");
+    assert!(
+        !prom.contains('@') && !am.contains('@'),
+        "a placeholder is left"
+    );
     std::fs::write(dir.path().join("prometheus.yml"), &prom).unwrap();
     std::fs::write(dir.path().join("alertmanager.yml"), &am).unwrap();
     // Not --syntax-only: promtool also loads the rule files the glob names.
-    let out = tool("promtool", &["check", "config", dir.path().join("prometheus.yml").to_str().unwrap()], PROMTOOL);
+    let out = tool(
+        "promtool",
+        &[
+            "check",
+            "config",
+            dir.path().join("prometheus.yml").to_str().unwrap(),
+        ],
+        PROMTOOL,
+    );
     let text = output_text(&out);
     assert!(out.status.success(), "{text}");
     for file in rule_files() {
-        assert!(text.contains(file.file_name().unwrap().to_str().unwrap()), "promtool did not load {}:\n{text}", rel(&file));
+        assert!(
+            text.contains(file.file_name().unwrap().to_str().unwrap()),
+            "promtool did not load {}:\n{text}",
+            rel(&file)
+        );
     }
-    let out = tool("amtool", &["check-config", dir.path().join("alertmanager.yml").to_str().unwrap()], AMTOOL);
+    let out = tool(
+        "amtool",
+        &[
+            "check-config",
+            dir.path().join("alertmanager.yml").to_str().unwrap(),
+        ],
+        AMTOOL,
+    );
     assert!(out.status.success(), "{}", output_text(&out));
 }
 
@@ -1169,18 +1535,46 @@ fn end_to_end_configs_are_valid_once_filled_in() {
 #[test]
 fn dockerfile_builds_a_small_non_root_image() {
     let text = read(&repo().join("deploy/Dockerfile"));
-    let lines: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.starts_with('#') && !l.is_empty()).collect();
-    let stages: Vec<usize> = lines.iter().enumerate().filter(|(_, l)| l.starts_with("FROM ")).map(|(i, _)| i).collect();
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .collect();
+    let stages: Vec<usize> = lines
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| l.starts_with("FROM "))
+        .map(|(i, _)| i)
+        .collect();
     assert!(stages.len() >= 2, "a multi-stage build");
     let last = &lines[*stages.last().unwrap()..];
-    assert!(last[0].contains("distroless") && last[0].ends_with(":nonroot"), "final stage {:?} is not distroless nonroot", last[0]);
-    let user = last.iter().rev().find_map(|l| l.strip_prefix("USER ")).expect("USER in the final stage");
-    let uid: u32 = user.split(':').next().unwrap().parse().expect("numeric USER (runAsNonRoot needs it)");
+    assert!(
+        last[0].contains("distroless") && last[0].ends_with(":nonroot"),
+        "final stage {:?} is not distroless nonroot",
+        last[0]
+    );
+    let user = last
+        .iter()
+        .rev()
+        .find_map(|l| l.strip_prefix("USER "))
+        .expect("USER in the final stage");
+    let uid: u32 = user
+        .split(':')
+        .next()
+        .unwrap()
+        .parse()
+        .expect("numeric USER (runAsNonRoot needs it)");
     assert_ne!(uid, 0);
-    assert!(last.iter().any(|l| l.starts_with("COPY --from=")), "the final stage copies the binary only");
+    assert!(
+        last.iter().any(|l| l.starts_with("COPY --from=")),
+        "the final stage copies the binary only"
+    );
     assert!(last.contains(&"EXPOSE 8482"));
     assert!(last.contains(&r#"ENTRYPOINT ["/usr/local/bin/vitals"]"#));
-    assert!(!last.iter().any(|l| l.starts_with("VOLUME")), "nothing to write: no VOLUME");
+    assert!(
+        !last.iter().any(|l| l.starts_with("VOLUME")),
+        "nothing to write: no VOLUME"
+    );
     // What the build stage copies exists and is not ignored.
     let ignore = read(&repo().join("deploy/Dockerfile.dockerignore"));
     for line in &lines[..stages[1]] {
@@ -1190,7 +1584,10 @@ fn dockerfile_builds_a_small_non_root_image() {
                 assert!(repo().join(source).exists(), "COPY {source}: missing");
                 let source = source.trim_end_matches('/');
                 assert!(
-                    ignore.lines().any(|l| l.trim() == format!("!{source}") || l.trim() == format!("!{source}/")),
+                    ignore
+                        .lines()
+                        .any(|l| l.trim() == format!("!{source}")
+                            || l.trim() == format!("!{source}/")),
                     "{source} is left out of the build context by Dockerfile.dockerignore"
                 );
             }
@@ -1205,7 +1602,9 @@ fn unit_settings(text: &str) -> BTreeMap<String, Vec<String>> {
             continue;
         }
         if let Some((k, v)) = line.split_once('=') {
-            out.entry(k.trim().to_owned()).or_default().push(v.trim().to_owned());
+            out.entry(k.trim().to_owned())
+                .or_default()
+                .push(v.trim().to_owned());
         }
     }
     out
@@ -1216,7 +1615,12 @@ fn systemd_unit_is_hardened_and_verifies() {
     let path = repo().join("deploy/systemd/vitals.service");
     let text = read(&path);
     let s = unit_settings(&text);
-    let one = |k: &str| s.get(k).and_then(|v| v.last()).map(String::as_str).unwrap_or("");
+    let one = |k: &str| {
+        s.get(k)
+            .and_then(|v| v.last())
+            .map(String::as_str)
+            .unwrap_or("")
+    };
     for (key, want) in [
         ("DynamicUser", "yes"),
         ("NoNewPrivileges", "yes"),
@@ -1239,22 +1643,50 @@ fn systemd_unit_is_hardened_and_verifies() {
     assert!(!s.contains_key("ProtectProc") && !s.contains_key("ProcSubset"));
 
     let exec: Vec<&str> = one("ExecStart").split_whitespace().collect();
-    assert_eq!(exec.get(..2), Some(&["/usr/local/bin/vitals", "--config"][..]));
-    let config = repo().join("deploy/systemd").join(Path::new(exec[2]).file_name().unwrap());
+    assert_eq!(
+        exec.get(..2),
+        Some(&["/usr/local/bin/vitals", "--config"][..])
+    );
+    let config = repo()
+        .join("deploy/systemd")
+        .join(Path::new(exec[2]).file_name().unwrap());
     vitals_check_config(&config).unwrap_or_else(|e| panic!("vitals refuses {}: {e}", rel(&config)));
     // The password arrives as a credential the dynamic user may read.
-    let credentials: Vec<&str> = s["LoadCredential"].iter().filter_map(|c| c.split(':').next()).collect();
-    for target in parse_yaml(&config)["sources"]["postgres"].as_array().into_iter().flatten() {
+    let credentials: Vec<&str> = s["LoadCredential"]
+        .iter()
+        .filter_map(|c| c.split(':').next())
+        .collect();
+    for target in parse_yaml(&config)["sources"]["postgres"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
         let file = str_of(target, "password_file");
-        let name = file.strip_prefix("/run/credentials/vitals.service/").unwrap_or("");
-        assert!(credentials.contains(&name), "password_file {file} is not a LoadCredential of the unit");
+        let name = file
+            .strip_prefix("/run/credentials/vitals.service/")
+            .unwrap_or("");
+        assert!(
+            credentials.contains(&name),
+            "password_file {file} is not a LoadCredential of the unit"
+        );
     }
 
     // systemd's own check, with the binary where the unit expects it.
     let dir = tempfile::tempdir().unwrap();
     let unit = dir.path().join("vitals.service");
-    std::fs::write(&unit, text.replace("/usr/local/bin/vitals", env!("CARGO_BIN_EXE_vitals"))).unwrap();
-    let out = tool("systemd-analyze", &["verify", unit.to_str().unwrap()], "the Debian package `systemd` (systemd-analyze)");
+    std::fs::write(
+        &unit,
+        text.replace("/usr/local/bin/vitals", env!("CARGO_BIN_EXE_vitals")),
+    )
+    .unwrap();
+    let out = tool(
+        "systemd-analyze",
+        &["verify", unit.to_str().unwrap()],
+        "the Debian package `systemd` (systemd-analyze)",
+    );
     let complaints = output_text(&out);
-    assert!(out.status.success() && complaints.trim().is_empty(), "systemd-analyze verify:\n{complaints}");
+    assert!(
+        out.status.success() && complaints.trim().is_empty(),
+        "systemd-analyze verify:\n{complaints}"
+    );
 }

@@ -100,7 +100,9 @@ pub fn variable_promql(query: &str) -> Result<Option<String>, String> {
         .strip_prefix("label_values(")
         .and_then(|a| a.strip_suffix(')'))
     {
-        return Ok(args.rsplit_once(',').map(|(expr, _label)| expr.trim().to_owned()));
+        return Ok(args
+            .rsplit_once(',')
+            .map(|(expr, _label)| expr.trim().to_owned()));
     }
     if let Some(expr) = query
         .strip_prefix("query_result(")
@@ -122,7 +124,8 @@ pub fn dashboard_exprs() -> Vec<Expr> {
                     out.push(Expr {
                         origin: format!(
                             "{name} panel {} {:?} target {}",
-                            panel["id"], panel["title"].as_str().unwrap_or(""),
+                            panel["id"],
+                            panel["title"].as_str().unwrap_or(""),
                             target["refId"].as_str().unwrap_or("?")
                         ),
                         promql: expr.to_owned(),

@@ -59,7 +59,9 @@ const LABEL_LIST_KEYWORDS: [&str; 6] = [
 ];
 
 /// Words that are never metric names where they stand.
-const KEYWORDS: [&str; 8] = ["and", "or", "unless", "bool", "offset", "atan2", "inf", "nan"];
+const KEYWORDS: [&str; 8] = [
+    "and", "or", "unless", "bool", "offset", "atan2", "inf", "nan",
+];
 
 /// Aggregation operators: `sum by (x) (...)` puts the label list before the
 /// parenthesis.
@@ -138,14 +140,15 @@ fn lex(expr: &str) -> Result<Vec<Token>, String> {
                 }
             }
             tokens.push(Token::Var);
-        } else if c.is_ascii_digit() || (c == '.' && chars.get(i + 1).is_some_and(char::is_ascii_digit)) {
+        } else if c.is_ascii_digit()
+            || (c == '.' && chars.get(i + 1).is_some_and(char::is_ascii_digit))
+        {
             // Numbers, hex, exponents and durations (5m, 1h30m) in one token.
             let hex = c == '0' && matches!(chars.get(i + 1), Some('x' | 'X'));
             i += 1;
             while let Some(&n) = chars.get(i) {
-                let exponent_sign = (n == '+' || n == '-')
-                    && !hex
-                    && matches!(chars.get(i - 1), Some('e' | 'E'));
+                let exponent_sign =
+                    (n == '+' || n == '-') && !hex && matches!(chars.get(i - 1), Some('e' | 'E'));
                 if n.is_ascii_alphanumeric() || n == '.' || n == '_' || exponent_sign {
                     i += 1;
                 } else {
@@ -335,17 +338,17 @@ mod tests {
                 "max without (severity) (vitals_check_threshold{severity=\"warning\"})",
                 &["vitals_check_threshold"],
             ),
-            (
-                "a / on(job, instance) group_left(version) b",
-                &["a", "b"],
-            ),
+            ("a / on(job, instance) group_left(version) b", &["a", "b"]),
             (
                 "a > 0.9 unless on(job, instance) vitals_check_status{check=\"x\"}",
                 &["a", "vitals_check_status"],
             ),
             ("a * ignoring(mode) group_right b", &["a", "b"]),
             ("count(a == 2) or vector(0)", &["a"]),
-            ("time() - vitals_source_last_success_timestamp_seconds", &["vitals_source_last_success_timestamp_seconds"]),
+            (
+                "time() - vitals_source_last_success_timestamp_seconds",
+                &["vitals_source_last_success_timestamp_seconds"],
+            ),
             ("increase(x_total[10m]) > 0", &["x_total"]),
             ("avg_over_time(x[1h:5m]) offset 5m", &["x"]),
             ("x @ start()", &["x"]),
@@ -357,8 +360,14 @@ mod tests {
             ),
             (r#"{__name__="by_name", job="x"}"#, &["by_name"]),
             (r#"{__name__=~"regex_.*"}"#, &[]),
-            ("rate(level:recorded:rate5m[1m])", &["level:recorded:rate5m"]),
-            ("topk(5, sum by (app) (rate(req_total[5m])))", &["req_total"]),
+            (
+                "rate(level:recorded:rate5m[1m])",
+                &["level:recorded:rate5m"],
+            ),
+            (
+                "topk(5, sum by (app) (rate(req_total[5m])))",
+                &["req_total"],
+            ),
             ("-a + (b)", &["a", "b"]),
         ];
         for (expr, want) in cases {
@@ -378,9 +387,21 @@ mod tests {
         assert_eq!(
             s[0].matchers,
             vec![
-                Matcher { label: "job".into(), op: "=~".into(), value: "$job".into() },
-                Matcher { label: "instance".into(), op: "!=".into(), value: "a,b}".into() },
-                Matcher { label: "mode".into(), op: "=".into(), value: "idle".into() },
+                Matcher {
+                    label: "job".into(),
+                    op: "=~".into(),
+                    value: "$job".into()
+                },
+                Matcher {
+                    label: "instance".into(),
+                    op: "!=".into(),
+                    value: "a,b}".into()
+                },
+                Matcher {
+                    label: "mode".into(),
+                    op: "=".into(),
+                    value: "idle".into()
+                },
             ]
         );
         assert_eq!(s[1].metric.as_deref(), Some("y"));
