@@ -1043,10 +1043,12 @@ fn check_vitals_pod(file: &str, pod: &Value, vitals: &Value) -> Vec<String> {
     // Probes and the port the PodMonitor scrapes.
     let port = &vitals["ports"][0];
     let podmonitor = k8s("podmonitor.yaml");
+    let listen_port = str_of(&config, "listen").rsplit(':').next().unwrap_or("");
     if port["containerPort"] != 8482
+        || listen_port != "8482"
         || podmonitor["spec"]["podMetricsEndpoints"][0]["port"] != port["name"]
     {
-        problem("the PodMonitor does not scrape vitals' port 8482 by its name".into());
+        problem("vitals listens on 8482, the container port the PodMonitor scrapes by name".into());
     }
     for (probe, path) in [
         ("livenessProbe", "/health/live"),
