@@ -12,6 +12,9 @@ declare -A needs=(
   [postgresql-15]=/usr/lib/postgresql/15/bin/postgres
   [postgresql-client-15]=/usr/bin/psql
   [pgbouncer]=/usr/sbin/pgbouncer
+  [prometheus-alertmanager]=/usr/bin/amtool
+  [systemd]=/usr/bin/systemd-analyze
+  [chromium]=/usr/bin/chromium
 )
 missing=()
 for pkg in "${!needs[@]}"; do
@@ -24,9 +27,25 @@ if [ ${#missing[@]} -gt 0 ]; then
   # --no-install-recommends: only what the tests use.
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   # Packages may start their own services; the tests run their own instances.
-  for svc in postgresql pgbouncer prometheus; do
+  for svc in postgresql pgbouncer prometheus prometheus-alertmanager; do
     service "$svc" stop >/dev/null 2>&1 || true
   done
+fi
+
+# kubernetes-validate (PyPI) checks the Kubernetes manifests offline; it
+# goes into a virtualenv under target/ unless it is on PATH already.
+if ! command -v kubernetes-validate >/dev/null; then
+  venv=target/tools-venv
+  if [ ! -x "$venv/bin/kubernetes-validate" ]; then
+    echo "== installing kubernetes-validate into $venv"
+    if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
+      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+    fi
+    mkdir -p target
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check kubernetes-validate
+  fi
+  export PATH="$PWD/$venv/bin:$PATH"
 fi
 
 echo "== cargo fmt --check"

@@ -329,7 +329,7 @@ impl Cluster {
                 &ini,
                 format!(
                     "[databases]\n\
-                     app = host=127.0.0.1 port={pg} dbname=postgres pool_size=3\n\
+                     app = host=127.0.0.1 port={pg} dbname=postgres pool_size=3 max_db_connections=10\n\
                      tiny = host=127.0.0.1 port={pg} dbname=postgres pool_size=1\n\
                      [pgbouncer]\n\
                      listen_addr = 127.0.0.1\n\
