@@ -25,6 +25,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use support::{Cluster, Options, HEARTBEAT_TABLE};
 
+/// Requests a test server received: when, and the body.
+type Received = Arc<Mutex<Vec<(Instant, String)>>>;
+
 /// A child process killed on drop.
 struct Running(Child);
 
@@ -79,7 +82,7 @@ fn read_request(stream: &mut std::net::TcpStream) -> Option<(String, String)> {
 
 /// A tiny HTTP server on loopback answering every request with 200, for at
 /// most `limit` connections. Returns its port.
-fn serve_ok(limit: usize, received: Option<Arc<Mutex<Vec<(Instant, String)>>>>) -> u16 {
+fn serve_ok(limit: usize, received: Option<Received>) -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     std::thread::spawn(move || {
@@ -242,7 +245,7 @@ fn bundled_metrics_are_exported(vitals: &Daemon) {
 }
 
 fn replica_lag_alert_reaches_webhook_and_resolves(c: &Cluster, vitals: &Daemon, dir: &Path) {
-    let received: Arc<Mutex<Vec<(Instant, String)>>> = Arc::default();
+    let received: Received = Arc::default();
     let webhook_port = serve_ok(1000, Some(received.clone()));
     let (prom_port, am_port) = (free_port(), free_port());
     let fixture =
