@@ -20,7 +20,7 @@ pub fn index(checks: &[InstanceStatus]) -> String {
             "<tr class=\"{state}\"><td>{}</td><td>{}</td><td class=\"state\">{state}</td><td>{}</td><td>{} {} / {}</td><td data-since=\"{}\">{}</td></tr>",
             escape(&c.check),
             escape(&labels.join(", ")),
-            c.value.map_or_else(|| "–".to_owned(), |v| format!("{v:.4}")),
+            c.value.map_or_else(|| "–".to_owned(), number),
             c.direction,
             level(c.warning),
             level(c.critical),
@@ -75,6 +75,12 @@ fn since(unix: f64) -> String {
         s if s < 7200 => format!("{}m ago", s / 60),
         s => format!("{}h ago", s / 3600),
     }
+}
+
+/// Up to four decimals, without trailing zeros: 0.9512, 6.2, 25276502016.
+fn number(v: f64) -> String {
+    let text = format!("{v:.4}");
+    text.trim_end_matches('0').trim_end_matches('.').to_owned()
 }
 
 fn escape(text: &str) -> String {
