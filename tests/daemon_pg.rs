@@ -61,6 +61,10 @@ fn daemon_suite() {
                 "replica_lag_check_gates_readiness",
                 replica_lag_check_gates_readiness,
             ),
+            (
+                "primary_and_bouncer_restarts_are_survived",
+                primary_and_bouncer_restarts_are_survived,
+            ),
         ],
     );
 }
@@ -338,4 +342,67 @@ fn replica_lag_check_gates_readiness(c: &Cluster) {
         transitions.last().is_some_and(|l| l.contains("to=ok")),
         "{log}"
     );
+}
+
+/// The primary and PgBouncer stopped and started again while the daemon
+/// runs: up goes to 0 and back to 1, /metrics keeps answering, and vitals
+/// itself is never restarted.
+fn primary_and_bouncer_restarts_are_survived(c: &Cluster) {
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "interval: 500ms\ndefault_checks: false\nsources:\n  cgroup: {{enabled: false}}\n  postgres:\n    - name: primary\n      dsn: \"{}\"\n      password_file: {pw}\n  pgbouncer:\n    - name: bouncer\n      dsn: \"host=127.0.0.1 port={} user=monitor dbname=pgbouncer\"\n      password_file: {pw}\n",
+        c.monitor_dsn(c.primary.port),
+        c.bouncer().port,
+        pw = c.password_file.display(),
+    );
+    let path = temp_config(dir.path(), "vitals.yaml", &text);
+    let d = Daemon::start(&path);
+    d.wait_ready();
+    let pid = d.pid();
+    let up = |d: &Daemon, name: &str, target: &str| {
+        sample(&d.get("/metrics").text(), name, &[("target", target)])
+    };
+    d.wait_until("both up", |d| {
+        up(d, "vitals_pg_up", "primary") == Some(1.0)
+            && up(d, "vitals_pgbouncer_up", "bouncer") == Some(1.0)
+    });
+
+    c.stop_primary();
+    d.wait_until("primary down", |d| {
+        up(d, "vitals_pg_up", "primary") == Some(0.0)
+    });
+    let scrape = d.get("/metrics");
+    assert_eq!(scrape.status, 200);
+    assert_eq!(
+        sample(
+            &scrape.text(),
+            "vitals_source_success",
+            &[("source", "postgres/primary")]
+        ),
+        Some(0.0)
+    );
+    assert_eq!(
+        sample(
+            &scrape.text(),
+            "vitals_source_success",
+            &[("source", "host")]
+        ),
+        Some(1.0)
+    );
+    c.start_primary();
+    // Reconnect backoff is at most 30 s; allow for it.
+    d.wait_until("primary back", |d| {
+        up(d, "vitals_pg_up", "primary") == Some(1.0)
+    });
+
+    c.stop_bouncer();
+    d.wait_until("bouncer down", |d| {
+        up(d, "vitals_pgbouncer_up", "bouncer") == Some(0.0)
+    });
+    c.start_bouncer();
+    d.wait_until("bouncer back", |d| {
+        up(d, "vitals_pgbouncer_up", "bouncer") == Some(1.0)
+    });
+    assert_eq!(d.pid(), pid);
+    assert!(d.log().contains("source recovered"), "{}", d.log());
 }

@@ -96,9 +96,9 @@ impl Daemon {
         self.wait_until("ready", |d| d.get("/health/ready").status == 200);
     }
 
-    /// Polls `cond` every 100 ms for at most 20 s.
+    /// Polls `cond` every 100 ms for at most 45 s (a reconnect backoff).
     pub fn wait_until(&self, what: &str, cond: impl Fn(&Daemon) -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(20);
+        let deadline = Instant::now() + Duration::from_secs(45);
         while Instant::now() < deadline {
             if cond(self) {
                 return;

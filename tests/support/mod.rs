@@ -424,6 +424,34 @@ impl Cluster {
         pg_ctl_start(self.as_postgres, &self.primary);
     }
 
+    /// Stops PgBouncer (SIGINT, its safe shutdown) and waits for its port
+    /// to close.
+    pub fn stop_bouncer(&self) {
+        let b = self.bouncer();
+        let pid = std::fs::read_to_string(&b.pidfile).expect("pgbouncer pidfile");
+        let _ = Command::new("kill").args(["-INT", pid.trim()]).status();
+        let until = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", b.port)).is_ok() {
+            assert!(Instant::now() < until, "pgbouncer did not stop");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Starts PgBouncer again with its original configuration.
+    pub fn start_bouncer(&self) {
+        let b = self.bouncer();
+        let _ = std::fs::remove_file(&b.pidfile);
+        run(
+            {
+                let mut c = pg_cmd(self.as_postgres, "pgbouncer");
+                c.arg("-d").arg(self.root().join("pgbouncer.ini"));
+                c
+            },
+            "pgbouncer",
+        );
+        wait_for_port(b.port, "pgbouncer");
+    }
+
     pub fn restart_standby(&self) {
         let s = self.standby();
         run(
