@@ -100,6 +100,40 @@ impl Drop for BusyGuard {
     }
 }
 
+/// A response body that keeps its connection busy until hyper drops it
+/// (written, or the connection gone). Forwards the size so responses keep
+/// their Content-Length.
+pub struct TrackedBody {
+    inner: http_body_util::Full<bytes::Bytes>,
+    _busy: BusyGuard,
+}
+
+impl TrackedBody {
+    pub fn new(inner: http_body_util::Full<bytes::Bytes>, busy: BusyGuard) -> Self {
+        TrackedBody { inner, _busy: busy }
+    }
+}
+
+impl hyper::body::Body for TrackedBody {
+    type Data = bytes::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        std::pin::Pin::new(&mut self.get_mut().inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
 /// A connection's place; frees it on drop.
 pub struct Slot {
     tracker: Arc<Connections>,

@@ -20,7 +20,7 @@ pub mod webconfig;
 use crate::metrics::Format;
 use crate::runtime::{self, Shared};
 use bytes::Bytes;
-use http_body_util::{BodyExt as _, Full};
+use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, ALLOW, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_TYPE, VARY};
 use hyper::{Method, Request, Response, StatusCode};
@@ -154,7 +154,7 @@ impl Server {
         req: Request<Incoming>,
         active: &Active,
         state: &Arc<ConnState>,
-    ) -> Response<impl hyper::body::Body<Data = Bytes, Error = std::convert::Infallible>> {
+    ) -> Response<limits::TrackedBody> {
         let busy = state.begin();
         let limits = &active.limits;
         let path = req.uri().path();
@@ -190,12 +190,7 @@ impl Server {
             resp.headers_mut().insert(name.clone(), value.clone());
         }
         // The connection stays busy until hyper drops the body, written.
-        resp.map(|body| {
-            body.map_frame(move |frame| {
-                let _ = &busy;
-                frame
-            })
-        })
+        resp.map(|body| limits::TrackedBody::new(body, busy))
     }
 
     pub async fn handle(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {

@@ -455,7 +455,13 @@ fn stamp(path: &Path) -> Option<SystemTime> {
 
 impl Web {
     pub fn new(prepared: Prepared) -> Web {
-        let web = Web {
+        let web = Web::new_empty();
+        web.install(prepared, true);
+        web
+    }
+
+    fn new_empty() -> Web {
+        Web {
             active: RwLock::new(Arc::new(Active {
                 tls: None,
                 auth: None,
@@ -467,18 +473,21 @@ impl Web {
                 limits: WebSettings::default(),
                 stamps: Vec::new(),
             }),
-        };
-        web.apply(prepared);
-        web
+        }
     }
 
-    /// Plain HTTP, no auth, default limits.
+    /// Plain HTTP, no auth, default limits; says nothing in the log.
     pub fn plain() -> Web {
-        Web::new(Prepared {
-            config: WebConfig::plain(),
-            path: None,
-            limits: WebSettings::default(),
-        })
+        let web = Web::new_empty();
+        web.install(
+            Prepared {
+                config: WebConfig::plain(),
+                path: None,
+                limits: WebSettings::default(),
+            },
+            false,
+        );
+        web
     }
 
     pub fn active(&self) -> Arc<Active> {
@@ -490,6 +499,10 @@ impl Web {
 
     /// Switches to `prepared` for every connection accepted from now on.
     pub fn apply(&self, prepared: Prepared) {
+        self.install(prepared, true);
+    }
+
+    fn install(&self, prepared: Prepared, log: bool) {
         let Prepared {
             config,
             path,
@@ -498,13 +511,15 @@ impl Web {
         for w in &config.warnings {
             tracing::warn!(file = ?path, "web config: {w}");
         }
-        tracing::info!(
-            file = ?path,
-            tls = config.tls.is_some(),
-            basic_auth = config.auth.is_some(),
-            max_connections = limits.max_connections.get(),
-            "web settings in effect"
-        );
+        if log {
+            tracing::info!(
+                file = ?path,
+                tls = config.tls.is_some(),
+                basic_auth = config.auth.is_some(),
+                max_connections = limits.max_connections.get(),
+                "web settings in effect"
+            );
+        }
         let stamps = config.files.iter().map(|f| (f.clone(), stamp(f))).collect();
         let active = Active {
             tls: config.tls.map(TlsAcceptor::from),
