@@ -358,3 +358,34 @@ proptest! {
         prop_assert!(out.contains(&threads_field), "{}", out);
     }
 }
+
+/// The config and web config parsers on text cargo-fuzz found to panic the
+/// config's key-path lookup (a multi-byte character before the error).
+#[test]
+fn config_parsers_regressions() {
+    for text in [
+        "\u{677}\0\r",
+        "é: [\n",
+        "sources:\n  hôst: {enabled: true}\n",
+    ] {
+        let e = vitals::config::parse_str(text, "vitals.yaml").err();
+        assert!(e.is_some(), "{text:?} should be refused");
+        let _ = vitals::server::webconfig::parse_str(
+            text,
+            "web.yml",
+            std::path::Path::new("/nonexistent"),
+        );
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// YAML-ish text with non-ASCII characters: an error with a position or
+    /// a config, never a panic.
+    #[test]
+    fn config_parsers_never_panic(text in "([a-z_]{1,8}|[:\\-\\[\\]{},\"' \n]|é|ٷ|\u{0}|[0-9]{1,3}){0,40}") {
+        let _ = vitals::config::parse_str(&text, "vitals.yaml");
+        let _ = vitals::server::webconfig::parse_str(&text, "web.yml", std::path::Path::new("/nonexistent"));
+    }
+}

@@ -168,13 +168,12 @@ pub fn parse_str(text: &str, label: &str, dir: &Path) -> Result<WebConfig, Confi
             .unwrap_or(first)
             .split_once(": ")
             .filter(|(p, _)| p.starts_with("line ") && p.contains(" column "))
-            .map_or(first, |(_, rest)| rest)
-            .to_owned();
+            .map_or(first, |(_, rest)| rest);
         ConfigError {
             file: label.to_owned(),
             line,
             column,
-            message,
+            message: redact_quoted(message),
         }
     })?;
     let at = |loc: &serde_saphyr::Location, message: String| ConfigError {
@@ -226,6 +225,25 @@ pub fn parse_str(text: &str, label: &str, dir: &Path) -> Result<WebConfig, Confi
         }
     }
 
+    if let Some(t) = file
+        .tls_server_config
+        .as_ref()
+        .filter(|t| t.value.is_empty())
+    {
+        let v = &t.value;
+        if v.min_version.is_some()
+            || v.max_version.is_some()
+            || v.cipher_suites.is_some()
+            || v.curve_preferences.is_some()
+            || v.client_allowed_sans.is_some()
+        {
+            // exporter-toolkit does the same; say it, at least.
+            config.warnings.push(
+                "tls_server_config sets no certificate (cert_file/key_file): serving plain HTTP"
+                    .into(),
+            );
+        }
+    }
     if let Some(spanned) = file
         .tls_server_config
         .as_ref()
@@ -406,6 +424,29 @@ pub fn parse_str(text: &str, label: &str, dir: &Path) -> Result<WebConfig, Confi
         config.tls = Some(Arc::new(server));
     }
     Ok(config)
+}
+
+/// The parser quotes a misplaced scalar in its message (`invalid type:
+/// string "…", expected a map`); in this file that scalar may be a password
+/// hash or a key, so quoted text is left out. Key names (in backticks) stay.
+fn redact_quoted(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut quoted = false;
+    for c in message.chars() {
+        match (c, quoted) {
+            ('"', false) => {
+                quoted = true;
+                out.push_str("\"…");
+            }
+            ('"', true) => {
+                quoted = false;
+                out.push('"');
+            }
+            (_, true) => {}
+            (c, false) => out.push(c),
+        }
+    }
+    out
 }
 
 /// What a connection is served with: TLS, auth, headers and limits, as one
@@ -611,6 +652,22 @@ mod tests {
             e.message
         );
         assert!(!e.to_string().contains("hunter2"));
+    }
+
+    #[test]
+    fn a_misplaced_scalar_is_not_echoed() {
+        let hash = "$2y$10$QOauhQNbBCuQDKes6eFzPeMqBSjb7Mr5DUmpZ/VcEd00UAV/LDeSi";
+        let e = err(&format!("basic_auth_users: \"{hash}\"\n"));
+        assert_eq!(e.line, 1);
+        assert!(!e.to_string().contains("QOauh"), "{e}");
+        assert_eq!(
+            redact_quoted(r#"invalid type: string "s3cret", expected a map"#),
+            "invalid type: string \"…\", expected a map"
+        );
+        assert_eq!(
+            redact_quoted("unknown field `cert_fil`"),
+            "unknown field `cert_fil`"
+        );
     }
 
     #[test]
