@@ -3,8 +3,10 @@
 
 use crate::config::{self, Config, LogFormat};
 use crate::runtime::{Agent, Shared};
+use crate::server::webconfig::{self, Web};
 use crate::server::{ReloadRequest, Server};
 use std::path::PathBuf;
+use std::sync::Arc;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
 
@@ -14,6 +16,8 @@ pub struct Options {
     pub config_file: Option<PathBuf>,
     /// `--listen`, overriding the file.
     pub listen: Option<std::net::SocketAddr>,
+    /// `--web.config.file`, overriding the file's `web_config_file`.
+    pub web_config_file: Option<PathBuf>,
 }
 
 /// Installs the global tracing subscriber. `RUST_LOG` wins over the config.
@@ -31,8 +35,14 @@ pub fn init_logging(config: &Config) {
     };
 }
 
-/// Loads the configuration the daemon was asked to run with.
+/// Loads the configuration the daemon was asked to run with, checking the
+/// web config file it names too (a bad one is a configuration error).
 pub fn load(options: &Options) -> Result<Config, config::ConfigError> {
+    load_with_web(options).map(|(config, _)| config)
+}
+
+/// The configuration and its web config file, read and checked.
+fn load_with_web(options: &Options) -> Result<(Config, webconfig::Prepared), config::ConfigError> {
     let mut config = match &options.config_file {
         Some(path) => config::load_file(path)?,
         None => config::parse_str(config::EMBEDDED_DEFAULT, "<embedded default>")?,
@@ -40,7 +50,11 @@ pub fn load(options: &Options) -> Result<Config, config::ConfigError> {
     if let Some(listen) = options.listen {
         config.listen = listen;
     }
-    Ok(config)
+    if let Some(web) = &options.web_config_file {
+        config.web_config_file = Some(web.clone());
+    }
+    let web = webconfig::prepare(config.web_config_file.as_deref(), &config.web)?;
+    Ok((config, web))
 }
 
 /// Logs a warning for each check whose selector names a metric vitals does
@@ -64,9 +78,18 @@ pub async fn run(options: Options, config: Config) -> anyhow::Result<()> {
             .as_ref()
             .map(|p| p.display().to_string()),
     );
+    let web = Arc::new(Web::new(
+        webconfig::prepare(config.web_config_file.as_deref(), &config.web)
+            .map_err(|e| anyhow::anyhow!("{e}"))?,
+    ));
+    let watch = tokio::spawn(web.clone().watch());
     let mut agent = Agent::start(shared.clone(), &config);
     let (reload_tx, mut reload_rx) = mpsc::channel::<ReloadRequest>(4);
-    let server = tokio::spawn(Server::new(shared.clone(), reload_tx).serve(listener));
+    let server = tokio::spawn(
+        Server::new(shared.clone(), reload_tx)
+            .with_web(web.clone())
+            .serve(listener),
+    );
     tracing::info!(
         listen = %local,
         config = %options.config_file.as_ref().map_or("<embedded default>".into(), |p| p.display().to_string()),
@@ -81,10 +104,10 @@ pub async fn run(options: Options, config: Config) -> anyhow::Result<()> {
     loop {
         tokio::select! {
             _ = hangup.recv() => {
-                let _ = reload(&options, &mut running, &mut agent, &shared);
+                let _ = reload(&options, &mut running, &mut agent, &shared, &web);
             }
             Some(reply) = reload_rx.recv() => {
-                let result = reload(&options, &mut running, &mut agent, &shared);
+                let result = reload(&options, &mut running, &mut agent, &shared, &web);
                 let _ = reply.send(result);
             }
             _ = terminate.recv() => break,
@@ -93,6 +116,7 @@ pub async fn run(options: Options, config: Config) -> anyhow::Result<()> {
     }
     tracing::info!("stopping");
     server.abort();
+    watch.abort();
     drop(agent);
     Ok(())
 }
@@ -103,20 +127,38 @@ fn reload(
     running: &mut Config,
     agent: &mut Agent,
     shared: &Shared,
+    web: &Web,
 ) -> Result<(), String> {
+    if options.config_file.is_none() && running.web_config_file.is_some() {
+        // No config file, but a web config file given by flag: read that.
+        return match webconfig::prepare(running.web_config_file.as_deref(), &running.web) {
+            Ok(prepared) => {
+                web.apply(prepared);
+                tracing::info!("web config reloaded");
+                Ok(())
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                tracing::error!(error = %msg, "web config reload refused; the previous web settings stay");
+                Err(msg)
+            }
+        };
+    }
     if options.config_file.is_none() {
         let msg =
             "running on the embedded default configuration; there is no file to reload".to_owned();
         tracing::warn!("{msg}");
         return Err(msg);
     }
-    match load(options) {
-        Ok(fresh) => {
+    // The web config file is read again too; if it is bad, nothing changes.
+    match load_with_web(options) {
+        Ok((fresh, prepared)) => {
             if fresh.listen != running.listen {
                 tracing::warn!(old = %running.listen, new = %fresh.listen, "listen address changes need a restart; keeping the old one");
             }
             warn_unknown_metrics(&fresh);
             agent.apply(&fresh);
+            web.apply(prepared);
             *running = fresh;
             shared.record_reload(Ok(()));
             tracing::info!("configuration reloaded");

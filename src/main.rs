@@ -24,6 +24,9 @@ struct Cli {
     /// Listen address, overriding the file's `listen`.
     #[arg(long, global = true, value_name = "ADDR:PORT")]
     listen: Option<std::net::SocketAddr>,
+    /// exporter-toolkit web config file (TLS, basic auth), overriding the file's `web_config_file`.
+    #[arg(long = "web.config.file", global = true, value_name = "FILE")]
+    web_config_file: Option<PathBuf>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -62,6 +65,7 @@ fn main() -> ExitCode {
             let options = daemon::Options {
                 config_file: cli.config,
                 listen: None,
+                web_config_file: None,
             };
             match daemon::load(&options) {
                 Ok(config) => {
@@ -78,6 +82,7 @@ fn main() -> ExitCode {
             let options = daemon::Options {
                 config_file: cli.config,
                 listen: cli.listen,
+                web_config_file: cli.web_config_file,
             };
             let config = match daemon::load(&options) {
                 Ok(c) => c,

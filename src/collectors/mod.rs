@@ -181,3 +181,31 @@ pub fn build(config: &Config) -> Vec<Scheduled> {
     }
     list
 }
+
+/// One pure parser of a kernel file, by name: takes the file's bytes and
+/// returns the parsed value's Debug text or the error's. For the property
+/// tests and the fuzz targets.
+#[doc(hidden)]
+pub type FuzzParser = (&'static str, fn(&[u8]) -> Result<String, String>);
+
+/// Every pure parser of a kernel file, for the property tests and the fuzz
+/// targets: arbitrary input must give a value or an error, never a panic.
+#[doc(hidden)]
+pub fn kernel_file_parsers() -> Vec<FuzzParser> {
+    fn show<T: std::fmt::Debug>(r: Result<T, host::ParseError>) -> Result<String, String> {
+        r.map(|v| format!("{v:?}")).map_err(|e| e.0)
+    }
+    fn text(b: &[u8]) -> std::borrow::Cow<'_, str> {
+        String::from_utf8_lossy(b)
+    }
+    let mut all: Vec<FuzzParser> = vec![
+        ("host/stat", |b| show(host::parse_stat(&text(b)))),
+        ("host/loadavg", |b| show(host::parse_loadavg(&text(b)))),
+        ("host/meminfo", |b| show(host::parse_meminfo(&text(b)))),
+        ("host/uptime", |b| show(host::parse_uptime(&text(b)))),
+        ("host/pressure", |b| show(host::parse_pressure(&text(b)))),
+    ];
+    all.extend(cgroup::fuzz::parsers());
+    all.extend(process::fuzz::parsers());
+    all
+}

@@ -591,6 +591,38 @@ fn parse_pidfile(text: &str) -> Result<Option<u32>, ParseError> {
     }
 }
 
+/// The pure parsers, for the property tests and fuzz targets only.
+#[doc(hidden)]
+pub mod fuzz {
+    fn show<T: std::fmt::Debug, E: std::fmt::Debug>(r: Result<T, E>) -> Result<String, String> {
+        r.map(|v| format!("{v:?}")).map_err(|e| format!("{e:?}"))
+    }
+
+    /// (name, parser): each takes a file's bytes and returns the parsed
+    /// value's Debug text or the error's.
+    pub fn parsers() -> Vec<super::super::FuzzParser> {
+        vec![
+            ("process/stat", |b| {
+                show(super::parse_stat(&String::from_utf8_lossy(b)))
+            }),
+            ("process/status", |b| {
+                show(super::parse_status_rss(&String::from_utf8_lossy(b)))
+            }),
+            ("process/limits", |b| {
+                show(super::parse_max_open_files(&String::from_utf8_lossy(b)))
+            }),
+            ("process/btime", |b| {
+                show(super::parse_btime(&String::from_utf8_lossy(b)))
+            }),
+            ("process/comm", |b| Ok(super::parse_comm(b))),
+            ("process/cmdline", |b| Ok(super::parse_cmdline(b))),
+            ("process/pidfile", |b| {
+                show(super::parse_pidfile(&String::from_utf8_lossy(b)))
+            }),
+        ]
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -129,10 +129,13 @@ pub fn key_path_at(text: &str, line: u64, column: u64) -> Option<String> {
     let lines: Vec<&str> = text.lines().collect();
     let idx = usize::try_from(line).ok()?.checked_sub(1)?;
     let here = *lines.get(idx)?;
-    let col = usize::try_from(column)
-        .ok()?
-        .saturating_sub(1)
-        .min(here.len());
+    // The parser counts columns in characters; slicing needs a byte index
+    // (a non-ASCII character before the error used to panic here).
+    let chars = usize::try_from(column).ok()?.saturating_sub(1);
+    let col = here
+        .char_indices()
+        .nth(chars)
+        .map_or(here.len(), |(i, _)| i);
 
     // Keys on the error's own line, up to the error position (flow style may
     // nest several: `target: {pid: -1}` gives target.pid).

@@ -29,6 +29,9 @@ pub struct Config {
     /// exporter-toolkit web config (TLS, basic auth).
     #[serde(default)]
     pub web_config_file: Option<PathBuf>,
+    /// HTTP server limits and the health endpoints' auth exemption.
+    #[serde(default)]
+    pub web: WebSettings,
     #[serde(default)]
     pub log: LogConfig,
     #[serde(default)]
@@ -52,6 +55,48 @@ fn default_interval() -> Duration {
 }
 fn yes() -> bool {
     true
+}
+
+/// The HTTP server's limits (see `server::limits`) and whether the health
+/// endpoints need credentials when basic auth is on.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebSettings {
+    /// `/health/live` and `/health/ready` answer without credentials (for
+    /// kubelet probes). Off by default, as in node_exporter.
+    #[serde(default)]
+    pub health_without_auth: bool,
+    /// Connections served at once; past it the longest-idle one is closed.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: std::num::NonZeroUsize,
+    /// Time for a client to finish the TLS handshake and send a request
+    /// head; also how long a keep-alive connection may sit idle.
+    #[serde(default = "default_header_read_timeout")]
+    pub header_read_timeout: Duration,
+    /// Time for a request to be answered and its response written.
+    #[serde(default = "default_request_timeout")]
+    pub request_timeout: Duration,
+}
+
+impl Default for WebSettings {
+    fn default() -> Self {
+        WebSettings {
+            health_without_auth: false,
+            max_connections: default_max_connections(),
+            header_read_timeout: default_header_read_timeout(),
+            request_timeout: default_request_timeout(),
+        }
+    }
+}
+
+fn default_max_connections() -> std::num::NonZeroUsize {
+    std::num::NonZeroUsize::new(256).unwrap_or(std::num::NonZeroUsize::MIN)
+}
+fn default_header_read_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_request_timeout() -> Duration {
+    Duration::from_secs(30)
 }
 
 #[derive(Clone, Debug, Deserialize)]

@@ -11,8 +11,12 @@
 //!
 //! Other paths answer 404, other methods on these paths 405.
 
+mod auth;
+pub mod limits;
 mod negotiate;
 mod page;
+pub mod tls;
+pub mod webconfig;
 
 use crate::metrics::Format;
 use crate::runtime::{self, Shared};
@@ -22,9 +26,12 @@ use hyper::body::Incoming;
 use hyper::header::{HeaderValue, ALLOW, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_TYPE, VARY};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
+use limits::{ConnState, Connections, Slot};
 use std::sync::Arc;
-use tokio::net::TcpListener;
+use std::time::Duration;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
+use webconfig::{Active, Web};
 
 /// A reload request from `POST /-/reload`, answered with the outcome.
 pub type ReloadRequest = oneshot::Sender<Result<(), String>>;
@@ -33,11 +40,25 @@ pub type ReloadRequest = oneshot::Sender<Result<(), String>>;
 pub struct Server {
     shared: Arc<Shared>,
     reload: mpsc::Sender<ReloadRequest>,
+    web: Arc<Web>,
+    conns: Arc<Connections>,
 }
 
 impl Server {
     pub fn new(shared: Arc<Shared>, reload: mpsc::Sender<ReloadRequest>) -> Self {
-        Server { shared, reload }
+        Server {
+            shared,
+            reload,
+            web: Arc::new(Web::plain()),
+            conns: Arc::new(Connections::default()),
+        }
+    }
+
+    /// Serves with these TLS, auth and limit settings (default: plain
+    /// HTTP, no auth, default limits).
+    pub fn with_web(mut self, web: Arc<Web>) -> Self {
+        self.web = web;
+        self
     }
 
     /// Accepts connections until the task is dropped.
@@ -52,21 +73,125 @@ impl Server {
                     continue;
                 }
             };
+            // Settings are taken per connection: a reload applies to the
+            // connections accepted after it.
+            let active = self.web.active();
+            let Some(slot) = self.conns.admit(active.limits.max_connections.get()).await else {
+                tracing::debug!("every connection slot is busy; closing a new connection");
+                continue;
+            };
             let server = self.clone();
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |req| {
-                    let server = server.clone();
-                    async move { Ok::<_, std::convert::Infallible>(server.handle(req).await) }
-                });
-                let conn = hyper::server::conn::http1::Builder::new()
-                    .header_read_timeout(std::time::Duration::from_secs(10))
-                    .timer(hyper_util::rt::TokioTimer::new())
-                    .serve_connection(TokioIo::new(stream), service);
-                if let Err(e) = conn.await {
+            tokio::spawn(server.connection(stream, slot, active));
+        }
+    }
+
+    async fn connection(self, stream: TcpStream, slot: Slot, active: Arc<Active>) {
+        let state = slot.state.clone();
+        let handshake_timeout = at_least(active.limits.header_read_timeout.as_std());
+        let _ = stream.set_nodelay(true);
+        match &active.tls {
+            None => self.http(TokioIo::new(stream), &state, &active).await,
+            Some(acceptor) => {
+                let handshake = tokio::select! {
+                    r = tokio::time::timeout(handshake_timeout, acceptor.accept(stream)) => r,
+                    _ = state.evicted() => return,
+                };
+                match handshake {
+                    Ok(Ok(tls)) => self.http(TokioIo::new(tls), &state, &active).await,
+                    // Plain HTTP to the TLS port lands here too: no answer.
+                    Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
+                    Err(_) => tracing::debug!("TLS handshake timed out"),
+                }
+            }
+        }
+        drop(slot);
+    }
+
+    async fn http<I>(&self, io: I, state: &Arc<ConnState>, active: &Arc<Active>)
+    where
+        I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    {
+        let request_timeout = at_least(active.limits.request_timeout.as_std());
+        let service = {
+            let (server, active, state) = (self.clone(), active.clone(), state.clone());
+            hyper::service::service_fn(move |req| {
+                let (server, active, state) = (server.clone(), active.clone(), state.clone());
+                async move {
+                    Ok::<_, std::convert::Infallible>(server.guarded(req, &active, &state).await)
+                }
+            })
+        };
+        let conn = hyper::server::conn::http1::Builder::new()
+            // Also closes a keep-alive connection idle for this long.
+            .header_read_timeout(at_least(active.limits.header_read_timeout.as_std()))
+            .timer(hyper_util::rt::TokioTimer::new())
+            .max_buf_size(limits::MAX_BUF_SIZE)
+            .max_headers(limits::MAX_HEADERS)
+            .serve_connection(io, service);
+        let mut conn = std::pin::pin!(conn);
+        tokio::select! {
+            r = conn.as_mut() => {
+                if let Err(e) = r {
                     tracing::debug!(error = %e, "connection ended with an error");
                 }
-            });
+            }
+            _ = state.evicted() => {
+                // Room for a new connection: finish what was handed over,
+                // briefly, then go.
+                conn.as_mut().graceful_shutdown();
+                let _ = tokio::time::timeout(limits::EVICT_GRACE, conn.as_mut()).await;
+            }
+            _ = stalled(state, request_timeout) => {
+                tracing::debug!("response not written within request_timeout; closing the connection");
+            }
         }
+    }
+
+    /// Everything a request goes through before and after `handle`: body
+    /// and auth checks, the request timeout, configured headers, and the
+    /// busy mark that keeps the connection from being evicted.
+    async fn guarded(
+        &self,
+        req: Request<Incoming>,
+        active: &Active,
+        state: &Arc<ConnState>,
+    ) -> Response<limits::TrackedBody> {
+        let busy = state.begin();
+        let limits = &active.limits;
+        let path = req.uri().path();
+        let exempt = limits.health_without_auth && matches!(path, "/health/live" | "/health/ready");
+        let answer = async {
+            if let Some(refusal) = body_refusal(&req) {
+                return refusal;
+            }
+            if let Some(auth) = active.auth.as_ref().filter(|_| !exempt) {
+                if !auth
+                    .allows(req.headers().get(hyper::header::AUTHORIZATION))
+                    .await
+                {
+                    let mut resp = text(StatusCode::UNAUTHORIZED, "401 unauthorized\n".into());
+                    resp.headers_mut().insert(
+                        hyper::header::WWW_AUTHENTICATE,
+                        HeaderValue::from_static("Basic realm=\"vitals\""),
+                    );
+                    return resp;
+                }
+            }
+            self.handle(req).await
+        };
+        let mut resp =
+            match tokio::time::timeout(at_least(limits.request_timeout.as_std()), answer).await {
+                Ok(resp) => resp,
+                Err(_) => text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "request timed out\n".into(),
+                ),
+            };
+        for (name, value) in &active.headers {
+            resp.headers_mut().insert(name.clone(), value.clone());
+        }
+        // The connection stays busy until hyper drops the body, written.
+        resp.map(|body| limits::TrackedBody::new(body, busy))
     }
 
     pub async fn handle(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
@@ -213,4 +338,45 @@ fn not_allowed(allow: &'static str) -> Response<Full<Bytes>> {
 /// Keeps `Format` in this module's public surface for tests.
 pub fn negotiate_format(accept: &str) -> Format {
     negotiate::format(accept)
+}
+
+/// Timeouts of 0 would refuse everything; 100 ms is the floor.
+fn at_least(d: Duration) -> Duration {
+    d.max(Duration::from_millis(100))
+}
+
+/// Only `POST /-/reload` may carry a body, of at most 1 KiB (it is ignored);
+/// anything else with a body gets 413 before it is read.
+fn body_refusal(req: &Request<Incoming>) -> Option<Response<Full<Bytes>>> {
+    let headers = req.headers();
+    let chunked = headers.contains_key(hyper::header::TRANSFER_ENCODING);
+    let length: u64 = headers
+        .get(hyper::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    let allowed = if req.uri().path() == "/-/reload" {
+        1024
+    } else {
+        0
+    };
+    (chunked || length > allowed).then(|| {
+        text(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "413 this endpoint takes no request body\n".into(),
+        )
+    })
+}
+
+/// Resolves once a request (with its response) has been going for longer
+/// than `limit` plus a second: a client that stopped reading its response.
+async fn stalled(state: &ConnState, limit: Duration) {
+    let limit = limit + Duration::from_secs(1);
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        if state.busy_for().is_some_and(|d| d > limit) {
+            return;
+        }
+    }
 }

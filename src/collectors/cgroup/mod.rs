@@ -489,3 +489,44 @@ fn emit(out: &mut Output, layout: &Layout, f: &Figures, limits: &Limits, ratios:
         }
     }
 }
+
+/// The pure parsers, for the property tests and fuzz targets only.
+#[doc(hidden)]
+pub mod fuzz {
+    fn show<T: std::fmt::Debug, E: std::fmt::Debug>(r: Result<T, E>) -> Result<String, String> {
+        r.map(|v| format!("{v:?}")).map_err(|e| format!("{e:?}"))
+    }
+
+    fn text(b: &[u8]) -> std::borrow::Cow<'_, str> {
+        String::from_utf8_lossy(b)
+    }
+
+    /// (name, parser): each takes a file's bytes and returns the parsed
+    /// value's Debug text or the error's.
+    pub fn parsers() -> Vec<super::super::FuzzParser> {
+        vec![
+            ("cgroup/mountinfo", |b| {
+                show(super::discover::parse_mountinfo(&text(b)))
+            }),
+            ("cgroup/proc_cgroup", |b| {
+                show(super::discover::parse_proc_cgroup(&text(b)))
+            }),
+            ("cgroup/u64", |b| show(super::parse::parse_u64(&text(b)))),
+            ("cgroup/max_or_u64", |b| {
+                show(super::parse::parse_max_or_u64(&text(b)))
+            }),
+            ("cgroup/key_values", |b| {
+                show(super::parse::parse_key_values(&text(b)))
+            }),
+            ("cgroup/v1_cfs_quota", |b| {
+                show(super::v1::parse_cfs_quota(&text(b)))
+            }),
+            ("cgroup/v1_limit_in_bytes", |b| {
+                show(super::v1::parse_limit_in_bytes(&text(b)))
+            }),
+            ("cgroup/v2_cpu_max", |b| {
+                show(super::v2::parse_cpu_max(&text(b)))
+            }),
+        ]
+    }
+}

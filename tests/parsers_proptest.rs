@@ -1,0 +1,391 @@
+//! Property tests of every pure kernel-file parser: arbitrary bytes and
+//! real files (the fixtures) mangled the way a broken or racing kernel
+//! interface could — truncated, numbers replaced by huge, negative or
+//! non-numbers, lines dropped or doubled — must give a value or an error,
+//! never a panic; well-formed files round-trip; and the invariants the
+//! metrics rely on hold (a limit is never 0, a period is never 0).
+//! The cargo-fuzz targets in fuzz/ run the same parsers for longer.
+
+use proptest::prelude::*;
+use std::path::PathBuf;
+use vitals::collectors::{host, kernel_file_parsers, FuzzParser};
+
+fn fixture(rel: &str) -> Vec<u8> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(rel);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Real files for each parser, to mutate.
+fn seeds() -> Vec<(&'static str, Vec<u8>)> {
+    let v2 = "cgroup/v2-throttled-oom/sys/fs/cgroup";
+    let v1 = "cgroup/v1/sys/fs/cgroup";
+    let pid = "process/proc/12177";
+    let mut seeds = vec![
+        ("host/stat", fixture("host/proc/stat")),
+        ("host/loadavg", fixture("host/proc/loadavg")),
+        ("host/meminfo", fixture("host/proc/meminfo")),
+        ("host/uptime", fixture("host/proc/uptime")),
+        ("host/pressure", fixture("host/proc/pressure/cpu")),
+        ("host/pressure", fixture(&format!("{v2}/memory.pressure"))),
+        (
+            "cgroup/mountinfo",
+            fixture("cgroup/hybrid/proc/self/mountinfo"),
+        ),
+        ("cgroup/mountinfo", fixture("cgroup/v1/proc/self/mountinfo")),
+        (
+            "cgroup/proc_cgroup",
+            fixture("cgroup/hybrid/proc/self/cgroup"),
+        ),
+        ("cgroup/u64", fixture(&format!("{v2}/memory.current"))),
+        ("cgroup/max_or_u64", fixture(&format!("{v2}/memory.max"))),
+        (
+            "cgroup/max_or_u64",
+            fixture("cgroup/v2-unlimited/sys/fs/cgroup/pids.max"),
+        ),
+        ("cgroup/key_values", fixture(&format!("{v2}/cpu.stat"))),
+        ("cgroup/key_values", fixture(&format!("{v2}/memory.stat"))),
+        (
+            "cgroup/key_values",
+            fixture(&format!("{v1}/memory/memory.oom_control")),
+        ),
+        (
+            "cgroup/v1_cfs_quota",
+            fixture(&format!("{v1}/cpu,cpuacct/cpu.cfs_quota_us")),
+        ),
+        (
+            "cgroup/v1_limit_in_bytes",
+            fixture(&format!("{v1}/memory/memory.limit_in_bytes")),
+        ),
+        ("cgroup/v2_cpu_max", fixture(&format!("{v2}/cpu.max"))),
+        ("process/stat", fixture(&format!("{pid}/stat"))),
+        ("process/status", fixture(&format!("{pid}/status"))),
+        ("process/limits", fixture(&format!("{pid}/limits"))),
+        ("process/btime", fixture("process/proc/stat")),
+        ("process/comm", fixture(&format!("{pid}/comm"))),
+        ("process/cmdline", fixture(&format!("{pid}/cmdline"))),
+        (
+            "process/pidfile",
+            b"12177\n/var/lib/postgresql/15/main\n".to_vec(),
+        ),
+    ];
+    // Every parser has at least one seed, and every seed parses as it is.
+    let parsers = kernel_file_parsers();
+    for (name, _) in &parsers {
+        assert!(seeds.iter().any(|(n, _)| n == name), "no seed for {name}");
+    }
+    for (name, bytes) in &seeds {
+        let parse = parser(&parsers, name);
+        assert!(parse(bytes).is_ok(), "seed for {name} does not parse");
+    }
+    seeds.sort_by_key(|(n, _)| *n);
+    seeds
+}
+
+fn parser(parsers: &[FuzzParser], name: &str) -> fn(&[u8]) -> Result<String, String> {
+    parsers
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, f)| *f)
+        .unwrap_or_else(|| panic!("no parser {name}"))
+}
+
+/// Words that replace a token of a real file.
+const NASTY: &[&str] = &[
+    "",
+    "-1",
+    "-0",
+    "+5",
+    "0",
+    "18446744073709551615",
+    "18446744073709551616",
+    "99999999999999999999999999999999",
+    "1e309",
+    "-1e309",
+    "NaN",
+    "inf",
+    "0x10",
+    "max",
+    "kB",
+    "=",
+    "total=",
+    "some",
+    "full",
+    "-",
+    ":",
+    "(",
+    ")",
+    "\u{0}",
+    "\u{fffd}",
+    "é",
+];
+
+#[derive(Debug, Clone)]
+enum Mutation {
+    Truncate(usize),
+    ReplaceToken(usize, usize),
+    DeleteLine(usize),
+    DuplicateLine(usize),
+    Insert(usize, Vec<u8>),
+}
+
+fn mutation() -> impl Strategy<Value = Mutation> {
+    prop_oneof![
+        any::<usize>().prop_map(Mutation::Truncate),
+        (any::<usize>(), 0..NASTY.len()).prop_map(|(t, w)| Mutation::ReplaceToken(t, w)),
+        any::<usize>().prop_map(Mutation::DeleteLine),
+        any::<usize>().prop_map(Mutation::DuplicateLine),
+        (any::<usize>(), proptest::collection::vec(any::<u8>(), 0..8))
+            .prop_map(|(p, b)| Mutation::Insert(p, b)),
+    ]
+}
+
+fn apply(mut bytes: Vec<u8>, m: &Mutation) -> Vec<u8> {
+    match m {
+        Mutation::Truncate(at) => {
+            let at = at % (bytes.len() + 1);
+            bytes.truncate(at);
+            bytes
+        }
+        Mutation::Insert(at, extra) => {
+            let at = at % (bytes.len() + 1);
+            bytes.splice(at..at, extra.iter().copied());
+            bytes
+        }
+        Mutation::ReplaceToken(t, w) => {
+            // Token boundaries: runs of bytes that are not whitespace.
+            let spans: Vec<(usize, usize)> = {
+                let mut spans = Vec::new();
+                let mut start = None;
+                for (i, b) in bytes.iter().enumerate() {
+                    match (b.is_ascii_whitespace(), start) {
+                        (false, None) => start = Some(i),
+                        (true, Some(s)) => {
+                            spans.push((s, i));
+                            start = None;
+                        }
+                        _ => {}
+                    }
+                }
+                if let Some(s) = start {
+                    spans.push((s, bytes.len()));
+                }
+                spans
+            };
+            if spans.is_empty() {
+                return bytes;
+            }
+            let (s, e) = spans[t % spans.len()];
+            // Keep a `key=` prefix half the time, so values inside
+            // key=value pairs get replaced too.
+            let keep = bytes[s..e]
+                .iter()
+                .position(|&b| b == b'=')
+                .filter(|_| t % 2 == 0)
+                .map_or(s, |p| s + p + 1);
+            bytes.splice(keep..e, NASTY[*w].bytes());
+            bytes
+        }
+        Mutation::DeleteLine(l) | Mutation::DuplicateLine(l) => {
+            let text = String::from_utf8_lossy(&bytes).into_owned();
+            let mut lines: Vec<&str> = text.split_inclusive('\n').collect();
+            if lines.is_empty() {
+                return bytes;
+            }
+            let i = l % lines.len();
+            if matches!(m, Mutation::DeleteLine(_)) {
+                lines.remove(i);
+            } else {
+                lines.insert(i, lines[i]);
+            }
+            lines.concat().into_bytes()
+        }
+    }
+}
+
+/// Checks that hold for any input a parser accepts.
+fn invariants(name: &str, result: &Result<String, String>) {
+    let Ok(value) = result else { return };
+    match name {
+        // An unlimited limit is absent, never 0.
+        "cgroup/v1_limit_in_bytes" | "cgroup/v1_cfs_quota" => {
+            assert_ne!(value, "Some(0)", "{name}")
+        }
+        "cgroup/v2_cpu_max" => assert!(!value.contains("period_us: 0 "), "{name}: {value}"),
+        "process/pidfile" => assert_ne!(value, "Some(0)", "{name}"),
+        _ => {}
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    #[test]
+    fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+        for (name, parse) in kernel_file_parsers() {
+            let result = parse(&bytes);
+            invariants(name, &result);
+        }
+    }
+
+    #[test]
+    fn arbitrary_text_never_panics(text in "[ -~\n\t]{0,400}") {
+        for (name, parse) in kernel_file_parsers() {
+            let result = parse(text.as_bytes());
+            invariants(name, &result);
+        }
+    }
+
+    #[test]
+    fn mangled_real_files_never_panic(
+        seed in any::<usize>(),
+        mutations in proptest::collection::vec(mutation(), 1..6),
+    ) {
+        let seeds = seeds();
+        let (name, original) = &seeds[seed % seeds.len()];
+        let bytes = mutations.iter().fold(original.clone(), apply);
+        let parse = parser(&kernel_file_parsers(), name);
+        let result = parse(&bytes);
+        invariants(name, &result);
+    }
+
+    #[test]
+    fn stat_round_trips(ticks in proptest::array::uniform10(any::<u64>()), btime in proptest::option::of(any::<u64>())) {
+        let mut text = format!(
+            "cpu  {}\ncpu0 1 2 3 4 5 6 7 8 9 10\nintr 1 2 3\nctxt 99\n",
+            ticks.map(|t| t.to_string()).join(" ")
+        );
+        if let Some(b) = btime {
+            text.push_str(&format!("btime {b}\n"));
+        }
+        let stat = host::parse_stat(&text).unwrap();
+        let c = stat.cpu;
+        prop_assert_eq!(
+            [c.user, c.nice, c.system, c.idle, c.iowait, c.irq, c.softirq, c.steal, c.guest, c.guest_nice],
+            ticks
+        );
+        prop_assert_eq!(stat.boot_time, btime);
+        // Guest time is never counted twice, and nothing goes negative.
+        let exclusive = c.exclusive_ticks();
+        prop_assert!(exclusive[0] <= c.user && exclusive[1] <= c.nice);
+    }
+
+    #[test]
+    fn meminfo_converts_kib_and_refuses_overflow(total in any::<u64>(), available in proptest::option::of(any::<u64>())) {
+        let mut text = format!("MemTotal:       {total} kB\nMemFree:          12 kB\n");
+        if let Some(a) = available {
+            text.push_str(&format!("MemAvailable:   {a} kB\n"));
+        }
+        let fits = |kb: u64| kb.checked_mul(1024);
+        match (fits(total), available.map(fits)) {
+            (Some(t), None) => {
+                let m = host::parse_meminfo(&text).unwrap();
+                prop_assert_eq!(m.total_bytes, t);
+                prop_assert_eq!(m.available_bytes, None);
+            }
+            (Some(t), Some(Some(a))) => {
+                let m = host::parse_meminfo(&text).unwrap();
+                prop_assert_eq!((m.total_bytes, m.available_bytes), (t, Some(a)));
+            }
+            // A value that does not fit in bytes is an error, not a wrap.
+            _ => prop_assert!(host::parse_meminfo(&text).is_err()),
+        }
+    }
+
+    #[test]
+    fn loadavg_and_uptime_round_trip(a in 0u32..10_000_000, b in 0u32..10_000_000, c in 0u32..10_000_000) {
+        let text = format!("{}.{:02} {}.{:02} {}.{:02} 3/1234 5678\n", a / 100, a % 100, b / 100, b % 100, c / 100, c % 100);
+        let l = host::parse_loadavg(&text).unwrap();
+        let close = |x: f64, hundredths: u32| (x - f64::from(hundredths) / 100.0).abs() < 1e-6;
+        prop_assert!(close(l.one, a) && close(l.five, b) && close(l.fifteen, c), "{text} -> {l:?}");
+        let up = host::parse_uptime(&format!("{}.{:02} 1.00\n", a / 100, a % 100)).unwrap();
+        prop_assert!(close(up, a));
+    }
+
+    #[test]
+    fn pressure_round_trips(
+        avgs in proptest::array::uniform3(0u32..10_000),
+        total in any::<u64>(),
+        with_full in any::<bool>(),
+    ) {
+        let line = |kind: &str| format!(
+            "{kind} avg10={}.{:02} avg60={}.{:02} avg300={}.{:02} total={total}\n",
+            avgs[0] / 100, avgs[0] % 100, avgs[1] / 100, avgs[1] % 100, avgs[2] / 100, avgs[2] % 100
+        );
+        let mut text = line("some");
+        if with_full {
+            text.push_str(&line("full"));
+        }
+        let p = host::parse_pressure(&text).unwrap();
+        let some = p.some.unwrap();
+        prop_assert_eq!(some.total_micros, total);
+        prop_assert!((some.avg300 - f64::from(avgs[2]) / 100.0).abs() < 1e-6);
+        prop_assert_eq!(p.full.is_some(), with_full);
+    }
+
+    #[test]
+    fn cgroup_single_values_round_trip(n in any::<u64>()) {
+        let parsers = kernel_file_parsers();
+        let text = format!("{n}\n");
+        prop_assert_eq!(parser(&parsers, "cgroup/u64")(text.as_bytes()), Ok(n.to_string()));
+        prop_assert_eq!(parser(&parsers, "cgroup/max_or_u64")(text.as_bytes()), Ok(format!("Some({n})")));
+        prop_assert_eq!(parser(&parsers, "cgroup/max_or_u64")(b"max\n"), Ok("None".to_owned()));
+        // One past u64::MAX is an error, not a wrap or a saturation.
+        let past = format!("{}0\n", u64::MAX);
+        prop_assert!(parser(&parsers, "cgroup/u64")(past.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn key_value_files_keep_every_pair(pairs in proptest::collection::vec(("[a-z_]{1,20}", any::<u64>()), 0..20)) {
+        let text: String = pairs.iter().map(|(k, v)| format!("{k} {v}\n")).collect();
+        let out = parser(&kernel_file_parsers(), "cgroup/key_values")(text.as_bytes()).unwrap();
+        for (k, v) in &pairs {
+            let pair = format!("(\"{k}\", {v})");
+            prop_assert!(out.contains(&pair), "{} missing from {}", pair, out);
+        }
+    }
+
+    #[test]
+    fn process_stat_takes_fields_after_the_last_paren(comm in "[ -~]{0,15}", utime in any::<u64>(), threads in any::<u64>()) {
+        let text = format!(
+            "12177 ({comm}) S 1 12177 12177 0 -1 4194560 1029 0 0 0 {utime} 7 0 0 20 0 {threads} 0 12345 100000 300\n"
+        );
+        let out = parser(&kernel_file_parsers(), "process/stat")(text.as_bytes()).unwrap();
+        let utime_field = format!("utime: {utime},");
+        let threads_field = format!("num_threads: {threads},");
+        prop_assert!(out.contains(&utime_field), "{}", out);
+        prop_assert!(out.contains(&threads_field), "{}", out);
+    }
+}
+
+/// The config and web config parsers on text cargo-fuzz found to panic the
+/// config's key-path lookup (a multi-byte character before the error).
+#[test]
+fn config_parsers_regressions() {
+    for text in [
+        "\u{677}\0\r",
+        "é: [\n",
+        "sources:\n  hôst: {enabled: true}\n",
+    ] {
+        let e = vitals::config::parse_str(text, "vitals.yaml").err();
+        assert!(e.is_some(), "{text:?} should be refused");
+        let _ = vitals::server::webconfig::parse_str(
+            text,
+            "web.yml",
+            std::path::Path::new("/nonexistent"),
+        );
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// YAML-ish text with non-ASCII characters: an error with a position or
+    /// a config, never a panic.
+    #[test]
+    fn config_parsers_never_panic(text in "([a-z_]{1,8}|[:\\-\\[\\]{},\"' \n]|é|ٷ|\u{0}|[0-9]{1,3}){0,40}") {
+        let _ = vitals::config::parse_str(&text, "vitals.yaml");
+        let _ = vitals::server::webconfig::parse_str(&text, "web.yml", std::path::Path::new("/nonexistent"));
+    }
+}
