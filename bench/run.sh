@@ -180,6 +180,7 @@ unix_socket_dir = $TMP
 auth_type = scram-sha-256
 auth_file = $TMP/userlist.txt
 stats_users = monitor
+admin_users = postgres
 pool_mode = session
 max_client_conn = 50
 default_pool_size = 3
@@ -188,7 +189,16 @@ pidfile = $BOUNCER_PIDFILE
 EOF
 chmod 600 "$TMP/userlist.txt"
 [[ $(id -u) == 0 ]] && chown postgres:postgres "$TMP/userlist.txt" "$TMP/pgbouncer.ini"
-as_pg pgbouncer -d "$TMP/pgbouncer.ini"
+# TZ=UTC: measure reads the times of its log lines.
+as_pg env TZ=UTC pgbouncer -d "$TMP/pgbouncer.ini"
+# PgBouncer logs console commands ("got admin query") only at verbose 2:
+# measure turns that on for the idle window, when only vitals talks to the
+# console, to count vitals' statements per round on that target too.
+cat >"$TMP/console-verbose.sh" <<EOF
+#!/bin/sh
+PGPASSWORD='$SUPER_PW' PGCONNECT_TIMEOUT=5 exec "$PG_BIN/psql" -h 127.0.0.1 -p $B_PORT -U postgres -d pgbouncer -X -q -c "SET verbose = \$1" >/dev/null
+EOF
+chmod 700 "$TMP/console-verbose.sh"
 
 # ----------------------------------------------------------- exporters ---
 start() { # NAME LOG COMMAND... ; sets LAST_PID
@@ -307,6 +317,8 @@ rc=0
     --exporter "postgres_exporter (standby)" "http://127.0.0.1:$PGX_S_PORT/metrics" "$PGX_S_PID" pgexp_standby "$TMP/pgexp_standby.log" \
     --exporter "$PGB_NAME" "http://127.0.0.1:$PGB_PORT/metrics" "$PGB_PID" - "$PGB_LOG" \
     --pg-log primary "$TMP/primary.log" --pg-log standby "$TMP/standby.log" \
+    --console-log bouncer "$TMP/pgbouncer.log" \
+    --idle-start-cmd "sh '$TMP/console-verbose.sh' 2" --idle-end-cmd "sh '$TMP/console-verbose.sh' 0" \
     --note "$PGB_NOTE" || rc=$?
 echo
 echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"

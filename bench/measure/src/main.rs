@@ -23,7 +23,8 @@
 //!   (distinct virtual transaction ids, `%v`) by application_name, in the
 //!   load phase beyond the exporter's idle rate, per idle minute, and per
 //!   sampling round (a round = statements of one connection less than 1 s
-//!   apart).
+//!   apart); for the PgBouncer target, console commands per round from
+//!   PgBouncer's `got admin query` log lines during the idle window.
 //!
 //! Exit status: 0 when every budget line passes, 2 when one fails, 1 when
 //! the measurement itself could not run.
@@ -161,7 +162,8 @@ const USAGE: &str = "usage: vitals-bench-measure free-port | wait URL SECS | get
        vitals-bench-measure [--seq N] [--seq-max-secs S] [--clients N] [--conc-secs S]
        [--idle-secs S] [--clk-tck HZ] [--interval-secs S]
        --exporter NAME URL PID PG_APP LOG   (first one is vitals; PG_APP/LOG may be -)
-       [--pg-log LABEL PATH]... [--note TEXT]...";
+       [--pg-log LABEL PATH]... [--console-log LABEL PATH]
+       [--idle-start-cmd SH] [--idle-end-cmd SH] [--note TEXT]...";
 
 struct Exporter {
     name: String,
@@ -187,6 +189,13 @@ struct Args {
     pg_logs: Vec<(String, PathBuf)>,
     /// Printed with the other notes under the table.
     notes: Vec<String>,
+    /// PgBouncer's log, with `got admin query:` lines while its verbose
+    /// level is 2; only vitals talks to the console while idle.
+    console_log: Option<(String, PathBuf)>,
+    /// Shell commands run right before and after the idle window (bench/run.sh
+    /// turns PgBouncer's verbose logging on and off with them).
+    idle_start_cmd: Option<String>,
+    idle_end_cmd: Option<String>,
 }
 
 impl Args {
@@ -202,6 +211,9 @@ impl Args {
             exporters: Vec::new(),
             pg_logs: Vec::new(),
             notes: Vec::new(),
+            console_log: None,
+            idle_start_cmd: None,
+            idle_end_cmd: None,
         };
         let mut it = argv.into_iter();
         let next = |it: &mut std::vec::IntoIter<String>, what: &str| {
@@ -245,6 +257,12 @@ impl Args {
                     a.pg_logs.push((label, PathBuf::from(path)));
                 }
                 "--note" => a.notes.push(next(&mut it, &flag)?),
+                "--console-log" => {
+                    let label = next(&mut it, &flag)?;
+                    a.console_log = Some((label, PathBuf::from(next(&mut it, &flag)?)));
+                }
+                "--idle-start-cmd" => a.idle_start_cmd = Some(next(&mut it, &flag)?),
+                "--idle-end-cmd" => a.idle_end_cmd = Some(next(&mut it, &flag)?),
                 _ => return Err(format!("unknown argument {flag}")),
             }
         }
@@ -737,6 +755,79 @@ fn rounds(stmts: &[Statement], app: &str, log: usize, from: f64, to: f64) -> (us
     (n, max_stmts, max_xacts)
 }
 
+/// Runs a helper command of run.sh; it must succeed.
+fn shell(cmd: &str) -> Result<(), String> {
+    let status = std::process::Command::new("sh")
+        .args(["-c", cmd])
+        .status()
+        .map_err(|e| format!("{cmd}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{cmd}: {status}"))
+    }
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's
+/// days_from_civil).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146097 + doe - 719468
+}
+
+/// The time of a PgBouncer 1.18 `got admin query:` line, logged in UTC
+/// (run.sh starts PgBouncer with TZ=UTC):
+/// `2026-11-23 08:48:45.894 UTC [17846] DEBUG got admin query: SHOW POOLS`.
+/// The `SET verbose` commands that switch this logging are the bench's own.
+fn parse_console_line(line: &str) -> Option<f64> {
+    let (_, query) = line.split_once("got admin query: ")?;
+    if query.to_ascii_uppercase().starts_with("SET VERBOSE") {
+        return None;
+    }
+    let mut f = line.split_whitespace();
+    let (date, time, zone) = (f.next()?, f.next()?, f.next()?);
+    if zone != "UTC" {
+        return None;
+    }
+    let d: Vec<i64> = date
+        .split('-')
+        .map(|x| x.parse().ok())
+        .collect::<Option<_>>()?;
+    let (hms, frac) = time.split_once('.').unwrap_or((time, "0"));
+    let t: Vec<i64> = hms
+        .split(':')
+        .map(|x| x.parse().ok())
+        .collect::<Option<_>>()?;
+    if d.len() != 3 || t.len() != 3 {
+        return None;
+    }
+    let secs = days_from_civil(d[0], d[1], d[2]) * 86400 + t[0] * 3600 + t[1] * 60 + t[2];
+    let frac: f64 = format!("0.{frac}").parse().ok()?;
+    Some(secs as f64 + frac)
+}
+
+/// (rounds, most events in one round) of sorted-or-not event times, a
+/// round being a run of events less than a second apart.
+fn clusters(times: &[f64]) -> (usize, usize) {
+    let mut t = times.to_vec();
+    t.sort_by(f64::total_cmp);
+    let (mut n, mut max, mut current) = (0, 0, 0);
+    for (i, x) in t.iter().enumerate() {
+        if i == 0 || x - t[i - 1] > 1.0 {
+            n += 1;
+            current = 0;
+        }
+        current += 1;
+        max = max.max(current);
+    }
+    (n, max)
+}
+
 // ------------------------------------------------------------ report ---
 
 fn fmt_num(v: f64) -> String {
@@ -784,10 +875,16 @@ fn run(a: &Args) -> Result<bool, String> {
         "measure: idle for {:.0} s (no scrapes)",
         a.idle.as_secs_f64()
     );
+    if let Some(cmd) = &a.idle_start_cmd {
+        shell(cmd)?;
+    }
     let idle_from = epoch();
     let before: Vec<Option<u64>> = a.exporters.iter().map(|e| cpu_ticks(e.pid)).collect();
     std::thread::sleep(a.idle);
     let idle_to = epoch();
+    if let Some(cmd) = &a.idle_end_cmd {
+        shell(cmd)?;
+    }
     for ((ex, f), b) in a.exporters.iter().zip(&mut figures).zip(before) {
         f.idle_ticks = b.zip(cpu_ticks(ex.pid)).map(|(b, a)| a.saturating_sub(b));
         f.rss = memory(ex.pid);
@@ -797,6 +894,20 @@ fn run(a: &Args) -> Result<bool, String> {
     // Let the servers write their last log lines.
     std::thread::sleep(Duration::from_millis(300));
     let stmts = read_statements(&a.pg_logs)?;
+    let console_rounds = match &a.console_log {
+        Some((label, path)) => {
+            let text =
+                std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let times: Vec<f64> = text
+                .lines()
+                .filter_map(parse_console_line)
+                .filter(|t| *t >= idle_from && *t < idle_to)
+                .collect();
+            let (n, max) = clusters(&times);
+            Some((label.clone(), n, max))
+        }
+        None => None,
+    };
 
     let tick = 1.0 / a.clk_tck;
     let cpu_per_scrape_ms = |f: &Figures| -> Option<f64> {
@@ -901,6 +1012,11 @@ fn run(a: &Args) -> Result<bool, String> {
         (
             "peak RSS (MiB)",
             Box::new(|i| figures[i].rss.map(|r| r.1 as f64 / 1048576.0)),
+            false,
+        ),
+        (
+            "RSS anonymous (MiB)",
+            Box::new(|i| figures[i].rss.map(|r| r.2 as f64 / 1048576.0)),
             false,
         ),
         (
@@ -1088,12 +1204,18 @@ fn run(a: &Args) -> Result<bool, String> {
                 "0 (< 0.05: a scrape reaching PG adds ≥ 1)".into(),
                 Some(p.xacts_per_scrape < 0.05),
             );
-            let worst = p.rounds.iter().map(|r| r.2).max();
-            let detail: Vec<String> = p
+            let mut worst = p.rounds.iter().map(|r| r.2).max();
+            let mut detail: Vec<String> = p
                 .rounds
                 .iter()
                 .map(|(l, n, s, x)| format!("{l}: max {s} stmts / {x} xacts in {n} rounds"))
                 .collect();
+            if let Some((label, n, max)) = &console_rounds {
+                detail.push(format!(
+                    "{label} (PgBouncer console): max {max} in {n} rounds"
+                ));
+                worst = if *n == 0 { None } else { worst.max(Some(*max)) };
+            }
             line(
                 "≤ 3 statements per sampling round per target",
                 if detail.is_empty() {
@@ -1153,6 +1275,17 @@ mod tests {
             parse_log_line("1732351234.567 [1] app= vxid= LOG:  checkpoint starting"),
             None
         );
+    }
+
+    #[test]
+    fn console_lines_and_rounds() {
+        let l = "2026-11-23 08:48:45.894 UTC [17846] DEBUG got admin query: SHOW POOLS";
+        // date -u -d '2026-11-23 08:48:45' +%s
+        assert_eq!(parse_console_line(l), Some(1795423725.894));
+        let set = "2026-11-23 08:48:45.894 UTC [17846] DEBUG got admin query: SET verbose = 0";
+        assert_eq!(parse_console_line(set), None);
+        assert_eq!(clusters(&[10.0, 10.1, 10.2, 15.0, 15.1, 20.0]), (3, 3));
+        assert_eq!(clusters(&[]), (0, 0));
     }
 
     #[test]
