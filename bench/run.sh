@@ -1,0 +1,325 @@
+#!/usr/bin/env bash
+# vitals side by side with the exporters users would otherwise run.
+#
+#   bash bench/run.sh
+#
+# Installs what is missing from Debian (PostgreSQL 15, PgBouncer,
+# node_exporter, postgres_exporter, the PgBouncer exporter), stops any
+# service apt started for a package it installed, builds vitals (release)
+# and the measuring client, then in a temporary directory on free loopback
+# ports starts a PostgreSQL 15 primary, a streaming standby and PgBouncer,
+# the anchors (node_exporter, postgres_exporter against the primary and
+# against the standby, the PgBouncer exporter) and ONE vitals with host,
+# cgroup, both PostgreSQL targets and PgBouncer. bench/measure scrapes them
+# one after the other, then watches them idle, and prints one table (ratios
+# vitals/anchor) and the budget with PASS/FAIL. Everything is stopped on
+# exit, whatever happens.
+#
+# Knobs (environment): BENCH_SEQ (sequential scrapes, 300),
+# BENCH_CLIENTS (8), BENCH_CONC_SECS (10), BENCH_IDLE_SECS (60),
+# BENCH_INTERVAL_SECS (vitals' sampling interval, 5), BENCH_KEEP=1 keeps
+# the temporary directory (logs) after the servers are stopped,
+# BENCH_SKIP_BUILD=1 uses the binaries already built.
+# Exit status: 0 all budget lines pass, 2 one fails, 1 the run failed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+REPO=$(pwd)
+
+SEQ=${BENCH_SEQ:-300}
+CLIENTS=${BENCH_CLIENTS:-8}
+CONC_SECS=${BENCH_CONC_SECS:-10}
+IDLE_SECS=${BENCH_IDLE_SECS:-60}
+INTERVAL_SECS=${BENCH_INTERVAL_SECS:-5}
+PG_BIN=/usr/lib/postgresql/15/bin
+
+say() { printf '[bench] %s\n' "$*" >&2; }
+die() {
+    say "error: $*"
+    # The logs of what was started, to say why.
+    for f in "${TMP:-/nonexistent}"/*.log; do
+        [[ -f $f ]] && { say "--- tail of ${f##*/}"; tail -n 15 "$f" >&2; }
+    done
+    exit 1
+}
+
+# ------------------------------------------------------------ packages ---
+# package -> the init service its installation may start
+declare -A SERVICE=(
+    [postgresql-15]=postgresql
+    [pgbouncer]=pgbouncer
+    [prometheus-node-exporter]=prometheus-node-exporter
+    [prometheus-postgres-exporter]=prometheus-postgres-exporter
+    [prometheus-pgbouncer-exporter]=prometheus-pgbouncer-exporter
+)
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
+missing=()
+for p in "${!SERVICE[@]}"; do installed "$p" || missing+=("$p"); done
+if ((${#missing[@]})); then
+    [[ $(id -u) == 0 ]] || die "missing packages ${missing[*]}: run as root (apt-get install) or install them"
+    say "installing ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+        -o DPkg::Lock::Timeout=300 "${missing[@]}" >&2
+    # A package's postinst may start its service (on a machine where
+    # services start at all); the benchmark runs its own instances.
+    for p in "${missing[@]}"; do
+        s=${SERVICE[$p]}
+        if command -v systemctl >/dev/null && [[ -d /run/systemd/system ]]; then
+            systemctl stop "$s" 2>/dev/null || true
+        elif [[ -x /etc/init.d/$s ]]; then
+            "/etc/init.d/$s" stop >/dev/null 2>&1 || true
+        fi
+    done
+fi
+command -v cargo >/dev/null || die "cargo not found: install a Rust toolchain"
+
+# --------------------------------------------------------------- build ---
+if [[ -z ${BENCH_SKIP_BUILD:-} ]]; then
+    say "building vitals (release) and bench/measure"
+    cargo build --release --quiet --bin vitals
+    cargo build --release --quiet --manifest-path bench/measure/Cargo.toml \
+        --target-dir "$REPO/target/bench-measure"
+fi
+VITALS=$REPO/target/release/vitals
+MEASURE=$REPO/target/bench-measure/release/vitals-bench-measure
+
+# ----------------------------------------------------- run as postgres ---
+# The servers refuse to run as root.
+if [[ $(id -u) == 0 ]]; then
+    as_pg() { runuser -u postgres -- "$@"; }
+else
+    as_pg() { "$@"; }
+fi
+
+TMP=$(mktemp -d /tmp/vitals-bench-XXXXXX)
+PIDS=()          # exporters started here, stopped by pid
+PG_DATA=()       # servers started here
+BOUNCER_PIDFILE=
+
+cleanup() {
+    local rc=$?
+    set +e
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null; done
+    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null; done
+    if [[ -n $BOUNCER_PIDFILE && -s $BOUNCER_PIDFILE ]]; then
+        kill -INT "$(cat "$BOUNCER_PIDFILE")" 2>/dev/null
+    fi
+    for ((i = ${#PG_DATA[@]} - 1; i >= 0; i--)); do
+        as_pg "$PG_BIN/pg_ctl" -D "${PG_DATA[i]}" -m immediate -w stop >/dev/null 2>&1
+    done
+    if [[ -n ${BENCH_KEEP:-} ]]; then say "kept $TMP"; else rm -rf "$TMP"; fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+
+[[ $(id -u) == 0 ]] && chown postgres:postgres "$TMP"
+chmod 755 "$TMP"
+port() { "$MEASURE" free-port; }
+# Passwords for this run only.
+SUPER_PW=$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
+MON_PW=$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
+printf '%s\n' "$SUPER_PW" >"$TMP/super.pw"
+printf '%s\n' "$MON_PW" >"$TMP/monitor.pw"
+chmod 600 "$TMP"/*.pw
+[[ $(id -u) == 0 ]] && chown postgres:postgres "$TMP"/*.pw
+
+psql_su() { as_pg "$PG_BIN/psql" -h "$TMP" -p "$1" -U postgres -d postgres -X -A -t -q -v ON_ERROR_STOP=1 -c "$2"; }
+
+# ------------------------------------------------------------- cluster ---
+say "starting PostgreSQL 15 primary + streaming standby + PgBouncer in a temporary directory"
+P_PORT=$(port)
+as_pg "$PG_BIN/initdb" -D "$TMP/primary" -U postgres -E UTF8 --no-sync \
+    --auth-local=trust --auth-host=scram-sha-256 --pwfile="$TMP/super.pw" >"$TMP/initdb.log"
+# log_statement = all with the application name and virtual transaction
+# id (%v) is how statements and transactions are attributed to exporters.
+cat >>"$TMP/primary/postgresql.conf" <<EOF
+listen_addresses = '127.0.0.1'
+port = $P_PORT
+unix_socket_directories = '$TMP'
+max_connections = 40
+shared_buffers = 16MB
+fsync = off
+synchronous_commit = off
+full_page_writes = off
+autovacuum = off
+wal_level = replica
+max_wal_senders = 5
+max_replication_slots = 5
+wal_receiver_status_interval = 1s
+log_statement = 'all'
+log_line_prefix = '%n [%p] app=%a vxid=%v '
+EOF
+PG_DATA+=("$TMP/primary")
+as_pg "$PG_BIN/pg_ctl" -D "$TMP/primary" -l "$TMP/primary.log" -w -t 60 start >/dev/null
+psql_su "$P_PORT" "CREATE ROLE monitor LOGIN PASSWORD '$MON_PW' IN ROLE pg_monitor;"
+
+S_PORT=$(port)
+as_pg "$PG_BIN/pg_basebackup" -h "$TMP" -p "$P_PORT" -U postgres -D "$TMP/standby" \
+    -R -C -S standby1_slot -X stream --no-sync
+printf "port = %s\ncluster_name = 'standby1'\n" "$S_PORT" >>"$TMP/standby/postgresql.conf"
+PG_DATA+=("$TMP/standby")
+as_pg "$PG_BIN/pg_ctl" -D "$TMP/standby" -l "$TMP/standby.log" -w -t 60 start >/dev/null
+for _ in $(seq 1 300); do
+    [[ $(psql_su "$S_PORT" "SELECT coalesce((SELECT status FROM pg_stat_wal_receiver), 'none')") == streaming ]] && break
+    sleep 0.2
+done
+[[ $(psql_su "$S_PORT" "SELECT coalesce((SELECT status FROM pg_stat_wal_receiver), 'none')") == streaming ]] ||
+    die "standby not streaming after 60 s"
+
+B_PORT=$(port)
+BOUNCER_PIDFILE=$TMP/pgbouncer.pid
+printf '"monitor" "%s"\n"postgres" "%s"\n' "$MON_PW" "$SUPER_PW" >"$TMP/userlist.txt"
+cat >"$TMP/pgbouncer.ini" <<EOF
+[databases]
+app = host=127.0.0.1 port=$P_PORT dbname=postgres pool_size=3
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = $B_PORT
+unix_socket_dir = $TMP
+auth_type = scram-sha-256
+auth_file = $TMP/userlist.txt
+stats_users = monitor
+admin_users = postgres
+pool_mode = session
+max_client_conn = 50
+default_pool_size = 3
+logfile = $TMP/pgbouncer.log
+pidfile = $BOUNCER_PIDFILE
+EOF
+chmod 600 "$TMP/userlist.txt"
+[[ $(id -u) == 0 ]] && chown postgres:postgres "$TMP/userlist.txt" "$TMP/pgbouncer.ini"
+# TZ=UTC: measure reads the times of its log lines.
+as_pg env TZ=UTC pgbouncer -d "$TMP/pgbouncer.ini"
+# PgBouncer logs console commands ("got admin query") only at verbose 2:
+# measure turns that on for the idle window, when only vitals talks to the
+# console, to count vitals' statements per round on that target too.
+cat >"$TMP/console-verbose.sh" <<EOF
+#!/bin/sh
+PGPASSWORD='$SUPER_PW' PGCONNECT_TIMEOUT=5 exec "$PG_BIN/psql" -h 127.0.0.1 -p $B_PORT -U postgres -d pgbouncer -X -q -c "SET verbose = \$1" >/dev/null
+EOF
+chmod 700 "$TMP/console-verbose.sh"
+
+# ----------------------------------------------------------- exporters ---
+start() { # NAME LOG COMMAND... ; sets LAST_PID
+    "${@:3}" >"$2" 2>&1 &
+    LAST_PID=$!
+    PIDS+=("$LAST_PID")
+}
+
+NODE_PORT=$(port)
+start node_exporter "$TMP/node_exporter.log" \
+    prometheus-node-exporter --web.listen-address="127.0.0.1:$NODE_PORT"
+NODE_PID=$LAST_PID
+
+dsn() { echo "postgresql://monitor:$MON_PW@127.0.0.1:$1/postgres?sslmode=disable&application_name=$2"; }
+PGX_P_PORT=$(port)
+DATA_SOURCE_NAME=$(dsn "$P_PORT" pgexp_primary) start pgexp_primary "$TMP/pgexp_primary.log" \
+    prometheus-postgres-exporter --web.listen-address="127.0.0.1:$PGX_P_PORT"
+PGX_P_PID=$LAST_PID
+PGX_S_PORT=$(port)
+DATA_SOURCE_NAME=$(dsn "$S_PORT" pgexp_standby) start pgexp_standby "$TMP/pgexp_standby.log" \
+    prometheus-postgres-exporter --web.listen-address="127.0.0.1:$PGX_S_PORT"
+PGX_S_PID=$LAST_PID
+
+# Debian's PgBouncer exporter 1.7 exits at startup against PgBouncer 1.18
+# (SHOW STATS lost a column it reads). Run it as shipped first and report
+# what happens; if it died, measure the same code through a one-line
+# compatibility shim instead, and say so in the output.
+PGB_PORT=$(port)
+PGB_ARGS=(--host 127.0.0.1 --port "$PGB_PORT" --pgbouncer-host 127.0.0.1
+    --pgbouncer-port "$B_PORT" --pgbouncer-user monitor)
+PGPASSWORD=$MON_PW start pgbouncer_exporter "$TMP/pgbouncer_exporter_shipped.log" \
+    prometheus-pgbouncer-exporter "${PGB_ARGS[@]}"
+PGB_PID=$LAST_PID
+PGB_LOG=$TMP/pgbouncer_exporter_shipped.log
+PGB_NAME=pgbouncer_exporter
+PGB_NOTE=
+if "$MEASURE" wait "http://127.0.0.1:$PGB_PORT/" 15 2>/dev/null; then
+    PGB_NOTE="PgBouncer exporter $(dpkg-query -W -f='${Version}' prometheus-pgbouncer-exporter) ran as shipped."
+else
+    kill "$PGB_PID" 2>/dev/null || true
+    wait "$PGB_PID" 2>/dev/null || true
+    cause=$(grep -E '^[A-Za-z.]*(Error|Exception)' "$TMP/pgbouncer_exporter_shipped.log" | tail -1)
+    PGB_NOTE="PgBouncer exporter $(dpkg-query -W -f='${Version}' prometheus-pgbouncer-exporter) AS SHIPPED EXITS AT STARTUP against $(pgbouncer --version 2>&1 | head -1): ${cause:-no error line in its log} (SHOW STATS has no total_requests column any more; PgBouncer 1.8 renamed it total_query_count). The pgbouncer_exporter column measures the same code through bench/pgbouncer_exporter_compat.py, which only copies total_query_count into total_requests."
+    say "$PGB_NOTE"
+    PGB_NAME="pgbouncer_exporter (compat shim)"
+    PGPASSWORD=$MON_PW start pgbouncer_exporter "$TMP/pgbouncer_exporter.log" \
+        /usr/bin/python3 "$REPO/bench/pgbouncer_exporter_compat.py" "${PGB_ARGS[@]}"
+    PGB_PID=$LAST_PID
+    PGB_LOG=$TMP/pgbouncer_exporter.log
+fi
+
+V_PORT=$(port)
+cat >"$TMP/vitals.yaml" <<EOF
+listen: 127.0.0.1:$V_PORT
+interval: ${INTERVAL_SECS}s
+sources:
+  host: {enabled: true}
+  cgroup: {enabled: true, target: self}
+  postgres:
+    - {name: primary, dsn: "host=127.0.0.1 port=$P_PORT user=monitor dbname=postgres", password_file: $TMP/monitor.pw}
+    - {name: standby, dsn: "host=127.0.0.1 port=$S_PORT user=monitor dbname=postgres", password_file: $TMP/monitor.pw}
+  pgbouncer:
+    - {name: bouncer, dsn: "host=127.0.0.1 port=$B_PORT user=monitor dbname=pgbouncer", password_file: $TMP/monitor.pw}
+EOF
+start vitals "$TMP/vitals.log" "$VITALS" --config "$TMP/vitals.yaml"
+V_PID=$LAST_PID
+
+say "waiting for every exporter to answer"
+"$MEASURE" wait "http://127.0.0.1:$V_PORT/health/ready" 60 || { cat "$TMP/vitals.log" >&2; die "vitals not ready"; }
+"$MEASURE" wait "http://127.0.0.1:$NODE_PORT/metrics" 60 || die "node_exporter not answering"
+"$MEASURE" wait "http://127.0.0.1:$PGX_P_PORT/metrics" 60 || die "postgres_exporter (primary) not answering"
+"$MEASURE" wait "http://127.0.0.1:$PGX_S_PORT/metrics" 60 || die "postgres_exporter (standby) not answering"
+"$MEASURE" wait "http://127.0.0.1:$PGB_PORT/" 60 || die "$PGB_NAME not answering"
+# One full round of every vitals source after ready.
+sleep "$INTERVAL_SECS"
+# A cheap exporter that sees nothing proves nothing: every one must be
+# reading what it is meant to before anything is measured.
+expect() { # URL PATTERN WHAT
+    "$MEASURE" get "$1" >"$TMP/check.prom" || die "$3: cannot scrape $1"
+    grep -Eq "$2" "$TMP/check.prom" || die "$3: no line matching $2 in its exposition"
+}
+V_URL=http://127.0.0.1:$V_PORT/metrics
+expect "$V_URL" '^vitals_pg_up\{target="primary"\} 1$' "vitals (PostgreSQL primary)"
+expect "$V_URL" '^vitals_pg_up\{target="standby"\} 1$' "vitals (PostgreSQL standby)"
+expect "$V_URL" '^vitals_pg_replication_stream_up\{target="standby"\} 1$' "vitals (replication)"
+expect "$V_URL" '^vitals_pgbouncer_up\{target="bouncer"\} 1$' "vitals (PgBouncer)"
+expect "$V_URL" '^vitals_host_memory_total_bytes ' "vitals (host)"
+expect "$V_URL" '^vitals_cgroup_memory_usage_bytes ' "vitals (cgroup)"
+"$MEASURE" get "$V_URL" >"$TMP/vitals.prom"
+expect "http://127.0.0.1:$NODE_PORT/metrics" '^node_memory_MemTotal_bytes ' node_exporter
+expect "http://127.0.0.1:$PGX_P_PORT/metrics" '^pg_up 1$' "postgres_exporter (primary)"
+expect "http://127.0.0.1:$PGX_S_PORT/metrics" '^pg_up 1$' "postgres_exporter (standby)"
+expect "http://127.0.0.1:$PGB_PORT/metrics" '^pgbouncer_pools ' "$PGB_NAME"
+
+# --------------------------------------------------------------- report ---
+cpu_model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
+ver() { "$@" 2>&1 | head -1; }
+cat <<EOF
+
+## vitals benchmark, $(date -u '+%Y-%m-%d %H:%M UTC')
+
+- command: \`bash bench/run.sh\` (BENCH_SEQ=$SEQ BENCH_CLIENTS=$CLIENTS BENCH_CONC_SECS=$CONC_SECS BENCH_IDLE_SECS=$IDLE_SECS BENCH_INTERVAL_SECS=$INTERVAL_SECS)
+- machine: $(nproc) CPUs, ${cpu_model:-unknown CPU}, $(awk '/^MemTotal:/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo) RAM, Linux $(uname -r)
+- load average at start: $(cut -d' ' -f1-3 /proc/loadavg)
+- vitals $(ver "$VITALS" --version | sed 's/^vitals //'): one process, sources host, cgroup, postgres primary + standby, pgbouncer, interval ${INTERVAL_SECS}s, default checks
+- anchors: node_exporter $(dpkg-query -W -f='${Version}' prometheus-node-exporter) (default collectors), postgres_exporter $(dpkg-query -W -f='${Version}' prometheus-postgres-exporter) ×2 (defaults), PgBouncer exporter $(dpkg-query -W -f='${Version}' prometheus-pgbouncer-exporter)
+- servers: $(ver "$PG_BIN/postgres" --version), $(ver pgbouncer --version)
+
+EOF
+rc=0
+"$MEASURE" --seq "$SEQ" --clients "$CLIENTS" --conc-secs "$CONC_SECS" \
+    --idle-secs "$IDLE_SECS" --interval-secs "$INTERVAL_SECS" --clk-tck "$(getconf CLK_TCK)" \
+    --exporter vitals "http://127.0.0.1:$V_PORT/metrics" "$V_PID" vitals "$TMP/vitals.log" \
+    --exporter node_exporter "http://127.0.0.1:$NODE_PORT/metrics" "$NODE_PID" - "$TMP/node_exporter.log" \
+    --exporter "postgres_exporter (primary)" "http://127.0.0.1:$PGX_P_PORT/metrics" "$PGX_P_PID" pgexp_primary "$TMP/pgexp_primary.log" \
+    --exporter "postgres_exporter (standby)" "http://127.0.0.1:$PGX_S_PORT/metrics" "$PGX_S_PID" pgexp_standby "$TMP/pgexp_standby.log" \
+    --exporter "$PGB_NAME" "http://127.0.0.1:$PGB_PORT/metrics" "$PGB_PID" - "$PGB_LOG" \
+    --pg-log primary "$TMP/primary.log" --pg-log standby "$TMP/standby.log" \
+    --console-log bouncer "$TMP/pgbouncer.log" \
+    --idle-start-cmd "sh '$TMP/console-verbose.sh' 2" --idle-end-cmd "sh '$TMP/console-verbose.sh' 0" \
+    --note "$PGB_NOTE" || rc=$?
+echo
+echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
+exit "$rc"
