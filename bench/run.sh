@@ -20,6 +20,12 @@
 # BENCH_INTERVAL_SECS (vitals' sampling interval, 5), BENCH_KEEP=1 keeps
 # the temporary directory (logs) after the servers are stopped,
 # BENCH_SKIP_BUILD=1 uses the binaries already built.
+#
+# Soak: BENCH_SOAK_MINUTES=30 bash bench/run.sh starts the same cluster and
+# vitals with every source on (plus a process target and an HTTP probe),
+# scrapes it with wrk (2 connections, as fast as it answers) for that many
+# minutes, and prints vitals' RSS and peak RSS once a minute instead of the
+# side-by-side table. Exit status 0 unless the run itself failed.
 # Exit status: 0 all budget lines pass, 2 one fails, 1 the run failed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,6 +36,7 @@ CLIENTS=${BENCH_CLIENTS:-8}
 CONC_SECS=${BENCH_CONC_SECS:-10}
 IDLE_SECS=${BENCH_IDLE_SECS:-60}
 INTERVAL_SECS=${BENCH_INTERVAL_SECS:-5}
+SOAK_MINUTES=${BENCH_SOAK_MINUTES:-0}
 PG_BIN=/usr/lib/postgresql/15/bin
 
 say() { printf '[bench] %s\n' "$*" >&2; }
@@ -51,6 +58,7 @@ declare -A SERVICE=(
     [prometheus-postgres-exporter]=prometheus-postgres-exporter
     [prometheus-pgbouncer-exporter]=prometheus-pgbouncer-exporter
 )
+((SOAK_MINUTES > 0)) && SERVICE[wrk]=none
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
 missing=()
 for p in "${!SERVICE[@]}"; do installed "$p" || missing+=("$p"); done
@@ -263,6 +271,16 @@ sources:
   pgbouncer:
     - {name: bouncer, dsn: "host=127.0.0.1 port=$B_PORT user=monitor dbname=pgbouncer", password_file: $TMP/monitor.pw}
 EOF
+if ((SOAK_MINUTES > 0)); then
+    # Every source on: also a process target and an HTTP probe (of vitals'
+    # own liveness endpoint, the one HTTP server sure to be there).
+    cat >>"$TMP/vitals.yaml" <<EOF
+  processes:
+    - {name: postgres, match: {comm: '^postgres\$'}}
+  http_probes:
+    - {name: self, url: "http://127.0.0.1:$V_PORT/health/live"}
+EOF
+fi
 start vitals "$TMP/vitals.log" "$VITALS" --config "$TMP/vitals.yaml"
 V_PID=$LAST_PID
 
@@ -292,6 +310,32 @@ expect "http://127.0.0.1:$NODE_PORT/metrics" '^node_memory_MemTotal_bytes ' node
 expect "http://127.0.0.1:$PGX_P_PORT/metrics" '^pg_up 1$' "postgres_exporter (primary)"
 expect "http://127.0.0.1:$PGX_S_PORT/metrics" '^pg_up 1$' "postgres_exporter (standby)"
 expect "http://127.0.0.1:$PGB_PORT/metrics" '^pgbouncer_pools ' "$PGB_NAME"
+
+# ----------------------------------------------------------------- soak ---
+if ((SOAK_MINUTES > 0)); then
+    rss() { awk '/^VmRSS:/ {r=$2} /^VmHWM:/ {h=$2} END {printf "%.1f %.1f", r/1024, h/1024}' "/proc/$V_PID/status"; }
+    echo
+    echo "## vitals soak, $(date -u '+%Y-%m-%d %H:%M UTC'): ${SOAK_MINUTES} min of wrk -t1 -c2 against /metrics"
+    echo
+    echo "| minute | RSS MiB | peak RSS MiB | requests in the minute | non-2xx or socket errors |"
+    echo "|---:|---:|---:|---:|---:|"
+    read -r r h < <(rss)
+    echo "| 0 | $r | $h | – | – |"
+    for ((m = 1; m <= SOAK_MINUTES; m++)); do
+        out=$(wrk -t1 -c2 -d58s --timeout 5s "http://127.0.0.1:$V_PORT/metrics" 2>&1) || die "wrk failed: $out"
+        reqs=$(awk '/requests in/ {print $1}' <<<"$out")
+        errs=$(awk '/Non-2xx/ {n+=$NF} /Socket errors/ {gsub(/,/, ""); n+=$4+$6+$8+$10} END {print n+0}' <<<"$out")
+        sleep 2
+        read -r r h < <(rss)
+        echo "| $m | $r | $h | $reqs | $errs |"
+    done
+    "$MEASURE" get "$V_URL" >"$TMP/soak-end.prom" || die "vitals stopped answering"
+    grep -Eq '^vitals_source_success\{source="postgres/primary"\} 1$' "$TMP/soak-end.prom" || die "primary source not healthy at the end"
+    echo
+    echo "sources succeeding at the end: $(grep -c '^vitals_source_success{.*} 1$' "$TMP/soak-end.prom") of $(grep -c '^vitals_source_success{' "$TMP/soak-end.prom")"
+    echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
+    exit 0
+fi
 
 # --------------------------------------------------------------- report ---
 cpu_model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
