@@ -313,7 +313,7 @@ expect "http://127.0.0.1:$PGB_PORT/metrics" '^pgbouncer_pools ' "$PGB_NAME"
 
 # ----------------------------------------------------------------- soak ---
 if ((SOAK_MINUTES > 0)); then
-    rss() { awk '/^VmRSS:/ {r=$2} /^VmHWM:/ {h=$2} END {printf "%.1f %.1f", r/1024, h/1024}' "/proc/$V_PID/status"; }
+    rss() { awk '/^VmRSS:/ {r=$2} /^VmHWM:/ {h=$2} END {printf "%.1f %.1f\n", r/1024, h/1024}' "/proc/$V_PID/status"; }
     echo
     echo "## vitals soak, $(date -u '+%Y-%m-%d %H:%M UTC'): ${SOAK_MINUTES} min of wrk -t1 -c2 against /metrics"
     echo
