@@ -72,37 +72,32 @@ const fn above(check: &'static str, metric: &'static str, warning: f64, critical
 /// idle-in-transaction and long-query levels are vitals' own defaults).
 const DEFAULT_LEVELS: &[Level] = &[
     above(
-        "cpu_limit_utilization",
+        "container_cpu",
         "vitals_cgroup_cpu_limit_utilization_ratio",
         0.7,
         0.9,
     ),
     above(
-        "cpu_throttled",
+        "container_cpu_throttling",
         "vitals_cgroup_cpu_throttled_ratio",
         0.25,
         0.5,
     ),
     above(
-        "memory_limit_utilization",
+        "container_memory",
         "vitals_cgroup_memory_limit_utilization_ratio",
         0.8,
         0.95,
     ),
     above(
-        "pg_connection_utilization",
+        "pg_connections",
         "vitals_pg_connection_utilization_ratio",
         0.8,
         0.95,
     ),
+    above("pg_pool", "vitals_pg_pool_utilization_ratio", 0.8, 0.95),
     above(
-        "pg_pool_utilization",
-        "vitals_pg_pool_utilization_ratio",
-        0.8,
-        0.95,
-    ),
-    above(
-        "pgbouncer_pool_utilization",
+        "pgbouncer_pool",
         "vitals_pgbouncer_pool_utilization_ratio",
         0.8,
         0.95,
@@ -122,19 +117,19 @@ const DEFAULT_LEVELS: &[Level] = &[
     above(
         "pg_longest_query",
         "vitals_pg_longest_query_seconds",
-        60.0,
+        30.0,
         300.0,
     ),
     above("replica_lag", "vitals_pg_replication_lag_seconds", 1.0, 5.0),
     Level {
-        check: "replica_stream_down",
+        check: "replica_stream",
         metric: "vitals_pg_replication_stream_up",
         warning: None,
-        critical: 1.0,
+        critical: 0.5,
         above: false,
     },
     above("probe_latency", "vitals_probe_duration_seconds", 1.0, 5.0),
-    above("probe_error_ratio", "vitals_probe_error_ratio", 0.05, 0.1),
+    above("probe_errors", "vitals_probe_error_ratio", 0.05, 0.1),
 ];
 
 fn level_of(metric: &str) -> Option<&'static Level> {
@@ -1690,5 +1685,54 @@ fn systemd_unit_is_hardened_and_verifies() {
     assert!(
         out.status.success() && complaints.trim().is_empty(),
         "systemd-analyze verify:\n{complaints}"
+    );
+}
+
+/// The levels the bundled rules and dashboards use are the agent's own
+/// built-in checks: same names, metrics, directions and levels.
+#[test]
+fn default_levels_are_the_agents_built_in_checks() {
+    let engine = vitals::checks::defaults::default_checks();
+    let mut problems = Vec::new();
+    for check in &engine {
+        match DEFAULT_LEVELS.iter().find(|l| l.check == check.name) {
+            None => problems.push(format!(
+                "built-in check {} has no entry in DEFAULT_LEVELS",
+                check.name
+            )),
+            Some(l) => {
+                let above = check.direction == vitals::config::Direction::Above;
+                if l.metric != check.metric
+                    || l.above != above
+                    || l.warning != check.warning
+                    || Some(l.critical) != check.critical
+                {
+                    problems.push(format!(
+                        "{}: assets say {} {} {:?}/{}, the agent {} {:?} {:?}/{:?}",
+                        check.name,
+                        l.metric,
+                        l.above,
+                        l.warning,
+                        l.critical,
+                        check.metric,
+                        check.direction,
+                        check.warning,
+                        check.critical
+                    ));
+                }
+            }
+        }
+    }
+    for l in DEFAULT_LEVELS {
+        if !engine.iter().any(|c| c.name == l.check) {
+            problems.push(format!(
+                "DEFAULT_LEVELS names {}, which is not a built-in check",
+                l.check
+            ));
+        }
+    }
+    assert_none(
+        problems,
+        "bundled levels differ from the agent's built-in checks",
     );
 }
