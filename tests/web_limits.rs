@@ -252,10 +252,9 @@ fn rss_bytes(pid: u32) -> u64 {
 
 /// 1000 concurrent keep-alive connections scraping `/metrics` for
 /// `VITALS_LOAD_SECONDS` (default 30): no failed response, and RSS after
-/// within a small factor of before. Heavy, so not in the default run:
-/// `cargo test --test web_limits -- --ignored --nocapture`.
+/// within a small factor of before. Bounded in count and time; prints its
+/// figures with `cargo test --test web_limits load -- --nocapture`.
 #[test]
-#[ignore]
 fn load_1000_concurrent_connections() {
     let connections: usize = std::env::var("VITALS_LOAD_CONNECTIONS")
         .ok()
