@@ -166,7 +166,7 @@ proptest! {
                 apps.push((name, n));
             }
         }
-        apps.sort_by(|a, b| b.1.cmp(&a.1));
+        apps.sort_by_key(|a| std::cmp::Reverse(a.1));
         let kept = top_applications(&apps, top);
         prop_assert!(kept.len() <= top + 1);
         prop_assert_eq!(kept.iter().map(|(_, n)| n).sum::<i64>(), apps.iter().map(|(_, n)| n).sum::<i64>());
