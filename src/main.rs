@@ -5,7 +5,7 @@
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use vitals::{config, daemon, runtime};
+use vitals::{daemon, runtime};
 
 /// sysexits.h EX_USAGE / EX_CONFIG-style code for every configuration or
 /// command-line error.
@@ -51,7 +51,13 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Some(Command::CheckConfig { file }) => match config::load_file(&file) {
+        // Through the daemon's loader, so the web config file it names is
+        // checked too.
+        Some(Command::CheckConfig { file }) => match daemon::load(&daemon::Options {
+            config_file: Some(file.clone()),
+            listen: None,
+            web_config_file: None,
+        }) {
             Ok(_) => {
                 println!("{}: configuration is valid", file.display());
                 ExitCode::SUCCESS

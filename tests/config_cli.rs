@@ -148,3 +148,30 @@ fn once_prints_one_round() {
     );
     assert!(common::sample(&text, "vitals_host_load1", &[]).is_some());
 }
+
+#[test]
+fn check_config_also_checks_the_web_config_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let web = temp_config(
+        dir.path(),
+        "web.yml",
+        "basic_auth_users:\n  prometheus: not-a-bcrypt-hash\n",
+    );
+    let path = temp_config(
+        dir.path(),
+        "vitals.yaml",
+        &format!("web_config_file: {}\n", web.display()),
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_vitals"))
+        .arg("check-config")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("web.yml:2:"), "{stderr}");
+    assert!(
+        !stderr.contains("not-a-bcrypt-hash"),
+        "the hash is echoed: {stderr}"
+    );
+}
