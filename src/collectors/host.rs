@@ -50,6 +50,25 @@ pub struct CpuTimes {
     pub guest_nice: u64,
 }
 
+impl From<[u64; 10]> for CpuTimes {
+    /// The fields in `/proc/stat` order.
+    fn from(v: [u64; 10]) -> Self {
+        let [user, nice, system, idle, iowait, irq, softirq, steal, guest, guest_nice] = v;
+        CpuTimes {
+            user,
+            nice,
+            system,
+            idle,
+            iowait,
+            irq,
+            softirq,
+            steal,
+            guest,
+            guest_nice,
+        }
+    }
+}
+
 /// The modes exported in the `mode` label, in `/proc/stat` order.
 pub const CPU_MODES: [&str; 10] = [
     "user",
@@ -118,20 +137,7 @@ pub fn parse_stat(text: &str) -> Result<Stat, ParseError> {
                     *slot = parse_u64(field, CPU_MODES.get(i).copied().unwrap_or("cpu"))?;
                 }
                 // Later kernels may append fields; they are ignored.
-                let [user, nice, system, idle, iowait, irq, softirq, steal, guest, guest_nice] =
-                    values;
-                cpu = Some(CpuTimes {
-                    user,
-                    nice,
-                    system,
-                    idle,
-                    iowait,
-                    irq,
-                    softirq,
-                    steal,
-                    guest,
-                    guest_nice,
-                });
+                cpu = Some(CpuTimes::from(values));
             }
             Some("btime") => {
                 let field = fields

@@ -36,19 +36,7 @@ procs_blocked 1
 ";
 
 fn cpu(v: [u64; 10]) -> CpuTimes {
-    let [user, nice, system, idle, iowait, irq, softirq, steal, guest, guest_nice] = v;
-    CpuTimes {
-        user,
-        nice,
-        system,
-        idle,
-        iowait,
-        irq,
-        softirq,
-        steal,
-        guest,
-        guest_nice,
-    }
+    CpuTimes::from(v)
 }
 
 #[test]
