@@ -53,4 +53,8 @@ cargo fmt --all -- --check
 echo "== cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets --quiet -- -D warnings
 echo "== cargo test"
-cargo test --all-targets --no-fail-fast "$@"
+mkdir -p target
+cargo test --all-targets --no-fail-fast "$@" 2>&1 | tee target/test-output.log
+# One closing line over every test binary (criterion's test-mode output
+# comes last otherwise).
+awk '/^test result:/ { p += $4; f += $6; s += $8 } END { printf "tests: %d passed, %d failed, %d skipped\n", p, f, s }' target/test-output.log
