@@ -3,6 +3,9 @@
 //! `Paths { proc: <tree>/proc, sys: <tree>/sys }` reads nothing of the host.
 //! Values are traceable: `usage_usec 14036781` becomes 14.036781.
 
+mod common;
+
+use common::copy_tree;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use vitals::collectors::cgroup::CgroupSource;
@@ -442,19 +445,6 @@ async fn a_missing_target_is_a_clear_error() {
             .await
             .expect_err(&label);
         assert!(e.to_string().contains(want), "{label}: {e}");
-    }
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_tree(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
     }
 }
 

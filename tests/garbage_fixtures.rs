@@ -7,22 +7,8 @@
 
 mod common;
 
-use common::{fixture, sample, temp_config, Daemon};
+use common::{copy_tree, fixture, sample, temp_config, Daemon};
 use std::path::{Path, PathBuf};
-
-/// Copies `from` into `to`, recursively.
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_tree(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
-}
 
 /// A tree with the host fixture's /proc files, the cgroup v2-limited
 /// fixture's proc/self and sys, under a temp dir.

@@ -63,18 +63,7 @@ fn host_and_cgroup_figures_match_the_kernel() {
     let cpu_after = proc_stat_cpu_seconds();
 
     // Host CPU: the sum over modes lies between two direct readings.
-    let modes = [
-        "user",
-        "nice",
-        "system",
-        "idle",
-        "iowait",
-        "irq",
-        "softirq",
-        "steal",
-        "guest",
-        "guest_nice",
-    ];
+    let modes = vitals::collectors::host::CPU_MODES;
     let vitals_cpu: f64 = modes
         .iter()
         .map(|m| {

@@ -18,7 +18,6 @@ mod page;
 pub mod tls;
 pub mod webconfig;
 
-use crate::metrics::Format;
 use crate::runtime::{self, Shared};
 use bytes::Bytes;
 use http_body_util::Full;
@@ -333,11 +332,6 @@ fn not_allowed(allow: &'static str) -> Response<Full<Bytes>> {
     resp.headers_mut()
         .insert(ALLOW, HeaderValue::from_static(allow));
     resp
-}
-
-/// Keeps `Format` in this module's public surface for tests.
-pub fn negotiate_format(accept: &str) -> Format {
-    negotiate::format(accept)
 }
 
 /// Timeouts of 0 would refuse everything; 100 ms is the floor.
