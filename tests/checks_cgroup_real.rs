@@ -106,13 +106,24 @@ fn memory_check_follows_a_real_cgroup_up_and_back() {
             &[],
         )
     };
+    // Ready means every source finished a round, not that it succeeded: wait
+    // for a successful cgroup round, saying why if there is none.
+    d.wait_until("a successful cgroup round", |d| {
+        sample(
+            &d.get("/metrics").text(),
+            "vitals_source_success",
+            &[("source", "cgroup")],
+        ) == Some(1.0)
+    });
     assert_eq!(
         sample(
             &d.get("/metrics").text(),
             "vitals_cgroup_memory_limit_bytes",
             &[]
         ),
-        Some((100u64 << 20) as f64)
+        Some((100u64 << 20) as f64),
+        "/status: {}",
+        d.get("/status").text()
     );
     d.wait_until("ok while small", |d| state(d) == Some(0.0));
 
