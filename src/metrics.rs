@@ -9,17 +9,61 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 /// Prometheus metric type. Only the two kinds vitals exports.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Kind {
     Gauge,
     Counter,
 }
 
 impl Kind {
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             Kind::Gauge => "gauge",
             Kind::Counter => "counter",
+        }
+    }
+}
+
+/// The description of one metric family: everything but its samples.
+///
+/// Each source declares its families as `const` values beside the code that
+/// emits them, plus one `METRICS` table listing them all; `collectors::catalog()`
+/// gathers those tables. Anything that needs "every metric vitals exports"
+/// (check selector warnings, the README reference, the dashboard cross-check)
+/// reads the catalog, never a list of its own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Desc {
+    pub name: &'static str,
+    pub kind: Kind,
+    /// A full sentence that says where the figure comes from.
+    pub help: &'static str,
+    /// The label names every sample carries (beyond the ones the runtime adds).
+    pub labels: &'static [&'static str],
+}
+
+impl Desc {
+    pub const fn gauge(
+        name: &'static str,
+        labels: &'static [&'static str],
+        help: &'static str,
+    ) -> Self {
+        Desc {
+            name,
+            kind: Kind::Gauge,
+            help,
+            labels,
+        }
+    }
+    pub const fn counter(
+        name: &'static str,
+        labels: &'static [&'static str],
+        help: &'static str,
+    ) -> Self {
+        Desc {
+            name,
+            kind: Kind::Counter,
+            help,
+            labels,
         }
     }
 }
@@ -59,6 +103,17 @@ pub struct Output {
 impl Output {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Adds a sample of the family `desc` describes. Non-finite values are
+    /// dropped, as with [`Output::gauge`].
+    pub fn add(&mut self, desc: &Desc, labels: &[(&str, &str)], value: f64) {
+        debug_assert!(
+            desc.kind != Kind::Counter || desc.name.ends_with("_total"),
+            "counter {} must end in _total",
+            desc.name
+        );
+        self.push(desc.name, desc.help, desc.kind, labels, value);
     }
 
     /// Adds a gauge sample. Non-finite values are dropped: a NaN from a

@@ -182,6 +182,15 @@ pub fn build(config: &Config) -> Vec<Scheduled> {
     list
 }
 
+/// Every metric family vitals itself can export (not the application's own
+/// series re-exported by an app source), gathered from the `METRICS` table each
+/// source declares beside its emit code. Sources not yet converted to
+/// [`crate::metrics::Desc`] tables contribute nothing here yet.
+pub fn catalog() -> Vec<&'static crate::metrics::Desc> {
+    let tables: &[&[crate::metrics::Desc]] = &[];
+    tables.iter().flat_map(|t| t.iter()).collect()
+}
+
 /// One pure parser of a kernel file, by name: takes the file's bytes and
 /// returns the parsed value's Debug text or the error's. For the property
 /// tests and the fuzz targets.
