@@ -187,7 +187,8 @@ pub fn build(config: &Config) -> Vec<Scheduled> {
 /// source declares beside its emit code. Sources not yet converted to
 /// [`crate::metrics::Desc`] tables contribute nothing here yet.
 pub fn catalog() -> Vec<&'static crate::metrics::Desc> {
-    let tables: &[&[crate::metrics::Desc]] = &[host::METRICS, postgres::metrics::METRICS];
+    let tables: &[&[crate::metrics::Desc]] =
+        &[host::METRICS, cgroup::METRICS, postgres::metrics::METRICS];
     tables.iter().flat_map(|t| t.iter()).collect()
 }
 
