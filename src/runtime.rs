@@ -99,6 +99,8 @@ struct State {
     checks: Option<CheckEngine>,
     /// The `vitals_check_*` families of the last evaluation.
     check_output: Output,
+    /// vitals' own `process_*` figures, see [`collectors::footprint`].
+    footprint: Output,
 }
 
 /// State shared between the sampling tasks and the HTTP server.
@@ -123,6 +125,7 @@ impl Shared {
                 },
                 checks: None,
                 check_output: Output::new(),
+                footprint: Output::new(),
             }),
             exposition: RwLock::new(Arc::new(Exposition::new(String::new(), String::new()))),
             started: unix_now(),
@@ -266,6 +269,17 @@ impl Shared {
         self.render();
     }
 
+    /// Stores vitals' own footprint figures and renders again.
+    fn publish_footprint(&self, generation: u64, output: Output) {
+        let mut state = self.lock();
+        if state.generation != generation {
+            return;
+        }
+        state.footprint = output;
+        drop(state);
+        self.render();
+    }
+
     /// Renders every source's latest output plus the agent's own metrics.
     fn render(&self) {
         let state = self.lock();
@@ -274,7 +288,7 @@ impl Shared {
             .slots
             .iter()
             .map(|s| &s.output)
-            .chain([&own, &state.check_output])
+            .chain([&own, &state.check_output, &state.footprint])
             .collect();
         let text = metrics::render(outputs.iter().copied(), Format::Text);
         let openmetrics = metrics::render(outputs.iter().copied(), Format::OpenMetrics);
@@ -449,6 +463,12 @@ impl Agent {
         let config = Arc::new(config.clone());
         let sources = collectors::build(&config);
         let generation = self.shared.install(&config, &sources);
+        self.tasks.push(tokio::spawn(run_footprint(
+            self.shared.clone(),
+            generation,
+            config.paths.proc.clone(),
+            config.interval_or_default(None),
+        )));
         for (index, scheduled) in sources.into_iter().enumerate() {
             let shared = self.shared.clone();
             let config = config.clone();
@@ -540,6 +560,45 @@ async fn run_source(
     }
 }
 
+/// Reads vitals' own footprint on the default interval, whatever the scrapes.
+async fn run_footprint(
+    shared: Arc<Shared>,
+    generation: u64,
+    proc_root: std::path::PathBuf,
+    interval: Duration,
+) {
+    let mut ticker =
+        tokio::time::interval(interval.as_std().max(std::time::Duration::from_millis(10)));
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut last_error: Option<String> = None;
+    loop {
+        ticker.tick().await;
+        let output = match footprint_round(proc_root.clone()).await {
+            Ok(output) => {
+                last_error = None;
+                output
+            }
+            Err(e) => {
+                if last_error.as_deref() != Some(e.as_str()) {
+                    tracing::warn!(error = %e, "reading vitals' own footprint failed");
+                }
+                last_error = Some(e);
+                Output::new()
+            }
+        };
+        shared.publish_footprint(generation, output);
+    }
+}
+
+/// One reading of `<proc>/self`, off the async workers.
+async fn footprint_round(proc_root: std::path::PathBuf) -> Result<Output, String> {
+    let ticks = collectors::footprint::ticks_per_second();
+    tokio::task::spawn_blocking(move || collectors::footprint::collect(&proc_root, ticks))
+        .await
+        .map_err(|e| format!("footprint task failed: {e}"))?
+        .map_err(|e| e.to_string())
+}
+
 /// One round of every source, for `vitals once`: the exposition text and the
 /// ids and errors of the sources that failed.
 pub async fn once(config: &Config) -> (String, Vec<(String, String)>) {
@@ -558,6 +617,10 @@ pub async fn once(config: &Config) -> (String, Vec<(String, String)>) {
         }
     });
     let handles: Vec<_> = rounds.map(tokio::spawn).collect();
+    match footprint_round(config.paths.proc.clone()).await {
+        Ok(output) => shared.publish_footprint(generation, output),
+        Err(e) => failures.push(("footprint".to_owned(), e)),
+    }
     for handle in handles {
         if let Ok(Some(failure)) = handle.await {
             failures.push(failure);

@@ -459,7 +459,7 @@ fn every_referenced_metric_is_exported() {
     let exported = exported_metrics_list();
     assert_none(
         missing_metrics(&referenced, &exported),
-        "dashboards or rules use metrics vitals does not export (tests/exported_metrics.txt)",
+        "dashboards or rules use metrics vitals does not export (collectors::catalog())",
     );
     for name in referenced.keys() {
         assert!(

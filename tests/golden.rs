@@ -77,6 +77,7 @@ fn golden(case: &str, proc_root: &str, sys_root: &str, sources: &str) {
     d.wait_ready();
     let exposition = d.get("/metrics").text();
     promtool_check(&exposition);
+    common::catalog::assert_families_in_catalog(&exposition);
     let got = stable(&exposition);
     let golden_path = repo().join("tests/golden").join(format!("{case}.prom"));
     if std::env::var_os("UPDATE_GOLDEN").is_some() {

@@ -5,6 +5,7 @@
 
 #[macro_use]
 mod support;
+mod common;
 
 use std::time::Duration;
 use support::{
@@ -36,6 +37,10 @@ fn pgbouncer_suite() {
             ("passwords_never_leak", passwords_never_leak),
         ],
     );
+    // Only when every case ran (VITALS_CASE picks some).
+    if std::env::var_os("VITALS_CASE").is_none() {
+        SEEN.assert_covered("vitals_pgbouncer_");
+    }
 }
 
 fn bouncer_config(c: &Cluster, name: &str) -> PgBouncerConfig {
@@ -58,8 +63,12 @@ async fn round(src: &mut PgBouncerSource) -> (Output, Result<(), CollectError>) 
     let result = tokio::time::timeout(Duration::from_secs(60), src.collect(&mut out))
         .await
         .expect("a round never hangs");
+    SEEN.record(&out);
     (out, result)
 }
+
+/// The families the rounds of this suite emitted, for the catalog coverage.
+static SEEN: common::catalog::Seen = common::catalog::Seen::new();
 
 async fn ok_round(src: &mut PgBouncerSource) -> Output {
     let (out, result) = round(src).await;

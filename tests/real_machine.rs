@@ -61,6 +61,7 @@ fn host_and_cgroup_figures_match_the_kernel() {
     d.wait_ready();
     let text = d.get("/metrics").text();
     let cpu_after = proc_stat_cpu_seconds();
+    common::catalog::assert_families_in_catalog(&text);
 
     // Host CPU: the sum over modes lies between two direct readings.
     let modes = vitals::collectors::host::CPU_MODES;

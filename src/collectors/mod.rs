@@ -9,11 +9,15 @@
 //! | pgbouncer   | `pgbouncer.rs`  | `vitals_pgbouncer_`  |
 //! | http probe  | `http_probe.rs` | `vitals_probe_`      |
 //!
+//! `footprint.rs` is not a source: it reads vitals' own `<proc>/self` for the
+//! conventional `process_*` self metrics, on the runtime's own tick.
+//!
 //! [`build`] is the one table of every source there is. Each runs in its own
 //! task on its own interval (see `runtime`); a round fills a fresh
 //! [`Output`] that replaces the previous one wholesale.
 
 pub mod cgroup;
+pub mod footprint;
 pub mod host;
 pub mod http_probe;
 pub mod pgbouncer;
@@ -198,6 +202,7 @@ pub fn catalog() -> Vec<&'static Desc> {
         pgbouncer::METRICS,
         http_probe::METRICS,
         crate::runtime::METRICS,
+        footprint::METRICS,
         crate::checks::METRICS,
     ];
     tables.iter().flat_map(|t| t.iter()).collect()
