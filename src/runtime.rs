@@ -470,10 +470,11 @@ impl Agent {
             config.interval_or_default(None),
         )));
         for (index, scheduled) in sources.into_iter().enumerate() {
-            let shared = self.shared.clone();
-            let config = config.clone();
             self.tasks.push(tokio::spawn(run_source(
-                shared, config, generation, index, scheduled,
+                self.shared.clone(),
+                generation,
+                index,
+                scheduled,
             )));
         }
     }
@@ -516,18 +517,13 @@ async fn round(
     }
 }
 
-async fn run_source(
-    shared: Arc<Shared>,
-    config: Arc<Config>,
-    generation: u64,
-    index: usize,
-    scheduled: Scheduled,
-) {
+async fn run_source(shared: Arc<Shared>, generation: u64, index: usize, scheduled: Scheduled) {
     let Scheduled {
         id,
         interval,
         timeout,
         source,
+        rebuild,
     } = scheduled;
     let mut source = Some(source);
     let mut ticker =
@@ -536,14 +532,8 @@ async fn run_source(
     let mut last_error: Option<String> = None;
     loop {
         ticker.tick().await;
-        let current = match source.take() {
-            Some(s) => s,
-            // Rebuilt from the config after a panic.
-            None => match collectors::build(&config).into_iter().nth(index) {
-                Some(s) => s.source,
-                None => return,
-            },
-        };
+        // After a panic only this source is rebuilt, from its own config.
+        let current = source.take().unwrap_or_else(|| rebuild());
         let started = Instant::now();
         let (back, output, result) = round(current, timeout).await;
         source = back;
@@ -628,4 +618,73 @@ pub async fn once(config: &Config) -> (String, Vec<(String, String)>) {
     }
     let text = String::from_utf8_lossy(&shared.exposition().text).into_owned();
     (text, failures)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::collectors::TestSource;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A scheduled test source that panics on its first round when `panics`,
+    /// and counts how often it is rebuilt (rebuilt ones never panic).
+    fn scripted(id: &str, panics: bool, rebuilt: Arc<AtomicUsize>) -> Scheduled {
+        let mut s = Scheduled::new(
+            id.into(),
+            Duration::from_millis(10),
+            Duration::from_secs(5),
+            move || {
+                rebuilt.fetch_add(1, Ordering::SeqCst);
+                AnySource::Test(TestSource { panics: false })
+            },
+        );
+        // The first copy comes from `new`; replace it so only rebuilds count.
+        s.source = AnySource::Test(TestSource { panics });
+        s
+    }
+
+    #[tokio::test]
+    async fn a_panicking_source_is_rebuilt_alone() {
+        let config = crate::config::parse_str("{}\n", "test.yaml").unwrap();
+        let shared = Shared::new(None);
+        let (a, b) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let sources = vec![
+            scripted("a", true, a.clone()),
+            scripted("b", false, b.clone()),
+        ];
+        // `new` built each once; count from here.
+        a.store(0, Ordering::SeqCst);
+        b.store(0, Ordering::SeqCst);
+        let generation = shared.install(&config, &sources);
+        let tasks: Vec<_> = sources
+            .into_iter()
+            .enumerate()
+            .map(|(i, s)| tokio::spawn(run_source(shared.clone(), generation, i, s)))
+            .collect();
+        // Bounded wait for a round of the rebuilt source (not a timing
+        // assertion: the rounds are 10 ms apart).
+        let status = |id: &str| {
+            shared
+                .source_statuses()
+                .into_iter()
+                .find(|s| s.source == id)
+                .unwrap()
+        };
+        for _ in 0..1000 {
+            if status("a").rounds >= 3 && status("b").rounds >= 3 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        for task in tasks {
+            task.abort();
+        }
+        let (sa, sb) = (status("a"), status("b"));
+        assert!(sa.rounds >= 3 && sb.rounds >= 3, "{sa:?} {sb:?}");
+        assert_eq!(sa.errors_total, 1, "one panicked round");
+        assert_eq!(sa.success, Some(true), "the rebuilt source works");
+        assert_eq!(a.load(Ordering::SeqCst), 1, "the panicked source, once");
+        assert_eq!(b.load(Ordering::SeqCst), 0, "the other source, never");
+        assert_eq!(sb.errors_total, 0);
+    }
 }
