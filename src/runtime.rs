@@ -526,9 +526,7 @@ async fn run_source(shared: Arc<Shared>, generation: u64, index: usize, schedule
         rebuild,
     } = scheduled;
     let mut source = Some(source);
-    let mut ticker =
-        tokio::time::interval(interval.as_std().max(std::time::Duration::from_millis(10)));
-    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut ticker = ticker(interval);
     let mut last_error: Option<String> = None;
     loop {
         ticker.tick().await;
@@ -550,6 +548,15 @@ async fn run_source(shared: Arc<Shared>, generation: u64, index: usize, schedule
     }
 }
 
+/// A tick every `interval` (at least 10 ms), the first one at once; a late
+/// round delays the next instead of bunching them up.
+fn ticker(interval: Duration) -> tokio::time::Interval {
+    let mut ticker =
+        tokio::time::interval(interval.as_std().max(std::time::Duration::from_millis(10)));
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    ticker
+}
+
 /// Reads vitals' own footprint on the default interval, whatever the scrapes.
 async fn run_footprint(
     shared: Arc<Shared>,
@@ -557,9 +564,7 @@ async fn run_footprint(
     proc_root: std::path::PathBuf,
     interval: Duration,
 ) {
-    let mut ticker =
-        tokio::time::interval(interval.as_std().max(std::time::Duration::from_millis(10)));
-    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut ticker = ticker(interval);
     let mut last_error: Option<String> = None;
     loop {
         ticker.tick().await;

@@ -140,6 +140,7 @@ fn memory_check_follows_a_real_cgroup_up_and_back() {
     command("free");
     d.wait_until("ok after freeing", |d| state(d) == Some(0.0));
     let text = d.get("/metrics").text();
+    common::catalog::assert_families_in_catalog(&text);
     for (to, at_least) in [("warning", 1.0), ("critical", 1.0), ("ok", 1.0)] {
         let n = sample(
             &text,

@@ -96,6 +96,7 @@ fn secrets_never_leak(c: &Cluster) {
     });
     std::thread::sleep(std::time::Duration::from_millis(2500));
     let metrics = d.get("/metrics").text();
+    common::catalog::assert_families_in_catalog(&metrics);
     let status = d.get("/status").text();
     let index = d.get("/").text();
     let log = d.log();

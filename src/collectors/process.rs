@@ -298,13 +298,8 @@ pub const METRICS: &[Desc] = &[
 /// `<proc>/self`). `None`: it is gone (or a zombie, which is not running
 /// either).
 pub(crate) fn read_sample(dir: &Path) -> Result<Option<ProcSample>, CollectError> {
-    let path = dir.join("stat");
-
-    let stat = match read_pid_file(&path)? {
-        PidRead::Data(bytes) => parse_stat(&String::from_utf8_lossy(&bytes))
-            .map_err(|e| CollectError::parse(&path, e.0))?,
-        PidRead::Gone => return Ok(None),
-        PidRead::Denied(e) => return Err(CollectError::io(&path, e)),
+    let Some(stat) = read_parsed(&dir.join("stat"), parse_stat)? else {
+        return Ok(None);
     };
     // 'Z' zombie, 'X' dead; 'x' is dead on Linux 2.6.33 to 3.13.
     if matches!(stat.state, 'Z' | 'X' | 'x') {
@@ -315,12 +310,8 @@ pub(crate) fn read_sample(dir: &Path) -> Result<Option<ProcSample>, CollectError
     // pages (13500 kB) while VmRSS read 13552 kB for the same idle
     // process, status summing the per-CPU counters exactly. It is in kB,
     // so no page size is needed either.
-    let path = dir.join("status");
-    let rss_bytes = match read_pid_file(&path)? {
-        PidRead::Data(bytes) => parse_status_rss(&String::from_utf8_lossy(&bytes))
-            .map_err(|e| CollectError::parse(&path, e.0))?,
-        PidRead::Gone => return Ok(None),
-        PidRead::Denied(e) => return Err(CollectError::io(&path, e)),
+    let Some(rss_bytes) = read_parsed(&dir.join("status"), parse_status_rss)? else {
+        return Ok(None);
     };
     let path = dir.join("limits");
     let max_fds = match read_pid_file(&path)? {
@@ -427,6 +418,21 @@ fn aggregate(samples: &[ProcSample]) -> Option<Figures> {
         f.max_fds = None;
     }
     Some(f)
+}
+
+/// Reads and parses a file of one process that must be readable; `None`
+/// when the process is gone.
+fn read_parsed<T>(
+    path: &Path,
+    parse: fn(&str) -> Result<T, ParseError>,
+) -> Result<Option<T>, CollectError> {
+    match read_pid_file(path)? {
+        PidRead::Data(bytes) => parse(&String::from_utf8_lossy(&bytes))
+            .map(Some)
+            .map_err(|e| CollectError::parse(path, e.0)),
+        PidRead::Gone => Ok(None),
+        PidRead::Denied(e) => Err(CollectError::io(path, e)),
+    }
 }
 
 /// What reading a file of one process gave.
