@@ -224,3 +224,26 @@ fn catalog_subcommand_prints_the_catalog() {
         vitals::collectors::host::CPU_SECONDS.help,
     ]));
 }
+
+/// `grep -rn NAME src/` finds every family's producer: each name is written
+/// out as a string literal, never built with `format!`.
+#[test]
+fn every_catalog_name_is_a_literal_in_src() {
+    fn read_all(dir: &std::path::Path, into: &mut String) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                read_all(&path, into);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                into.push_str(&std::fs::read_to_string(&path).unwrap());
+            }
+        }
+    }
+    let mut src = String::new();
+    read_all(&repo().join("src"), &mut src);
+    let missing: Vec<&str> = catalog_names()
+        .into_iter()
+        .filter(|n| !src.contains(&format!("\"{n}\"")))
+        .collect();
+    assert!(missing.is_empty(), "not written out in src/: {missing:?}");
+}
