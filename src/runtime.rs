@@ -460,9 +460,8 @@ impl Agent {
         for task in self.tasks.drain(..) {
             task.abort();
         }
-        let config = Arc::new(config.clone());
-        let sources = collectors::build(&config);
-        let generation = self.shared.install(&config, &sources);
+        let sources = collectors::build(config);
+        let generation = self.shared.install(config, &sources);
         self.tasks.push(tokio::spawn(run_footprint(
             self.shared.clone(),
             generation,
