@@ -1702,7 +1702,7 @@ fn default_levels_are_the_agents_built_in_checks() {
             )),
             Some(l) => {
                 let above = check.direction == vitals::config::Direction::Above;
-                if l.metric != check.metric
+                if l.metric != check.metric.metric
                     || l.above != above
                     || l.warning != check.warning
                     || Some(l.critical) != check.critical

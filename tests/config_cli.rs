@@ -22,37 +22,135 @@ fn check_config(text: &str) -> (i32, String, String) {
     )
 }
 
+/// Every class of error in block and in flow style (the style the README
+/// uses for list items): the same dotted key, each at its own position.
 #[test]
-fn each_error_class_names_position_and_exits_64() {
-    let cases: &[(&str, &str)] = &[
+fn each_error_class_names_path_and_position_in_both_styles_and_exits_64() {
+    const PG: &str = "sources:\n  postgres:\n";
+    let cases: &[(String, &str)] = &[
         // unknown key, with did-you-mean
         (
-            "interval: 5s\nsources:\n  host:\n    enabld: true\n",
+            "interval: 5s\nsources:\n  host:\n    enabld: true\n".into(),
             "FILE:4:5: unknown key `enabld` (key `sources.host.enabld`); did you mean `enabled`?",
         ),
-        // wrong type
-        ("interval: 5s\ndefault_checks: maybe\n", "FILE:2:17: key `default_checks`:"),
-        // bad duration
-        ("interval: 5\n", "FILE:1:11: key `interval`: duration 5 has no unit; write 5s or 5ms"),
-        // bad address
-        ("listen: localhost\n", "FILE:1:9: key `listen`:"),
-        // YAML syntax
-        ("sources: {host: [\n", "FILE:"),
-        // cross-key: levels out of order
         (
-            "checks:\n  - name: lag\n    metric: vitals_pg_replication_lag_seconds\n    warning: 5\n    critical: 1\n",
-            "FILE:2:5: check `lag`: warning 5 is beyond critical 1",
+            "interval: 5s\nsources:\n  host: {enabld: true}\n".into(),
+            "FILE:3:10: unknown key `enabld` (key `sources.host.enabld`); did you mean `enabled`?",
+        ),
+        (
+            format!("{PG}    - name: a\n      dsn: \"host=127.0.0.1\"\n      intervl: 5s\n"),
+            "FILE:5:7: unknown key `intervl` (key `sources.postgres[0].intervl`); did you mean `interval`?",
+        ),
+        (
+            format!("{PG}    - {{name: a, dsn: \"host=127.0.0.1\", intervl: 5s}}\n"),
+            "FILE:3:40: unknown key `intervl` (key `sources.postgres[0].intervl`); did you mean `interval`?",
+        ),
+        // wrong type
+        (
+            "interval: 5s\ndefault_checks: maybe\n".into(),
+            "FILE:2:17: key `default_checks`: ",
+        ),
+        (
+            "{interval: 5s, default_checks: maybe}\n".into(),
+            "FILE:1:32: key `default_checks`: ",
+        ),
+        // bad duration
+        (
+            "sources:\n  host:\n    interval: 5\n".into(),
+            "FILE:3:15: key `sources.host.interval`: duration 5 has no unit; write 5s or 5ms",
+        ),
+        (
+            "sources:\n  host: {interval: 5}\n".into(),
+            "FILE:2:20: key `sources.host.interval`: duration 5 has no unit; write 5s or 5ms",
+        ),
+        // bad address
+        ("listen: localhost\n".into(), "FILE:1:9: key `listen`: "),
+        ("{listen: localhost}\n".into(), "FILE:1:10: key `listen`: "),
+        // bad DSN
+        (
+            format!("{PG}    - name: a\n      dsn: \"host=127.0.0.1 port=x\"\n"),
+            "FILE:4:12: key `sources.postgres[0].dsn`: invalid dsn: ",
+        ),
+        (
+            format!("{PG}    - {{name: a, dsn: \"host=127.0.0.1 port=x\"}}\n"),
+            "FILE:3:22: key `sources.postgres[0].dsn`: invalid dsn: ",
+        ),
+        // bad probe URL
+        (
+            "sources:\n  http_probes:\n    - name: app\n      url: ftp://127.0.0.1/\n".into(),
+            "FILE:4:12: key `sources.http_probes[0].url`: probe URL \"ftp://127.0.0.1/\" must start with http://",
+        ),
+        (
+            "sources:\n  http_probes:\n    - {name: app, url: ftp://127.0.0.1/}\n".into(),
+            "FILE:3:24: key `sources.http_probes[0].url`: probe URL \"ftp://127.0.0.1/\" must start with http://",
+        ),
+        // bad selector
+        (
+            "checks:\n  - name: lag\n    metric: 'lag{target=\"r\"'\n    critical: 5\n".into(),
+            "FILE:3:13: key `checks[0].metric`: invalid selector ",
+        ),
+        (
+            "checks:\n  - {name: lag, metric: 'lag{target=\"r\"', critical: 5}\n".into(),
+            "FILE:2:25: key `checks[0].metric`: invalid selector ",
+        ),
+        // levels out of order
+        (
+            "checks:\n  - name: lag\n    metric: vitals_pg_replication_lag_seconds\n    warning: 5\n    critical: 1\n".into(),
+            "FILE:4:14: key `checks[0].warning`: check `lag`: warning 5 is beyond critical 1",
+        ),
+        (
+            "checks:\n  - {name: lag, metric: vitals_pg_up, warning: 5, critical: 1}\n".into(),
+            "FILE:2:48: key `checks[0].warning`: check `lag`: warning 5 is beyond critical 1",
         ),
         // unknown enum value
-        ("log: {format: xml}\n", "FILE:1:15: key `log.format`: unknown variant `xml`"),
+        (
+            "log:\n  format: xml\n".into(),
+            "FILE:2:11: key `log.format`: unknown variant `xml`",
+        ),
+        (
+            "log: {format: xml}\n".into(),
+            "FILE:1:15: key `log.format`: unknown variant `xml`",
+        ),
+        // YAML syntax
+        (
+            "sources:\n  host:\n    interval: \"5s\n".into(),
+            "FILE:3:15: key `sources.host.interval`: unclosed quote",
+        ),
+        (
+            "sources:\n  host: {interval: 5s]\n".into(),
+            "FILE:2:9: key `sources.host`: mismatched bracket",
+        ),
     ];
+    let mut wrong = Vec::new();
     for (text, expected) in cases {
         let (code, _, stderr) = check_config(text);
-        assert_eq!(code, 64, "exit code for {text:?}: {stderr}");
-        assert!(
-            stderr.starts_with(expected),
-            "for {text:?}\nexpected prefix: {expected}\ngot: {stderr}"
-        );
+        if code != 64 || !stderr.starts_with(expected) {
+            wrong.push(format!(
+                "for {text:?}\n  expected exit 64 and: {expected}\n  got exit {code} and: {stderr}"
+            ));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+/// A password inside a DSN is never repeated, whatever is wrong with it.
+#[test]
+fn a_bad_dsn_never_echoes_its_password() {
+    for dsn in [
+        "host=127.0.0.1 password=hunter2hunter2 port=x",
+        "host=127.0.0.1 password='hunter2hunter2",
+        "postgresql://u:hunter2hunter2@127.0.0.1:x/db",
+    ] {
+        for text in [
+            format!("sources:\n  postgres:\n    - name: a\n      dsn: {dsn:?}\n"),
+            format!("sources:\n  pgbouncer:\n    - {{name: a, dsn: {dsn:?}}}\n"),
+        ] {
+            let (code, stdout, stderr) = check_config(&text);
+            assert_eq!(code, 64, "{stderr}");
+            assert!(stderr.contains("invalid dsn"), "{stderr}");
+            assert!(!stderr.contains("hunter2"), "{stderr}");
+            assert!(!stdout.contains("hunter2"), "{stdout}");
+        }
     }
 }
 

@@ -22,10 +22,10 @@
 
 pub mod defaults;
 pub mod rules;
-pub mod selector;
 pub mod state;
 
-pub use selector::{Selector, SelectorError};
+pub use crate::config::selector;
+pub use crate::config::{Selector, SelectorError};
 pub use state::{Levels, Machine, State};
 
 use crate::config::{CheckConfig, Config, Direction};
@@ -161,13 +161,12 @@ pub enum Origin {
     Configured,
 }
 
-/// A check as it is evaluated: its config, where it came from, its parsed
-/// selector.
+/// A check as it is evaluated: its config (with its parsed selector) and
+/// where it came from.
 #[derive(Clone, Debug)]
 pub struct Check {
     pub config: CheckConfig,
     pub origin: Origin,
-    pub selector: Selector,
 }
 
 impl Check {
@@ -184,8 +183,7 @@ impl Check {
 
 /// The checks in effect: the defaults (unless `default_checks: false`) with
 /// configured checks of the same name in their place, then the other
-/// configured checks in file order. A check whose selector does not parse
-/// (impossible after config validation) is left out with an error log.
+/// configured checks in file order.
 pub fn effective_checks(config: &Config) -> Vec<Check> {
     let configured: Vec<&CheckConfig> = config.checks.iter().map(|c| &c.value).collect();
     let mut list: Vec<(CheckConfig, Origin)> = Vec::new();
@@ -203,17 +201,7 @@ pub fn effective_checks(config: &Config) -> Vec<Check> {
         }
     }
     list.into_iter()
-        .filter_map(|(config, origin)| match Selector::parse(&config.metric) {
-            Ok(selector) => Some(Check {
-                config,
-                origin,
-                selector,
-            }),
-            Err(e) => {
-                tracing::error!(check = %config.name, "check left out: {e}");
-                None
-            }
-        })
+        .map(|(config, origin)| Check { config, origin })
         .collect()
 }
 
@@ -243,10 +231,10 @@ pub fn unknown_metrics(config: &Config) -> Vec<UnknownMetric> {
         .checks
         .iter()
         .filter_map(|c| {
-            let selector = Selector::parse(&c.value.metric).ok()?;
-            (!KNOWN_METRICS.contains(&selector.metric.as_str())).then(|| UnknownMetric {
+            let metric = &c.value.metric.metric;
+            (!KNOWN_METRICS.contains(&metric.as_str())).then(|| UnknownMetric {
                 check: c.value.name.clone(),
-                metric: selector.metric,
+                metric: metric.clone(),
                 line: c.referenced.line(),
                 column: c.referenced.column(),
             })
@@ -456,7 +444,7 @@ impl CheckEngine {
         *self = CheckEngine::new(config);
         for e in &mut self.checks {
             if let Some(prev) = old.remove(&e.check.config.name) {
-                if prev.check.selector == e.check.selector {
+                if prev.check.config.metric == e.check.config.metric {
                     e.instances = prev.instances;
                 }
             }
@@ -594,11 +582,11 @@ impl Evaluated {
         // The series this check selects, first source first.
         let mut seen: BTreeMap<LabelSet, (f64, &str, bool)> = BTreeMap::new();
         for round in rounds {
-            let Some(family) = round.output.family(&self.check.selector.metric) else {
+            let Some(family) = round.output.family(&self.check.config.metric.metric) else {
                 continue;
             };
             for sample in &family.samples {
-                if self.check.selector.matches(&sample.labels) {
+                if self.check.config.metric.matches(&sample.labels) {
                     let mut key = sample.labels.clone();
                     key.sort();
                     seen.entry(key)

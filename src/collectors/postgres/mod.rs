@@ -32,7 +32,7 @@ pub(crate) mod conn;
 pub mod queries;
 pub mod replication;
 
-pub use conn::{backoff, parse_dsn};
+pub use conn::backoff;
 
 use super::{CollectError, Source};
 use crate::config::PostgresConfig;
