@@ -10,6 +10,7 @@
 //! `UPDATE_ASSETS=1 cargo test --test assets`.
 
 mod bundled;
+mod common;
 
 use bundled::promql::{selectors_in_expr, Selector};
 use bundled::*;

@@ -1,24 +1,21 @@
 //! Configuration errors through the real binary: every class names
-//! file:line:column and exits 64.
+//! file:line:column and the dotted key, and exits 64.
 
 mod common;
 
-use common::temp_config;
-use std::process::Command;
+use common::{run_to_exit, temp_config};
 
+/// `vitals check-config` on a file holding `text`: exit code, stdout, and
+/// stderr with the file's path written FILE.
 fn check_config(text: &str) -> (i32, String, String) {
     let dir = tempfile::tempdir().unwrap();
     let path = temp_config(dir.path(), "vitals.yaml", text);
-    let out = Command::new(env!("CARGO_BIN_EXE_vitals"))
-        .arg("check-config")
-        .arg(&path)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr).replace(path.to_str().unwrap(), "FILE");
+    let path = path.to_str().unwrap();
+    let (status, stdout, stderr) = run_to_exit(&["check-config", path]);
     (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr,
+        status.code().unwrap_or(-1),
+        stdout,
+        stderr.replace(path, "FILE"),
     )
 }
 
@@ -164,32 +161,18 @@ fn valid_config_exits_0() {
 #[test]
 fn example_config_is_valid() {
     let example = common::repo().join("config.example.yaml");
-    let out = Command::new(env!("CARGO_BIN_EXE_vitals"))
-        .arg("check-config")
-        .arg(&example)
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (status, _, stderr) = run_to_exit(&["check-config", example.to_str().unwrap()]);
+    assert_eq!(status.code(), Some(0), "{stderr}");
 }
 
 #[test]
 fn daemon_refuses_to_start_on_bad_config_with_64() {
     let dir = tempfile::tempdir().unwrap();
     let path = temp_config(dir.path(), "bad.yaml", "sources:\n  hots: {}\n");
-    let out = Command::new(env!("CARGO_BIN_EXE_vitals"))
-        .arg("--config")
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(64));
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let (status, _, stderr) = run_to_exit(&["--config", path.to_str().unwrap()]);
+    assert_eq!(status.code(), Some(64));
     assert!(
-        stderr.contains("bad.yaml:2:3: unknown key `hots`"),
+        stderr.contains("bad.yaml:2:3: unknown key `hots` (key `sources.hots`)"),
         "{stderr}"
     );
     assert!(stderr.contains("did you mean `host`?"), "{stderr}");
@@ -197,28 +180,18 @@ fn daemon_refuses_to_start_on_bad_config_with_64() {
 
 #[test]
 fn missing_file_and_bad_flags_exit_64() {
-    let out = Command::new(env!("CARGO_BIN_EXE_vitals"))
-        .args(["check-config", "/nonexistent/vitals.yaml"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(64));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read config file"));
-    let out = Command::new(env!("CARGO_BIN_EXE_vitals"))
-        .args(["--listen", "not-an-address"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(64));
+    let (status, _, stderr) = run_to_exit(&["check-config", "/nonexistent/vitals.yaml"]);
+    assert_eq!(status.code(), Some(64));
+    assert!(stderr.contains("cannot read config file"), "{stderr}");
+    let (status, _, _) = run_to_exit(&["--listen", "not-an-address"]);
+    assert_eq!(status.code(), Some(64));
 }
 
 #[test]
 fn version_names_the_package_version() {
-    let out = Command::new(env!("CARGO_BIN_EXE_vitals"))
-        .arg("--version")
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    assert!(String::from_utf8_lossy(&out.stdout)
-        .starts_with(&format!("vitals {}", env!("CARGO_PKG_VERSION"))));
+    let (status, stdout, _) = run_to_exit(&["--version"]);
+    assert!(status.success());
+    assert!(stdout.starts_with(&format!("vitals {}", env!("CARGO_PKG_VERSION"))));
 }
 
 #[test]
@@ -229,17 +202,8 @@ fn once_prints_one_round() {
         "v.yaml",
         "sources:\n  cgroup: {enabled: false}\n",
     );
-    let out = Command::new(env!("CARGO_BIN_EXE_vitals"))
-        .args(["once", "--config"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8_lossy(&out.stdout);
+    let (status, text, stderr) = run_to_exit(&["once", "--config", path.to_str().unwrap()]);
+    assert!(status.success(), "{stderr}");
     assert_eq!(
         common::sample(&text, "vitals_source_success", &[("source", "host")]),
         Some(1.0)
@@ -255,18 +219,8 @@ fn check_config_also_checks_the_web_config_file() {
         "web.yml",
         "basic_auth_users:\n  prometheus: not-a-bcrypt-hash\n",
     );
-    let path = temp_config(
-        dir.path(),
-        "vitals.yaml",
-        &format!("web_config_file: {}\n", web.display()),
-    );
-    let out = Command::new(env!("CARGO_BIN_EXE_vitals"))
-        .arg("check-config")
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(64));
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let (code, _, stderr) = check_config(&format!("web_config_file: {}\n", web.display()));
+    assert_eq!(code, 64);
     assert!(stderr.contains("web.yml:2:"), "{stderr}");
     assert!(
         !stderr.contains("not-a-bcrypt-hash"),

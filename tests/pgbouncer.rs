@@ -3,6 +3,7 @@
 //! (pool_size 1), session pooling. One cluster for the binary, cases in
 //! order; `VITALS_CASE=name` picks cases.
 
+mod common;
 #[macro_use]
 mod support;
 

@@ -5,6 +5,7 @@
 //! -- --nocapture` runs only the cases whose name contains `name`; the
 //! figures seen are printed with `--nocapture`.
 
+mod common;
 #[macro_use]
 mod support;
 
