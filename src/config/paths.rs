@@ -253,30 +253,24 @@ mod tests {
 
     #[test]
     fn block_and_flow_give_the_same_paths() {
-        let block = PathIndex::new(BLOCK);
-        assert_eq!(
-            block.path_at((6, 17)).as_deref(),
-            Some("sources.postgres[1].interval")
-        );
-        assert_eq!(
-            block.key_at((6, 7), "interval").as_deref(),
-            Some("sources.postgres[1].interval")
-        );
-        // The item's mapping starts where its first key does.
-        assert_eq!(
-            block.path_at((5, 7)).as_deref(),
-            Some("sources.postgres[1]")
-        );
-        let flow = PathIndex::new(FLOW);
-        assert_eq!(
-            flow.path_at((4, 27)).as_deref(),
-            Some("sources.postgres[1].interval")
-        );
-        assert_eq!(
-            flow.key_at((4, 17), "interval").as_deref(),
-            Some("sources.postgres[1].interval")
-        );
-        assert_eq!(flow.path_at((4, 7)).as_deref(), Some("sources.postgres[1]"));
+        // (text, where the value of `interval` starts, where its key does,
+        // where the second item's mapping starts: with its first key in
+        // block style, at `{` in flow style)
+        for (text, value, key, item) in [
+            (BLOCK, (6, 17), (6, 7), (5, 7)),
+            (FLOW, (4, 27), (4, 17), (4, 7)),
+        ] {
+            let index = PathIndex::new(text);
+            let interval = Some("sources.postgres[1].interval");
+            assert_eq!(index.path_at(value).as_deref(), interval, "{text}");
+            assert_eq!(index.key_at(key, "interval").as_deref(), interval, "{text}");
+            assert_eq!(index.key_at(key, "other"), None, "{text}");
+            assert_eq!(
+                index.path_at(item).as_deref(),
+                Some("sources.postgres[1]"),
+                "{text}"
+            );
+        }
     }
 
     #[test]

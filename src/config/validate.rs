@@ -3,8 +3,9 @@
 //! read). An error names the dotted path of the key it concerns; `load`
 //! finds where that key is written.
 
-use super::{CheckConfig, Config, Direction};
+use super::{CheckConfig, Config, Direction, Duration};
 use std::collections::BTreeSet;
+use std::path::PathBuf;
 
 /// A refused config: the key (`sources.postgres[1].name`) and why.
 #[derive(Debug)]
@@ -84,15 +85,7 @@ pub(super) fn validate(config: &Config) -> Result<(), Invalid> {
 fn database_targets(config: &Config) -> Result<(), Invalid> {
     for (i, pg) in config.sources.postgres.iter().enumerate() {
         let at = format!("sources.postgres[{i}]");
-        if pg.password_file.is_some() && pg.password_env.is_some() {
-            return Err(invalid(
-                format!("{at}.password_env"),
-                "set password_file or password_env, not both",
-            ));
-        }
-        if pg.timeout.as_std().is_zero() {
-            return Err(invalid(format!("{at}.timeout"), "must be above 0"));
-        }
+        connection(&at, &pg.password_file, &pg.password_env, pg.timeout)?;
         if let Some((app, _)) = pg.pools.iter().find(|(_, size)| **size == 0) {
             return Err(invalid(
                 format!("{at}.pools.{app}"),
@@ -113,12 +106,7 @@ fn database_targets(config: &Config) -> Result<(), Invalid> {
     }
     for (i, pgb) in config.sources.pgbouncer.iter().enumerate() {
         let at = format!("sources.pgbouncer[{i}]");
-        if pgb.password_file.is_some() && pgb.password_env.is_some() {
-            return Err(invalid(
-                format!("{at}.password_env"),
-                "set password_file or password_env, not both",
-            ));
-        }
+        connection(&at, &pgb.password_file, &pgb.password_env, pgb.timeout)?;
         if let Some(db) = pgb
             .dsn
             .config()
@@ -130,9 +118,26 @@ fn database_targets(config: &Config) -> Result<(), Invalid> {
                 format!("dbname must be pgbouncer (the admin console), not {db:?}"),
             ));
         }
-        if pgb.timeout.as_std().is_zero() {
-            return Err(invalid(format!("{at}.timeout"), "must be above 0"));
-        }
+    }
+    Ok(())
+}
+
+/// What PostgreSQL and PgBouncer targets share: one password source at
+/// most, a timeout above 0.
+fn connection(
+    at: &str,
+    password_file: &Option<PathBuf>,
+    password_env: &Option<String>,
+    timeout: Duration,
+) -> Result<(), Invalid> {
+    if password_file.is_some() && password_env.is_some() {
+        return Err(invalid(
+            format!("{at}.password_env"),
+            "set password_file or password_env, not both",
+        ));
+    }
+    if timeout.as_std().is_zero() {
+        return Err(invalid(format!("{at}.timeout"), "must be above 0"));
     }
     Ok(())
 }

@@ -31,7 +31,6 @@ use bundled::*;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
 
 /// Where the alerts' runbook_url point: docs/runbook.md of the published
@@ -114,16 +113,14 @@ fn assert_none(problems: Vec<String>, what: &str) {
     assert!(problems.is_empty(), "{what}:\n  {}", problems.join("\n  "));
 }
 
+/// `vitals check-config PATH`: Ok, or the binary's complaint.
 fn vitals_check_config(path: &Path) -> Result<(), String> {
-    let out = Command::new(env!("CARGO_BIN_EXE_vitals"))
-        .arg("check-config")
-        .arg(path)
-        .output()
-        .expect("run vitals check-config");
-    if out.status.success() {
+    let (status, stdout, stderr) =
+        common::run_to_exit(&["check-config", path.to_str().expect("utf-8 path")]);
+    if status.success() {
         Ok(())
     } else {
-        Err(output_text(&out))
+        Err(format!("{stdout}{stderr}"))
     }
 }
 
