@@ -152,7 +152,7 @@ pub fn unknown_metrics(config: &Config) -> Vec<UnknownMetric> {
         .collect()
 }
 
-/// One state change, returned by [`CheckEngine::evaluate`] for the caller to
+/// One state change, returned by [`super::CheckEngine::evaluate`] for the caller to
 /// log as one line.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Transition {

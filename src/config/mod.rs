@@ -1,6 +1,14 @@
 //! The configuration schema (the public contract of `config.example.yaml`) and
 //! its loading. Every struct refuses unknown keys; `load` turns any problem
-//! into a [`ConfigError`] that names `file:line:column`.
+//! into a [`ConfigError`] that names `file:line:column` and the dotted key.
+//!
+//! Values are parsed into what they mean while the file is read, so the rest
+//! of the agent never parses a config string: a DSN ([`Dsn`], `dsn.rs`), a
+//! probe URL ([`ProbeTarget`], `probe.rs`), a check selector ([`Selector`],
+//! `selector.rs`), a duration, a regex. `paths.rs` names the key at a
+//! position (and the reverse) from the YAML parser's own spans;
+//! `validate.rs` checks what spans several keys. This module depends on
+//! nothing else in the crate.
 
 mod dsn;
 mod duration;
