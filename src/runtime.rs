@@ -292,12 +292,15 @@ impl Shared {
             .collect();
         let text = metrics::render(outputs.iter().copied(), Format::Text);
         let openmetrics = metrics::render(outputs.iter().copied(), Format::OpenMetrics);
-        drop(state);
         let fresh = Arc::new(Exposition::new(text, openmetrics));
+        // Stored while the state is still locked: two sources publishing at
+        // once must not let the older rendering replace the newer one (it
+        // would stay until the next round, an interval later).
         match self.exposition.write() {
             Ok(mut e) => *e = fresh,
             Err(p) => *p.into_inner() = fresh,
         }
+        drop(state);
     }
 }
 

@@ -14,9 +14,7 @@ use vitals::config::{CgroupConfig, CgroupTarget, Paths, Pattern};
 use vitals::metrics::{render, Format, Output};
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/cgroup")
-        .join(name)
+    common::fixture("cgroup").join(name)
 }
 
 fn paths(root: &Path) -> Paths {

@@ -3,9 +3,9 @@
 //! (pool_size 1), session pooling. One cluster for the binary, cases in
 //! order; `VITALS_CASE=name` picks cases.
 
+mod common;
 #[macro_use]
 mod support;
-mod common;
 
 use std::time::Duration;
 use support::{
@@ -13,7 +13,7 @@ use support::{
 };
 use vitals::collectors::pgbouncer::{parse_databases, parse_pools, PgBouncerSource, Table};
 use vitals::collectors::{CollectError, Source};
-use vitals::config::{self, PgBouncerConfig, Secret};
+use vitals::config::{self, Dsn, PgBouncerConfig};
 use vitals::metrics::{render, Format, Output};
 
 #[test]
@@ -46,10 +46,11 @@ fn pgbouncer_suite() {
 fn bouncer_config(c: &Cluster, name: &str) -> PgBouncerConfig {
     PgBouncerConfig {
         name: name.to_owned(),
-        dsn: Secret(format!(
+        dsn: Dsn::parse(&format!(
             "host=127.0.0.1 port={} user={MONITOR_USER} dbname=pgbouncer",
             c.bouncer().port
-        )),
+        ))
+        .unwrap(),
         password_file: Some(c.password_file.clone()),
         password_env: None,
         interval: None,
@@ -334,10 +335,11 @@ fn passwords_never_leak(c: &Cluster) {
 
         let mut in_dsn = bouncer_config(c, "dsnbouncer");
         in_dsn.password_file = None;
-        in_dsn.dsn = Secret(format!(
-            "{} password={MONITOR_PASSWORD}",
-            in_dsn.dsn.expose()
-        ));
+        in_dsn.dsn = Dsn::parse(&format!(
+            "host=127.0.0.1 port={} user={MONITOR_USER} dbname=pgbouncer password={MONITOR_PASSWORD}",
+            c.bouncer().port
+        ))
+        .unwrap();
         let mut src = PgBouncerSource::new(&in_dsn);
         outputs.push(ok_round(&mut src).await);
         errors.push(format!("{in_dsn:?}"));

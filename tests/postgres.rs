@@ -5,9 +5,9 @@
 //! -- --nocapture` runs only the cases whose name contains `name`; the
 //! figures seen are printed with `--nocapture`.
 
+mod common;
 #[macro_use]
 mod support;
-mod common;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -15,7 +15,7 @@ use std::time::Duration;
 use support::{block_on, Cluster, LogCapture, Options};
 use vitals::collectors::postgres::{PostgresSource, STATES};
 use vitals::collectors::{CollectError, Source};
-use vitals::config::{self, HeartbeatConfig, PostgresConfig, Secret};
+use vitals::config::{self, Dsn, HeartbeatConfig, PostgresConfig};
 use vitals::metrics::{render, Format, Output};
 
 #[test]
@@ -56,7 +56,7 @@ fn postgres_suite() {
 fn pg_config(c: &Cluster, port: u16, name: &str) -> PostgresConfig {
     PostgresConfig {
         name: name.to_owned(),
-        dsn: Secret(c.monitor_dsn(port)),
+        dsn: Dsn::parse(&c.monitor_dsn(port)).unwrap(),
         password_file: Some(c.password_file.clone()),
         password_env: None,
         interval: None,
@@ -347,7 +347,8 @@ fn passwords_never_leak(c: &Cluster) {
         let mut cfg = pg_config(c, port, "wrongfile");
         cfg.password_file = Some(wrong_file.clone());
         let mut wrong_in_dsn = pg_config(c, port, "wrongdsn");
-        wrong_in_dsn.dsn = Secret(format!("{} password={WRONG}", c.monitor_dsn(port)));
+        wrong_in_dsn.dsn =
+            Dsn::parse(&format!("{} password={WRONG}", c.monitor_dsn(port))).unwrap();
         wrong_in_dsn.password_file = None;
         for cfg in [cfg, wrong_in_dsn] {
             let mut src = PostgresSource::new(&cfg);
@@ -375,11 +376,12 @@ fn passwords_never_leak(c: &Cluster) {
         from_env.password_env = Some(env_name.into());
         let mut in_dsn = pg_config(c, port, "indsn");
         in_dsn.password_file = None;
-        in_dsn.dsn = Secret(format!(
+        in_dsn.dsn = Dsn::parse(&format!(
             "postgresql://{}:{}@127.0.0.1:{port}/postgres",
             support::MONITOR_USER,
             support::MONITOR_PASSWORD
-        ));
+        ))
+        .unwrap();
         for cfg in [from_env, in_dsn] {
             let mut src = PostgresSource::new(&cfg);
             let out = ok_round(&mut src).await;
@@ -392,11 +394,12 @@ fn passwords_never_leak(c: &Cluster) {
 
         // Right password, server gone (nothing listens on that port).
         let mut gone = pg_config(c, support::free_port(), "gone");
-        gone.dsn = Secret(format!(
+        gone.dsn = Dsn::parse(&format!(
             "host=127.0.0.1 port={} user=monitor password={} dbname=postgres",
             support::free_port(),
             support::MONITOR_PASSWORD
-        ));
+        ))
+        .unwrap();
         gone.password_file = None;
         let mut src = PostgresSource::new(&gone);
         let (out, result) = round(&mut src).await;

@@ -33,7 +33,7 @@ pub mod metrics;
 pub mod queries;
 pub mod replication;
 
-pub use conn::{backoff, parse_dsn};
+pub use conn::backoff;
 
 use super::{CollectError, Source};
 use crate::config::PostgresConfig;
