@@ -17,3 +17,17 @@ fn bench_script_is_valid_bash() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn overload_bench_script_is_valid_bash() {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/bench/overload.sh");
+    let out = Command::new("bash")
+        .args(["-n", script])
+        .output()
+        .expect("running bash -n");
+    assert!(
+        out.status.success(),
+        "bash -n bench/overload.sh: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -273,6 +273,8 @@ const ANSWER_WITHIN: Duration = Duration::from_secs(10 + 30);
 /// Prometheus' default scrape_timeout.
 const SCRAPE_TIMEOUT: Duration = Duration::from_secs(10);
 const FLOOD_SECONDS: u64 = 6;
+/// How long past the flood's end a client still waits for its slot.
+const QUEUE_GRACE: Duration = Duration::from_secs(10);
 /// One flood at a time: two would share the two cores and the fds.
 static FLOODS: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
@@ -383,6 +385,11 @@ struct Tally {
     /// Reconnects after a `Connection: close` answer (a turn at a slot
     /// ended, see src/server/limits.rs).
     turns: u64,
+    /// Connections still waiting for a slot when the client stopped.
+    gave_up: u64,
+    /// Connections closed between two requests, before any byte of the
+    /// second answer (retried on a new connection).
+    idle_closes: u64,
     failures: Vec<String>,
 }
 
@@ -391,34 +398,65 @@ impl Tally {
         self.ok += other.ok;
         self.unavailable += other.unavailable;
         self.turns += other.turns;
+        self.gave_up += other.gave_up;
+        self.idle_closes += other.idle_closes;
         self.failures.extend(other.failures);
     }
 }
 
 /// One keep-alive client: requests back to back until `deadline`, a new
 /// connection whenever the server closes one after a complete answer; stops
-/// at the first failure.
+/// at the first failure. A connection still waiting for its slot at the
+/// deadline (no answer yet, or for TLS no handshake yet) is given up after
+/// `QUEUE_GRACE`, as a client with a timeout would: a flood's excess waits,
+/// it is not served at once.
 async fn flood_client(target: Target, deadline: tokio::time::Instant) -> Tally {
     let mut t = Tally::default();
     let fail = |t: &mut Tally, what: String| t.failures.push(what);
+    let give_up = deadline + QUEUE_GRACE;
     loop {
-        let io = match tokio::time::timeout(ANSWER_WITHIN, target.connect()).await {
+        let io = match tokio::time::timeout_at(give_up, target.connect()).await {
             Ok(Ok(io)) => io,
             Ok(Err(e)) => {
                 fail(&mut t, format!("connect: {e}"));
                 return t;
             }
             Err(_) => {
-                fail(&mut t, format!("not connected within {ANSWER_WITHIN:?}"));
+                t.gave_up += 1;
                 return t;
             }
         };
         let mut io = tokio::io::BufReader::new(io);
+        let mut answered = false;
         loop {
-            match tokio::time::timeout(ANSWER_WITHIN, target.exchange(&mut io)).await {
+            let limit = if answered {
+                tokio::time::Instant::now() + ANSWER_WITHIN
+            } else {
+                give_up
+            };
+            let answered_before = answered;
+            let exchange = tokio::time::timeout_at(limit, target.exchange(&mut io)).await;
+            if matches!(exchange, Ok(Ok(_))) {
+                answered = true;
+            }
+            match exchange {
+                Err(_) if !answered_before => {
+                    t.gave_up += 1;
+                    return t;
+                }
                 Err(_) => {
                     fail(&mut t, format!("no answer within {ANSWER_WITHIN:?}"));
                     return t;
+                }
+                Ok(Err(e))
+                    if answered_before && e.starts_with("no answer")
+                        || answered_before && e.starts_with("closed without") =>
+                {
+                    // Closed between two requests: HTTP's keep-alive race
+                    // (the server closed a connection it saw idle; see
+                    // EVICT_MIN_IDLE). Clients retry on a new connection.
+                    t.idle_closes += 1;
+                    break;
                 }
                 Ok(Err(e)) => {
                     fail(&mut t, e);
@@ -526,11 +564,13 @@ fn overload(d: &Daemon, target: &Target, clients: usize, what: &str) {
     let mib = |b: u64| b as f64 / 1048576.0;
     println!(
         "{what}: {clients} clients for {FLOOD_SECONDS} s: {} × 200, {} × 503, {} turns ended by \
-         Connection: close, {} failures; scraper: {scraped:?}; RSS before {:.1} MiB, peak {:.1} MiB, \
+         Connection: close, {} waiting connections given up, {} closed between requests, {} failures; scraper: {scraped:?}; RSS before {:.1} MiB, peak {:.1} MiB, \
          after {:.1} MiB",
         tally.ok,
         tally.unavailable,
         tally.turns,
+        tally.gave_up,
+        tally.idle_closes,
         tally.failures.len(),
         mib(rss_before),
         mib(rss_peak),
@@ -543,18 +583,23 @@ fn overload(d: &Daemon, target: &Target, clients: usize, what: &str) {
         &tally.failures[..tally.failures.len().min(5)]
     );
     assert_eq!(scraped, Ok((200, true)), "{what}: the scraper's request");
-    // Served, not only refused: more answers than clients, most of them 200.
+    // Served, not only refused: more 200s than slots, and turns taken.
     assert!(
-        tally.ok >= clients as u64,
-        "{what}: only {} × 200 for {clients} clients",
-        tally.ok
+        tally.ok > DEFAULT_MAX_CONNECTIONS as u64 && tally.turns > 0,
+        "{what}: only {} × 200 and {} turns",
+        tally.ok,
+        tally.turns
     );
     // Memory stays bounded: the served connections' buffers, not the flood's.
     assert!(
         rss_peak < rss_before + 192 * 1024 * 1024,
         "{what}: peak RSS {rss_peak} bytes from {rss_before}"
     );
-    assert_eq!(d.get("/health/live").status, 200, "{what}: still serving");
+    assert_eq!(
+        rt.block_on(scrape(target)),
+        Ok((200, true)),
+        "{what}: still serving after the flood"
+    );
 }
 
 fn overload_daemon(dir: &Path, web_config: Option<&Path>) -> Daemon {

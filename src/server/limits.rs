@@ -22,11 +22,11 @@
 //!   request in flight (a half-open one, a keep-alive one between scrapes,
 //!   a stalled half request head) is closed.
 //! - **Busy connections take turns.** While connections wait, one that has
-//!   held its slot for `FAIR_SHARE` gets `Connection: close` on its next
-//!   response: the client reads a complete response, then reconnects and
-//!   queues like everyone else. So a flood of keep-alive clients cannot keep
-//!   a scraper out, and the cost is one reconnect (one TLS handshake) per
-//!   `FAIR_SHARE` per slot, not one per request.
+//!   held its slot for `FAIR_SHARE` and made `TURN_REQUESTS` requests gets
+//!   `Connection: close` on its next response: the client reads a complete
+//!   response, then reconnects and queues like everyone else. So a flood of
+//!   keep-alive clients cannot keep a scraper out, and the cost is one
+//!   reconnect (one TLS handshake) per turn, not one per request.
 //!
 //! Memory stays bounded: at most `max_connections` connections are served
 //! (each with a bounded read buffer, `MAX_BUF_SIZE`), and a waiting
@@ -48,14 +48,18 @@ use tokio::sync::{oneshot, Notify};
 /// is not taken for an idle one, and TCP retransmits (200 ms, then 400 ms)
 /// of a request dropped on the way in arrive before it.
 pub const EVICT_MIN_IDLE: Duration = Duration::from_secs(2);
-/// While connections wait, a connection that has held its slot this long is
-/// closed after its current response.
+/// While connections wait, a connection that has held its slot this long,
+/// and made `TURN_REQUESTS` requests, is closed after its current response.
 pub const FAIR_SHARE: Duration = Duration::from_millis(250);
+/// Requests a connection makes before its turn can end, so that a reconnect
+/// (a TLS handshake) is spread over several requests even when the
+/// machine is slow.
+pub const TURN_REQUESTS: u64 = 4;
 /// How often the waiting queue is looked at, for the two rules above.
 pub const REBALANCE_PERIOD: Duration = Duration::from_millis(50);
 /// Connections waiting in the process per slot; past that they wait in the
 /// kernel's listen backlog.
-pub const WAITING_PER_SLOT: usize = 16;
+pub const WAITING_PER_SLOT: usize = 32;
 /// hyper's read buffer limit per connection: a request head larger than
 /// this gets 431 (hyper's minimum is 8 KiB).
 pub const MAX_BUF_SIZE: usize = 16 * 1024;
@@ -123,6 +127,8 @@ pub struct ConnState {
     /// Milliseconds since the tracker's epoch when the slot was taken.
     admitted_ms: u64,
     busy: AtomicUsize,
+    /// Requests started.
+    requests: AtomicU64,
     /// When the connection last showed life (ms since epoch): admitted, a
     /// byte received, a request started or finished.
     last_active_ms: AtomicU64,
@@ -153,6 +159,7 @@ impl ConnState {
     /// Marks a request as started; the guard marks it finished on drop.
     pub fn begin(self: &Arc<Self>) -> BusyGuard {
         let now = self.now_ms();
+        self.requests.fetch_add(1, Ordering::Relaxed);
         if self.busy.fetch_add(1, Ordering::AcqRel) == 0 {
             self.busy_since_ms.store(now, Ordering::Release);
         }
@@ -480,6 +487,7 @@ impl Connections {
         let state = Arc::new(ConnState {
             admitted_ms: now,
             busy: AtomicUsize::new(0),
+            requests: AtomicU64::new(0),
             last_active_ms: AtomicU64::new(now),
             busy_since_ms: AtomicU64::new(0),
             handshaking: AtomicBool::new(false),
@@ -535,7 +543,10 @@ impl Connections {
             if need == 0 {
                 break;
             }
-            if !c.leaving() && now.saturating_sub(c.admitted_ms) >= share {
+            if !c.leaving()
+                && now.saturating_sub(c.admitted_ms) >= share
+                && c.requests.load(Ordering::Relaxed) >= TURN_REQUESTS
+            {
                 c.retiring.store(true, Ordering::Release);
                 need -= 1;
             }
@@ -687,6 +698,14 @@ mod tests {
             tokio::task::yield_now().await;
         }
         tokio::time::sleep(FAIR_SHARE).await;
+        c.rebalance();
+        // Long enough, but one request only: its turn goes on.
+        assert!(!old.state.retiring());
+        drop(guard);
+        for _ in 2..TURN_REQUESTS {
+            drop(old.state.begin());
+        }
+        let guard = old.state.begin();
         c.rebalance();
         assert!(old.state.retiring());
         // Busy: told to close after its response, not now.
