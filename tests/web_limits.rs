@@ -449,8 +449,8 @@ async fn flood_client(target: Target, deadline: tokio::time::Instant) -> Tally {
                     return t;
                 }
                 Ok(Err(e))
-                    if answered_before && e.starts_with("no answer")
-                        || answered_before && e.starts_with("closed without") =>
+                    if answered_before
+                        && (e.starts_with("no answer") || e.starts_with("closed without")) =>
                 {
                     // Closed between two requests: HTTP's keep-alive race
                     // (the server closed a connection it saw idle; see
