@@ -273,7 +273,7 @@ impl Server {
             ("/health/live", true, _) => text(StatusCode::OK, "ok\n".into()),
             ("/health/ready", true, _) => self.ready(),
             ("/status", true, _) => self.status(),
-            ("/", true, _) => html(page::index(&self.shared.check_statuses())),
+            ("/", true, _) => html(page::index(&self.shared.report().checks)),
             ("/-/reload", _, true) => self.reload().await,
             ("/metrics" | "/health/live" | "/health/ready" | "/status" | "/", _, _) => {
                 not_allowed("GET, HEAD")
@@ -313,23 +313,22 @@ impl Server {
     /// 503 until every source completed a round, and while a check marked
     /// `readiness: true` is critical; the body says which.
     fn ready(&self) -> Response<Full<Bytes>> {
-        let pending = self.shared.pending_sources();
-        if !pending.is_empty() {
+        let readiness = self.shared.readiness();
+        if !readiness.pending_sources.is_empty() {
             return text(
                 StatusCode::SERVICE_UNAVAILABLE,
                 format!(
                     "not ready: waiting for the first round of: {}\n",
-                    pending.join(", ")
+                    readiness.pending_sources.join(", ")
                 ),
             );
         }
-        let failing = self.shared.failing_readiness();
-        if !failing.is_empty() {
+        if !readiness.failing_checks.is_empty() {
             return text(
                 StatusCode::SERVICE_UNAVAILABLE,
                 format!(
                     "not ready: critical readiness checks: {}\n",
-                    failing.join(", ")
+                    readiness.failing_checks.join(", ")
                 ),
             );
         }
@@ -337,15 +336,15 @@ impl Server {
     }
 
     fn status(&self) -> Response<Full<Bytes>> {
-        let pending = self.shared.pending_sources();
+        let report = self.shared.report();
         let body = serde_json::json!({
             "version": runtime::VERSION,
             "revision": runtime::REVISION,
-            "started_timestamp_seconds": self.shared.started(),
-            "ready": pending.is_empty() && self.shared.failing_readiness().is_empty(),
-            "config": self.shared.reload_status(),
-            "sources": self.shared.source_statuses(),
-            "checks": self.shared.check_statuses(),
+            "started_timestamp_seconds": report.started_timestamp_seconds,
+            "ready": report.readiness.is_ready(),
+            "config": report.config,
+            "sources": report.sources,
+            "checks": report.checks,
         });
         let mut resp = Response::new(Full::new(Bytes::from(body.to_string())));
         resp.headers_mut()
