@@ -1,33 +1,29 @@
-//! `bench/run.sh` is not part of the test run (it installs packages, starts
-//! servers and takes minutes; see the README's Performance section). This
-//! keeps it from rotting silently: bash must at least be able to parse it.
+//! The bench scripts are not part of the test run (they install packages,
+//! start servers and take minutes; see the README's Performance section).
+//! This keeps them from rotting silently: bash must at least be able to
+//! parse them.
 
 use std::process::Command;
 
-#[test]
-fn bench_script_is_valid_bash() {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/bench/run.sh");
+fn assert_bash_parses(script: &str) {
+    let path = format!("{}/bench/{script}", env!("CARGO_MANIFEST_DIR"));
     let out = Command::new("bash")
-        .args(["-n", script])
+        .args(["-n", &path])
         .output()
         .expect("running bash -n");
     assert!(
         out.status.success(),
-        "bash -n bench/run.sh: {}",
+        "bash -n bench/{script}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
 }
 
 #[test]
+fn bench_script_is_valid_bash() {
+    assert_bash_parses("run.sh");
+}
+
+#[test]
 fn overload_bench_script_is_valid_bash() {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/bench/overload.sh");
-    let out = Command::new("bash")
-        .args(["-n", script])
-        .output()
-        .expect("running bash -n");
-    assert!(
-        out.status.success(),
-        "bash -n bench/overload.sh: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_bash_parses("overload.sh");
 }
