@@ -31,7 +31,7 @@ if [[ -z ${BENCH_SKIP_BUILD:-} ]]; then
     say "building vitals (release)"
     cargo build --release --quiet --bin vitals
 fi
-VITALS=$REPO/target/release/vitals
+VITALS=${BENCH_VITALS:-$REPO/target/release/vitals}
 # 20× the limit is 5120 connections for wrk alone.
 ulimit -n "$(ulimit -Hn)"
 ((20 * LIMIT + 64 < $(ulimit -n))) || die "open files limit $(ulimit -n) too low for $((20 * LIMIT)) connections"
@@ -150,7 +150,7 @@ row() {
     sleep 2
     local after
     after=$(rss_mib "$pid")
-    awk -v label="$label" -v exp="$exporter" -v conns="$conns" -v secs="$SECS" \
+    awk -v label="$label" -v ex="$exporter" -v conns="$conns" -v secs="$SECS" \
         -v before="$before" -v peak="$peak" -v after="$after" -v scraper="$(cat "$TMP/scraper.out")" '
         /requests in/ {reqs = $1}
         /Requests\/sec/ {rps = $2}
@@ -159,7 +159,7 @@ row() {
         END {
             if (sock == "") sock = "0"
             printf "| %s | %s | %d | %s | %.0f | %d | %s | %s | %s / %s / %s |\n",
-                label, exp, conns, reqs + 0, rps, non2xx + 0, sock, scraper, before, peak, after
+                label, ex, conns, reqs + 0, rps, non2xx + 0, sock, scraper, before, peak, after
         }' "$TMP/wrk.out"
 }
 
