@@ -19,8 +19,10 @@
 //!   (`header_read_timeout`, `request_timeout`).
 //! - **Quiet connections make room.** While connections wait, a served
 //!   connection that has received nothing for `EVICT_MIN_IDLE` and has no
-//!   request in flight (a half-open one, a keep-alive one between scrapes,
-//!   a stalled half request head) is closed.
+//!   request in flight is closed if it is half-open (never sent a byte) or
+//!   a keep-alive one after a request (between scrapes, or stalled in a
+//!   later request head). One that has started a TLS handshake or its first
+//!   request is left to `header_read_timeout`.
 //! - **Busy connections take turns.** While connections wait, one that has
 //!   held its slot for `FAIR_SHARE` and made `TURN_REQUESTS` requests gets
 //!   `Connection: close` on its next response: the client reads a complete
@@ -206,12 +208,17 @@ impl ConnState {
         self.busy.load(Ordering::Acquire) == 0 && quiet_ms >= EVICT_MIN_IDLE.as_millis() as u64
     }
 
-    /// May be closed now to make room: quiet, and not in a TLS handshake
-    /// the client has started.
+    /// May be closed now to make room: quiet, and either half-open (never
+    /// sent a byte) or a keep-alive connection after a request. One that
+    /// has spoken but not yet made a request — in its TLS handshake, or
+    /// between the handshake and its first request, or in its first request
+    /// head — is in progress: `header_read_timeout` bounds it instead.
     fn evictable_at(&self, now: u64) -> bool {
-        let mid_handshake =
-            self.handshaking.load(Ordering::Acquire) && self.heard.load(Ordering::Acquire);
-        !mid_handshake && self.quiet_at(now)
+        let heard = self.heard.load(Ordering::Acquire);
+        let in_progress = heard
+            && (self.handshaking.load(Ordering::Acquire)
+                || self.requests.load(Ordering::Acquire) == 0);
+        !in_progress && self.quiet_at(now)
     }
 
     /// Evicted, but bytes arrived before the eviction was acted on: serve
@@ -643,9 +650,11 @@ mod tests {
         let c = tracker();
         let quiet = c.admit(LO, 2).await.unwrap();
         let talking = c.admit(LO, 2).await.unwrap();
+        // Spoke long ago, never made a request: its first head is in
+        // progress, left to header_read_timeout.
+        talking.state.hear();
         backdate(&quiet.state, 10_000);
         backdate(&talking.state, 10_000);
-        talking.state.hear();
         let c2 = c.clone();
         let newcomer = tokio::spawn(async move { c2.admit(LO, 2).await.map(|s| s.id) });
         tokio::time::timeout(Duration::from_secs(1), quiet.state.evicted())
