@@ -68,8 +68,8 @@ pub fn warn_unknown_metrics(config: &Config) {
 /// Runs until SIGTERM or SIGINT.
 pub async fn run(options: Options, config: Config) -> anyhow::Result<()> {
     warn_unknown_metrics(&config);
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
+    raise_fd_limit();
+    let listener = crate::server::listen(config.listen)
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
     let local = listener.local_addr()?;
     let shared = Shared::new(
@@ -121,6 +121,20 @@ pub async fn run(options: Options, config: Config) -> anyhow::Result<()> {
     watch.abort();
     drop(agent);
     Ok(())
+}
+
+/// Each connection, served or waiting, takes a file descriptor: raise the
+/// soft limit to the hard one (systemd's default soft limit is 1024, the
+/// hard one 524288), as Go programs like node_exporter do at start.
+fn raise_fd_limit() {
+    let show = |l: Option<u64>| l.map_or_else(|| "unlimited".to_owned(), |n| n.to_string());
+    match crate::server::limits::raise_fd_limit() {
+        Ok((before, after)) if before != after => {
+            tracing::info!(from = %show(before), to = %show(after), "raised the open files limit");
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open files limit"),
+    }
 }
 
 /// Loads the config again; on error keeps `running` and says why.

@@ -103,6 +103,47 @@ struct State {
     footprint: Output,
 }
 
+/// Sources still waiting for their first round, and readiness checks that
+/// are critical now (`name{labels}`).
+#[derive(Clone, Debug, Default)]
+pub struct Readiness {
+    pub pending_sources: Vec<String>,
+    pub failing_checks: Vec<String>,
+}
+
+impl Readiness {
+    /// Ready once every enabled source completed a round and no readiness
+    /// check is critical.
+    pub fn is_ready(&self) -> bool {
+        self.pending_sources.is_empty() && self.failing_checks.is_empty()
+    }
+}
+
+fn readiness(state: &State) -> Readiness {
+    Readiness {
+        pending_sources: state
+            .slots
+            .iter()
+            .filter(|s| s.status.rounds == 0)
+            .map(|s| s.status.source.clone())
+            .collect(),
+        failing_checks: state
+            .checks
+            .as_ref()
+            .map(CheckEngine::failing_readiness)
+            .unwrap_or_default(),
+    }
+}
+
+/// The agent's state as `/status` and the index page show it.
+pub struct Report {
+    pub started_timestamp_seconds: f64,
+    pub readiness: Readiness,
+    pub config: ReloadStatus,
+    pub sources: Vec<SourceStatus>,
+    pub checks: Vec<InstanceStatus>,
+}
+
 /// State shared between the sampling tasks and the HTTP server.
 pub struct Shared {
     state: Mutex<State>,
@@ -147,44 +188,25 @@ impl Shared {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Readiness checks that are critical now (`name{labels}`).
-    pub fn failing_readiness(&self) -> Vec<String> {
-        self.lock()
-            .checks
-            .as_ref()
-            .map(CheckEngine::failing_readiness)
-            .unwrap_or_default()
+    /// What `/health/ready` needs, under one lock.
+    pub fn readiness(&self) -> Readiness {
+        readiness(&self.lock())
     }
 
-    /// Every check instance, for `/status` and the index page.
-    pub fn check_statuses(&self) -> Vec<InstanceStatus> {
-        self.lock()
-            .checks
-            .as_ref()
-            .map(CheckEngine::snapshot)
-            .unwrap_or_default()
-    }
-
-    /// Ready once every enabled source has completed at least one round.
-    pub fn pending_sources(&self) -> Vec<String> {
-        self.lock()
-            .slots
-            .iter()
-            .filter(|s| s.status.rounds == 0)
-            .map(|s| s.status.source.clone())
-            .collect()
-    }
-
-    pub fn source_statuses(&self) -> Vec<SourceStatus> {
-        self.lock().slots.iter().map(|s| s.status.clone()).collect()
-    }
-
-    pub fn reload_status(&self) -> ReloadStatus {
-        self.lock().reload.clone()
-    }
-
-    pub fn started(&self) -> f64 {
-        self.started
+    /// What `/status` and the index page show, as one consistent snapshot.
+    pub fn report(&self) -> Report {
+        let state = self.lock();
+        Report {
+            started_timestamp_seconds: self.started,
+            readiness: readiness(&state),
+            config: state.reload.clone(),
+            sources: state.slots.iter().map(|s| s.status.clone()).collect(),
+            checks: state
+                .checks
+                .as_ref()
+                .map(CheckEngine::snapshot)
+                .unwrap_or_default(),
+        }
     }
 
     /// Replaces the set of sources and checks (start or successful reload).
@@ -672,7 +694,8 @@ mod tests {
         // assertion: the rounds are 10 ms apart).
         let status = |id: &str| {
             shared
-                .source_statuses()
+                .report()
+                .sources
                 .into_iter()
                 .find(|s| s.source == id)
                 .unwrap()

@@ -81,7 +81,7 @@ pub struct WebSettings {
     /// kubelet probes). Off by default, as in node_exporter.
     #[serde(default)]
     pub health_without_auth: bool,
-    /// Connections served at once; past it the longest-idle one is closed.
+    /// Connections served at once; more wait their turn (`server::limits`).
     #[serde(default = "default_max_connections")]
     pub max_connections: std::num::NonZeroUsize,
     /// Time for a client to finish the TLS handshake and send a request

@@ -7,13 +7,16 @@
 //! scrape with known-good credentials then costs one HMAC. Wrong
 //! credentials always pay bcrypt — also for unknown users, so timing does
 //! not tell which user names exist — and at most `BCRYPT_PARALLEL` of them
-//! run at once, so a flood of bad passwords cannot take every core.
+//! run at once, so a flood of bad passwords cannot take every core. At most
+//! `BCRYPT_QUEUE` more wait for their turn; past that a request is refused
+//! with 503 at once instead of holding its connection for seconds.
 
 use base64::Engine as _;
 use hyper::header::HeaderValue;
 use ring::hmac;
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use subtle::ConstantTimeEq;
 use tokio::sync::Semaphore;
@@ -22,6 +25,8 @@ use tokio::sync::Semaphore;
 const CACHE_ENTRIES: usize = 64;
 /// bcrypt checks running at the same time.
 const BCRYPT_PARALLEL: usize = 2;
+/// bcrypt checks waiting for their turn; past that: `Verdict::Busy`.
+const BCRYPT_QUEUE: usize = 16;
 /// Checked against when the user is unknown, so the answer takes as long as
 /// for a known user (bcrypt of a throwaway string, cost 10).
 const DUMMY_HASH: &str = "$2b$10$riG56.b3eXdtHZADctZz2egh9IFGBvPMtnmwkdXV/BMhhlj4NycMK";
@@ -32,6 +37,25 @@ pub struct BasicAuth {
     key: hmac::Key,
     cache: Mutex<Vec<[u8; 32]>>,
     bcrypt: Arc<Semaphore>,
+    queued: AtomicUsize,
+}
+
+/// What `BasicAuth::check` decided.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Allowed,
+    Denied,
+    /// Not checked: too many bcrypt checks already running or waiting.
+    Busy,
+}
+
+/// Counts a check as queued while it lives.
+struct Queued<'a>(&'a AtomicUsize);
+
+impl Drop for Queued<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl fmt::Debug for BasicAuth {
@@ -52,34 +76,50 @@ impl BasicAuth {
             key,
             cache: Mutex::new(Vec::with_capacity(CACHE_ENTRIES)),
             bcrypt: Arc::new(Semaphore::new(BCRYPT_PARALLEL)),
+            queued: AtomicUsize::new(0),
         })
     }
 
     /// Whether the `Authorization` header carries a user's right password.
-    pub async fn allows(&self, authorization: Option<&HeaderValue>) -> bool {
+    pub async fn check(&self, authorization: Option<&HeaderValue>) -> Verdict {
         let Some((user, password)) = authorization.and_then(decode) else {
-            return false;
+            return Verdict::Denied;
         };
         let known = self.users.get(&user);
         let hash = known.map_or(DUMMY_HASH, String::as_str).to_owned();
         let tag = self.tag(&user, &hash, &password);
         if known.is_some() && self.remembered(&tag) {
-            return true;
+            return Verdict::Allowed;
         }
+        if self.queued.fetch_add(1, Ordering::AcqRel) >= BCRYPT_PARALLEL + BCRYPT_QUEUE {
+            self.queued.fetch_sub(1, Ordering::AcqRel);
+            return Verdict::Busy;
+        }
+        let _queued = Queued(&self.queued);
         let Ok(permit) = self.bcrypt.clone().acquire_owned().await else {
-            return false;
+            return Verdict::Denied;
         };
+        // The same credentials may have passed while this one waited.
+        if known.is_some() && self.remembered(&tag) {
+            return Verdict::Allowed;
+        }
         let ok = tokio::task::spawn_blocking(move || {
             let _permit = permit;
             bcrypt::verify(password.as_bytes(), &hash).unwrap_or(false)
         })
         .await
         .unwrap_or(false);
-        let ok = ok && known.is_some();
-        if ok {
+        if ok && known.is_some() {
             self.remember(tag);
+            Verdict::Allowed
+        } else {
+            Verdict::Denied
         }
-        ok
+    }
+
+    #[cfg(test)]
+    async fn allows(&self, authorization: Option<&HeaderValue>) -> bool {
+        self.check(authorization).await == Verdict::Allowed
     }
 
     fn tag(&self, user: &str, hash: &str, password: &str) -> [u8; 32] {
@@ -196,6 +236,40 @@ mod tests {
         let b = auth("u", "new");
         assert!(!b.allows(Some(&header("u", "old"))).await);
         assert!(b.allows(Some(&header("u", "new"))).await);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_flood_of_wrong_passwords_is_refused_past_the_queue_and_the_right_one_still_passes() {
+        // Cost 8: each wrong password takes long enough for a queue to form.
+        let hash = bcrypt::hash("s3cret", 8).unwrap();
+        let a =
+            Arc::new(BasicAuth::new(BTreeMap::from([("prometheus".to_owned(), hash)])).unwrap());
+        // Remembered before the flood: costs no bcrypt during it.
+        assert!(a.allows(Some(&header("prometheus", "s3cret"))).await);
+        let flood: Vec<_> = (0..4 * (BCRYPT_PARALLEL + BCRYPT_QUEUE))
+            .map(|i| {
+                let a = a.clone();
+                tokio::spawn(async move {
+                    a.check(Some(&header("prometheus", &format!("wrong{i}"))))
+                        .await
+                })
+            })
+            .collect();
+        // While they run, the right password is answered from the cache.
+        assert_eq!(
+            a.check(Some(&header("prometheus", "s3cret"))).await,
+            Verdict::Allowed
+        );
+        let mut busy = 0;
+        for t in flood {
+            match t.await.unwrap() {
+                Verdict::Busy => busy += 1,
+                Verdict::Denied => {}
+                Verdict::Allowed => panic!("a wrong password passed"),
+            }
+        }
+        assert!(busy > 0, "every one of the flood was queued for bcrypt");
+        assert_eq!(a.queued.load(Ordering::Acquire), 0);
     }
 
     #[test]

@@ -19,10 +19,14 @@ pub mod tls;
 pub mod webconfig;
 
 use crate::runtime::{self, Shared};
+use auth::Verdict;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::header::{HeaderValue, ALLOW, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_TYPE, VARY};
+use hyper::header::{
+    HeaderValue, ALLOW, CACHE_CONTROL, CONNECTION, CONTENT_ENCODING, CONTENT_TYPE, RETRY_AFTER,
+    VARY,
+};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use limits::{ConnState, Connections, Slot};
@@ -31,6 +35,25 @@ use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
 use webconfig::{Active, Web};
+
+/// The listen backlog asked for; the kernel caps it at
+/// `net.core.somaxconn` (4096 by default since Linux 5.4), the backlog Go
+/// programs like node_exporter get. A flood's connections wait there once
+/// `limits::waiting_cap` of them wait in the process; a full backlog drops
+/// handshakes, which clients then retransmit with a delay.
+const LISTEN_BACKLOG: u32 = 65535;
+
+/// Binds the HTTP listener (with `SO_REUSEADDR`, like `TcpListener::bind`).
+pub fn listen(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
 
 /// A reload request from `POST /-/reload`, answered with the outcome.
 pub type ReloadRequest = oneshot::Sender<Result<(), String>>;
@@ -62,25 +85,45 @@ impl Server {
 
     /// Accepts connections until the task is dropped.
     pub async fn serve(self, listener: TcpListener) {
+        let conns = self.conns.clone();
+        tokio::select! {
+            _ = self.accept(listener) => {}
+            _ = conns.keep_balanced() => {}
+        }
+    }
+
+    /// Every accepted connection gets a task that waits for a slot (see
+    /// `limits`); past `limits::waiting_cap` waiting ones, accepting stops
+    /// and new connections wait in the kernel's listen backlog.
+    async fn accept(self, listener: TcpListener) {
+        let fd_limit = limits::fd_limit();
         loop {
-            let (stream, _peer) = match listener.accept().await {
+            let max = self.web.active().limits.max_connections.get();
+            let cap = limits::waiting_cap(max, fd_limit).max(1);
+            while self.conns.waiting() >= cap {
+                self.conns.room().await;
+            }
+            let (stream, peer) = match listener.accept().await {
                 Ok(c) => c,
                 Err(e) => {
                     // EMFILE and friends: back off instead of spinning.
                     tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
                 }
             };
-            // Settings are taken per connection: a reload applies to the
-            // connections accepted after it.
-            let active = self.web.active();
-            let Some(slot) = self.conns.admit(active.limits.max_connections.get()).await else {
-                tracing::debug!("every connection slot is busy; closing a new connection");
-                continue;
-            };
+            let arrival = self.conns.arrive(peer.ip(), max);
             let server = self.clone();
-            tokio::spawn(server.connection(stream, slot, active));
+            tokio::spawn(async move {
+                let Some(slot) = arrival.slot().await else {
+                    return;
+                };
+                // Settings are taken when the connection gets its slot: a
+                // reload applies to the connections admitted after it.
+                let active = server.web.active();
+                // Boxed: a waiting task stays small.
+                Box::pin(server.connection(stream, slot, active)).await;
+            });
         }
     }
 
@@ -88,13 +131,27 @@ impl Server {
         let state = slot.state.clone();
         let handshake_timeout = at_least(active.limits.header_read_timeout.as_std());
         let _ = stream.set_nodelay(true);
+        let stream = limits::Heard::new(stream, state.clone());
         match &active.tls {
             None => self.http(TokioIo::new(stream), &state, &active).await,
             Some(acceptor) => {
-                let handshake = tokio::select! {
-                    r = tokio::time::timeout(handshake_timeout, acceptor.accept(stream)) => r,
-                    _ = state.evicted() => return,
+                state.handshaking(true);
+                let accept = tokio::time::timeout(handshake_timeout, acceptor.accept(stream));
+                let mut accept = std::pin::pin!(accept);
+                let handshake = loop {
+                    tokio::select! {
+                        r = accept.as_mut() => break r,
+                        _ = state.evicted() => {
+                            // Chosen while the client had sent nothing; if
+                            // its hello came meanwhile, the handshake goes on.
+                            if !state.has_heard() {
+                                return;
+                            }
+                            state.spare();
+                        }
+                    }
                 };
+                state.handshaking(false);
                 match handshake {
                     Ok(Ok(tls)) => self.http(TokioIo::new(tls), &state, &active).await,
                     // Plain HTTP to the TLS port lands here too: no answer.
@@ -133,16 +190,24 @@ impl Server {
                 if let Err(e) = r {
                     tracing::debug!(error = %e, "connection ended with an error");
                 }
+                return;
             }
-            _ = state.evicted() => {
-                // Room for a new connection: finish what was handed over,
-                // briefly, then go.
-                conn.as_mut().graceful_shutdown();
-                let _ = tokio::time::timeout(limits::EVICT_GRACE, conn.as_mut()).await;
-            }
+            _ = state.evicted() => {}
             _ = stalled(state, request_timeout) => {
                 tracing::debug!("response not written within request_timeout; closing the connection");
+                return;
             }
+        }
+        // Asked to make room, which happens only to a quiet connection:
+        // nothing is lost by closing it now.
+        if state.quiet() {
+            return;
+        }
+        // A request started meanwhile: answer it, then close.
+        conn.as_mut().graceful_shutdown();
+        tokio::select! {
+            _ = conn.as_mut() => {}
+            _ = stalled(state, request_timeout) => {}
         }
     }
 
@@ -164,16 +229,20 @@ impl Server {
                 return refusal;
             }
             if let Some(auth) = active.auth.as_ref().filter(|_| !exempt) {
-                if !auth
-                    .allows(req.headers().get(hyper::header::AUTHORIZATION))
+                match auth
+                    .check(req.headers().get(hyper::header::AUTHORIZATION))
                     .await
                 {
-                    let mut resp = text(StatusCode::UNAUTHORIZED, "401 unauthorized\n".into());
-                    resp.headers_mut().insert(
-                        hyper::header::WWW_AUTHENTICATE,
-                        HeaderValue::from_static("Basic realm=\"vitals\""),
-                    );
-                    return resp;
+                    Verdict::Allowed => {}
+                    Verdict::Denied => {
+                        let mut resp = text(StatusCode::UNAUTHORIZED, "401 unauthorized\n".into());
+                        resp.headers_mut().insert(
+                            hyper::header::WWW_AUTHENTICATE,
+                            HeaderValue::from_static("Basic realm=\"vitals\""),
+                        );
+                        return resp;
+                    }
+                    Verdict::Busy => return unavailable("too many password checks in progress\n"),
                 }
             }
             self.handle(req).await
@@ -181,13 +250,16 @@ impl Server {
         let mut resp =
             match tokio::time::timeout(at_least(limits.request_timeout.as_std()), answer).await {
                 Ok(resp) => resp,
-                Err(_) => text(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "request timed out\n".into(),
-                ),
+                Err(_) => unavailable("request timed out\n"),
             };
         for (name, value) in &active.headers {
             resp.headers_mut().insert(name.clone(), value.clone());
+        }
+        if state.retiring() {
+            // Its turn is over while others wait: the client reads this
+            // whole response, then reconnects (see `limits`).
+            resp.headers_mut()
+                .insert(CONNECTION, HeaderValue::from_static("close"));
         }
         // The connection stays busy until hyper drops the body, written.
         resp.map(|body| limits::TrackedBody::new(body, busy))
@@ -201,7 +273,7 @@ impl Server {
             ("/health/live", true, _) => text(StatusCode::OK, "ok\n".into()),
             ("/health/ready", true, _) => self.ready(),
             ("/status", true, _) => self.status(),
-            ("/", true, _) => html(page::index(&self.shared.check_statuses())),
+            ("/", true, _) => html(page::index(&self.shared.report().checks)),
             ("/-/reload", _, true) => self.reload().await,
             ("/metrics" | "/health/live" | "/health/ready" | "/status" | "/", _, _) => {
                 not_allowed("GET, HEAD")
@@ -241,23 +313,22 @@ impl Server {
     /// 503 until every source completed a round, and while a check marked
     /// `readiness: true` is critical; the body says which.
     fn ready(&self) -> Response<Full<Bytes>> {
-        let pending = self.shared.pending_sources();
-        if !pending.is_empty() {
+        let readiness = self.shared.readiness();
+        if !readiness.pending_sources.is_empty() {
             return text(
                 StatusCode::SERVICE_UNAVAILABLE,
                 format!(
                     "not ready: waiting for the first round of: {}\n",
-                    pending.join(", ")
+                    readiness.pending_sources.join(", ")
                 ),
             );
         }
-        let failing = self.shared.failing_readiness();
-        if !failing.is_empty() {
+        if !readiness.failing_checks.is_empty() {
             return text(
                 StatusCode::SERVICE_UNAVAILABLE,
                 format!(
                     "not ready: critical readiness checks: {}\n",
-                    failing.join(", ")
+                    readiness.failing_checks.join(", ")
                 ),
             );
         }
@@ -265,15 +336,15 @@ impl Server {
     }
 
     fn status(&self) -> Response<Full<Bytes>> {
-        let pending = self.shared.pending_sources();
+        let report = self.shared.report();
         let body = serde_json::json!({
             "version": runtime::VERSION,
             "revision": runtime::REVISION,
-            "started_timestamp_seconds": self.shared.started(),
-            "ready": pending.is_empty() && self.shared.failing_readiness().is_empty(),
-            "config": self.shared.reload_status(),
-            "sources": self.shared.source_statuses(),
-            "checks": self.shared.check_statuses(),
+            "started_timestamp_seconds": report.started_timestamp_seconds,
+            "ready": report.readiness.is_ready(),
+            "config": report.config,
+            "sources": report.sources,
+            "checks": report.checks,
         });
         let mut resp = Response::new(Full::new(Bytes::from(body.to_string())));
         resp.headers_mut()
@@ -312,6 +383,14 @@ fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
         CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
+    resp
+}
+
+/// 503 with `Retry-After`: come back in a second.
+fn unavailable(why: &str) -> Response<Full<Bytes>> {
+    let mut resp = text(StatusCode::SERVICE_UNAVAILABLE, why.to_owned());
+    resp.headers_mut()
+        .insert(RETRY_AFTER, HeaderValue::from_static("1"));
     resp
 }
 

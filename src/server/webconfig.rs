@@ -29,6 +29,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::SystemTime;
+use tokio_rustls::rustls::pki_types::CertificateDer;
 use tokio_rustls::TlsAcceptor;
 
 /// How often the files are checked for a change.
@@ -155,7 +156,45 @@ pub fn load_file(path: &Path) -> Result<WebConfig, ConfigError> {
 
 /// Parses web config text; relative paths in it are taken from `dir`.
 pub fn parse_str(text: &str, label: &str, dir: &Path) -> Result<WebConfig, ConfigError> {
-    let file: File = serde_saphyr::from_str(text).map_err(|e| {
+    let file = deserialize(text, label)?;
+    let at = At { label };
+    let mut config = WebConfig::plain();
+    if let Some(users) = &file.basic_auth_users {
+        config.auth = basic_auth_users(users, &at)?;
+    }
+    if let Some(http) = &file.http_server_config {
+        config.headers = http_headers(http, &at)?;
+    }
+    if let Some(t) = &file.tls_server_config {
+        if t.value.is_empty() {
+            config.warnings.extend(tls_unused_warning(&t.value));
+        } else {
+            let server = tls_server_config(t, dir, &at, &mut config)?;
+            config.tls = Some(Arc::new(server));
+        }
+    }
+    Ok(config)
+}
+
+/// Makes `file:line:column` errors for one file.
+struct At<'a> {
+    label: &'a str,
+}
+
+impl At<'_> {
+    fn err(&self, loc: &serde_saphyr::Location, message: String) -> ConfigError {
+        ConfigError {
+            file: self.label.to_owned(),
+            line: loc.line(),
+            column: loc.column(),
+            message,
+        }
+    }
+}
+
+/// The YAML, with the parser's error reworded and scalars redacted.
+fn deserialize(text: &str, label: &str) -> Result<File, ConfigError> {
+    serde_saphyr::from_str(text).map_err(|e| {
         let (line, column) = e
             .location()
             .map(|l| (l.line(), l.column()))
@@ -175,255 +214,309 @@ pub fn parse_str(text: &str, label: &str, dir: &Path) -> Result<WebConfig, Confi
             column,
             message: redact_quoted(message),
         }
-    })?;
-    let at = |loc: &serde_saphyr::Location, message: String| ConfigError {
-        file: label.to_owned(),
-        line: loc.line(),
-        column: loc.column(),
-        message,
-    };
-    let mut config = WebConfig::plain();
+    })
+}
 
-    if let Some(users) = &file.basic_auth_users {
-        let mut hashes = BTreeMap::new();
-        for (user, hash) in users {
-            // The message names the user, never the hash.
-            auth::check_hash(hash.value.expose())
-                .map_err(|e| at(&hash.referenced, format!("basic_auth_users.{user}: {e}")))?;
-            hashes.insert(user.clone(), hash.value.expose().to_owned());
-        }
-        if !hashes.is_empty() {
-            let auth =
-                BasicAuth::new(hashes).map_err(|e| at(&serde_saphyr::Location::UNKNOWN, e))?;
-            config.auth = Some(Arc::new(auth));
-        }
+/// `basic_auth_users`: every hash checked; `None` when there are none.
+fn basic_auth_users(
+    users: &BTreeMap<String, Spanned<Secret>>,
+    at: &At<'_>,
+) -> Result<Option<Arc<BasicAuth>>, ConfigError> {
+    let mut hashes = BTreeMap::new();
+    for (user, hash) in users {
+        // The message names the user, never the hash.
+        auth::check_hash(hash.value.expose())
+            .map_err(|e| at.err(&hash.referenced, format!("basic_auth_users.{user}: {e}")))?;
+        hashes.insert(user.clone(), hash.value.expose().to_owned());
     }
+    if hashes.is_empty() {
+        return Ok(None);
+    }
+    let auth = BasicAuth::new(hashes).map_err(|e| at.err(&serde_saphyr::Location::UNKNOWN, e))?;
+    Ok(Some(Arc::new(auth)))
+}
 
-    if let Some(http) = &file.http_server_config {
-        for (name, value) in http.headers.iter().flatten() {
-            let Some(canonical) = ALLOWED_HEADERS
-                .iter()
-                .find(|h| h.eq_ignore_ascii_case(name))
-            else {
-                return Err(at(
-                    &value.referenced,
-                    format!(
-                        "http_server_config.headers: {name:?} cannot be set; allowed: {}",
-                        ALLOWED_HEADERS.join(", ")
-                    ),
-                ));
-            };
-            let header = HeaderName::from_bytes(canonical.as_bytes())
-                .map_err(|_| at(&value.referenced, format!("bad header name {canonical}")))?;
-            let value_ok = HeaderValue::from_str(&value.value).map_err(|_| {
-                at(
-                    &value.referenced,
-                    format!("http_server_config.headers.{canonical}: not a valid header value"),
-                )
-            })?;
-            config.headers.push((header, value_ok));
-        }
+/// `http_server_config.headers`: only the names exporter-toolkit allows.
+fn http_headers(
+    http: &HttpFile,
+    at: &At<'_>,
+) -> Result<Vec<(HeaderName, HeaderValue)>, ConfigError> {
+    let mut headers = Vec::new();
+    for (name, value) in http.headers.iter().flatten() {
+        let Some(canonical) = ALLOWED_HEADERS
+            .iter()
+            .find(|h| h.eq_ignore_ascii_case(name))
+        else {
+            return Err(at.err(
+                &value.referenced,
+                format!(
+                    "http_server_config.headers: {name:?} cannot be set; allowed: {}",
+                    ALLOWED_HEADERS.join(", ")
+                ),
+            ));
+        };
+        let header = HeaderName::from_bytes(canonical.as_bytes())
+            .map_err(|_| at.err(&value.referenced, format!("bad header name {canonical}")))?;
+        let value_ok = HeaderValue::from_str(&value.value).map_err(|_| {
+            at.err(
+                &value.referenced,
+                format!("http_server_config.headers.{canonical}: not a valid header value"),
+            )
+        })?;
+        headers.push((header, value_ok));
     }
+    Ok(headers)
+}
 
-    if let Some(t) = file
-        .tls_server_config
-        .as_ref()
-        .filter(|t| t.value.is_empty())
-    {
-        let v = &t.value;
-        if v.min_version.is_some()
-            || v.max_version.is_some()
-            || v.cipher_suites.is_some()
-            || v.curve_preferences.is_some()
-            || v.client_allowed_sans.is_some()
-        {
-            // exporter-toolkit does the same; say it, at least.
-            config.warnings.push(
-                "tls_server_config sets no certificate (cert_file/key_file): serving plain HTTP"
-                    .into(),
-            );
-        }
-    }
-    if let Some(spanned) = file
-        .tls_server_config
-        .as_ref()
-        .filter(|t| !t.value.is_empty())
-    {
-        let t = &spanned.value;
-        let section = spanned.referenced;
-        let read = |key: &str, path: &Spanned<String>, files: &mut Vec<PathBuf>| {
-            let full = dir.join(&path.value);
+/// A `tls_server_config` without a certificate serves plain HTTP
+/// (exporter-toolkit does the same); say so when it sets anything else.
+fn tls_unused_warning(t: &TlsFile) -> Option<String> {
+    (t.min_version.is_some()
+        || t.max_version.is_some()
+        || t.cipher_suites.is_some()
+        || t.curve_preferences.is_some()
+        || t.client_allowed_sans.is_some())
+    .then(|| {
+        "tls_server_config sets no certificate (cert_file/key_file): serving plain HTTP".into()
+    })
+}
+
+/// PEM from a `*_file` key (read relative to `dir`, and watched) or from
+/// the inline key beside it; at most one of the two. `None` when neither.
+fn pem_source(
+    key: &str,
+    file: &Option<Spanned<String>>,
+    inline: Option<(Vec<u8>, serde_saphyr::Location)>,
+    dir: &Path,
+    at: &At<'_>,
+    files: &mut Vec<PathBuf>,
+) -> Result<Option<(Vec<u8>, serde_saphyr::Location)>, ConfigError> {
+    let inline_key = key.trim_end_matches("_file");
+    match (file, inline) {
+        (Some(_), Some((_, loc))) => Err(at.err(
+            &loc,
+            format!("tls_server_config: set {key} or {inline_key}, not both"),
+        )),
+        (Some(f), None) => {
+            let full = dir.join(&f.value);
             files.push(full.clone());
-            std::fs::read(&full).map_err(|e| {
-                at(
-                    &path.referenced,
+            let pem = std::fs::read(&full).map_err(|e| {
+                at.err(
+                    &f.referenced,
                     format!(
                         "tls_server_config.{key}: cannot read {}: {e}",
                         full.display()
                     ),
                 )
-            })
-        };
-        let (cert_pem, cert_loc) = match (&t.cert_file, &t.cert) {
-            (Some(_), Some(c)) => {
-                return Err(at(
-                    &c.referenced,
-                    "tls_server_config: set cert_file or cert, not both".into(),
-                ))
-            }
-            (Some(f), None) => (read("cert_file", f, &mut config.files)?, f.referenced),
-            (None, Some(c)) => (c.value.clone().into_bytes(), c.referenced),
-            (None, None) => {
-                return Err(at(
-                    &section,
-                    "tls_server_config: cert_file (or cert) is required".into(),
-                ))
-            }
-        };
-        let (key_pem, key_loc) = match (&t.key_file, &t.key) {
-            (Some(_), Some(k)) => {
-                return Err(at(
-                    &k.referenced,
-                    "tls_server_config: set key_file or key, not both".into(),
-                ))
-            }
-            (Some(f), None) => (read("key_file", f, &mut config.files)?, f.referenced),
-            (None, Some(k)) => (k.value.expose().as_bytes().to_vec(), k.referenced),
-            (None, None) => {
-                return Err(at(
-                    &section,
-                    "tls_server_config: key_file (or key) is required".into(),
-                ))
-            }
-        };
-        let cert_chain = tls::parse_certs(&cert_pem)
-            .map_err(|e| at(&cert_loc, format!("tls_server_config certificate: {e}")))?;
-        let key = tls::parse_key(&key_pem)
-            .map_err(|e| at(&key_loc, format!("tls_server_config key: {e}")))?;
+            })?;
+            Ok(Some((pem, f.referenced)))
+        }
+        (None, inline) => Ok(inline),
+    }
+}
 
-        let (ca_pem, ca_loc) = match (&t.client_ca_file, &t.client_ca) {
-            (Some(_), Some(c)) => {
-                return Err(at(
-                    &c.referenced,
-                    "tls_server_config: set client_ca_file or client_ca, not both".into(),
-                ))
-            }
-            (Some(f), None) => (
-                Some(read("client_ca_file", f, &mut config.files)?),
-                Some(f.referenced),
-            ),
-            (None, Some(c)) => (Some(c.value.clone().into_bytes()), Some(c.referenced)),
-            (None, None) => (None, None),
-        };
-        // exporter-toolkit: a CA alone means RequireAndVerifyClientCert.
-        let client_auth = match &t.client_auth_type {
-            Some(s) => ClientAuth::parse(&s.value).map_err(|e| at(&s.referenced, e))?,
-            None if ca_pem.is_some() => ClientAuth::RequireAndVerifyClientCert,
-            None => ClientAuth::NoClientCert,
-        };
-        let client_cas = match (&ca_pem, ca_loc) {
-            (Some(pem), Some(loc)) => tls::parse_certs(pem)
-                .map_err(|e| at(&loc, format!("tls_server_config client CA: {e}")))?,
-            _ => Vec::new(),
-        };
-        if tls::needs_ca(client_auth) && client_cas.is_empty() {
-            let loc = t
-                .client_auth_type
-                .as_ref()
-                .map(|s| s.referenced)
-                .unwrap_or(section);
-            return Err(at(
-                &loc,
-                "tls_server_config: this client_auth_type verifies client certificates and needs client_ca_file".into(),
-            ));
-        }
+/// `tls_server_config` with a certificate: the rustls server configuration.
+/// Files it names are added to `config.files`, settings it cannot honour
+/// as written to `config.warnings`.
+fn tls_server_config(
+    spanned: &Spanned<TlsFile>,
+    dir: &Path,
+    at: &At<'_>,
+    config: &mut WebConfig,
+) -> Result<tokio_rustls::rustls::ServerConfig, ConfigError> {
+    let t = &spanned.value;
+    let section = spanned.referenced;
+    let inline = |v: &Option<Spanned<String>>| {
+        v.as_ref()
+            .map(|c| (c.value.clone().into_bytes(), c.referenced))
+    };
+    let key_inline = t
+        .key
+        .as_ref()
+        .map(|k| (k.value.expose().as_bytes().to_vec(), k.referenced));
+    let required = |what: &str| at.err(&section, format!("tls_server_config: {what} is required"));
+    let (cert_pem, cert_loc) = pem_source(
+        "cert_file",
+        &t.cert_file,
+        inline(&t.cert),
+        dir,
+        at,
+        &mut config.files,
+    )?
+    .ok_or_else(|| required("cert_file (or cert)"))?;
+    let (key_pem, key_loc) = pem_source(
+        "key_file",
+        &t.key_file,
+        key_inline,
+        dir,
+        at,
+        &mut config.files,
+    )?
+    .ok_or_else(|| required("key_file (or key)"))?;
+    let cert_chain = tls::parse_certs(&cert_pem)
+        .map_err(|e| at.err(&cert_loc, format!("tls_server_config certificate: {e}")))?;
+    let key = tls::parse_key(&key_pem)
+        .map_err(|e| at.err(&key_loc, format!("tls_server_config key: {e}")))?;
+    let ca = pem_source(
+        "client_ca_file",
+        &t.client_ca_file,
+        inline(&t.client_ca),
+        dir,
+        at,
+        &mut config.files,
+    )?;
+    let (client_auth, client_cas) = client_auth(t, ca, section, at)?;
+    let (min_version, max_version) = versions(t, section, at, &mut config.warnings)?;
+    let (cipher_suites, curves) = suites_and_curves(t, min_version, at, &mut config.warnings)?;
+    let client_allowed_sans = allowed_sans(t, client_auth, section, at)?;
+    tls::build(TlsSettings {
+        cert_chain,
+        key,
+        client_auth,
+        client_cas,
+        min_version,
+        max_version,
+        cipher_suites,
+        curves,
+        client_allowed_sans,
+    })
+    .map_err(|e| at.err(&cert_loc, format!("tls_server_config: {e}")))
+}
 
-        let version = |v: &Option<Spanned<String>>, default| match v {
-            Some(s) => Version::parse(&s.value).map_err(|e| at(&s.referenced, e)),
-            None => Ok(default),
-        };
-        let min_version = version(&t.min_version, Version::Tls12)?;
-        let max_version = version(&t.max_version, Version::Tls13)?;
-        if min_version < Version::Tls12 {
-            config.warnings.push(
-                "tls_server_config.min_version below TLS12: rustls offers TLS12 and TLS13 only"
-                    .into(),
-            );
-        }
-        if max_version < Version::Tls12 {
-            let loc = t
-                .max_version
-                .as_ref()
-                .map(|s| s.referenced)
-                .unwrap_or(section);
-            return Err(at(
-                &loc,
-                "tls_server_config.max_version: rustls offers TLS12 and TLS13 only".into(),
-            ));
-        }
+/// `client_auth_type` and the client CA it needs.
+fn client_auth(
+    t: &TlsFile,
+    ca: Option<(Vec<u8>, serde_saphyr::Location)>,
+    section: serde_saphyr::Location,
+    at: &At<'_>,
+) -> Result<(ClientAuth, Vec<CertificateDer<'static>>), ConfigError> {
+    // exporter-toolkit: a CA alone means RequireAndVerifyClientCert.
+    let client_auth = match &t.client_auth_type {
+        Some(s) => ClientAuth::parse(&s.value).map_err(|e| at.err(&s.referenced, e))?,
+        None if ca.is_some() => ClientAuth::RequireAndVerifyClientCert,
+        None => ClientAuth::NoClientCert,
+    };
+    let client_cas = match &ca {
+        Some((pem, loc)) => tls::parse_certs(pem)
+            .map_err(|e| at.err(loc, format!("tls_server_config client CA: {e}")))?,
+        None => Vec::new(),
+    };
+    if tls::needs_ca(client_auth) && client_cas.is_empty() {
+        let loc = t
+            .client_auth_type
+            .as_ref()
+            .map(|s| s.referenced)
+            .unwrap_or(section);
+        return Err(at.err(
+            &loc,
+            "tls_server_config: this client_auth_type verifies client certificates and needs client_ca_file".into(),
+        ));
+    }
+    Ok((client_auth, client_cas))
+}
 
-        let mut cipher_suites = Vec::new();
-        for name in t.cipher_suites.iter().flatten() {
-            match tls::cipher_suite(&name.value).map_err(|e| at(&name.referenced, e))? {
-                Some(suite) => cipher_suites.push(suite),
-                None => config.warnings.push(format!(
-                    "tls_server_config.cipher_suites: {} is not offered (rustls implements only the ECDHE AEAD suites)",
-                    name.value
-                )),
-            }
+/// `min_version` and `max_version` (default TLS 1.2 to 1.3).
+fn versions(
+    t: &TlsFile,
+    section: serde_saphyr::Location,
+    at: &At<'_>,
+    warnings: &mut Vec<String>,
+) -> Result<(Version, Version), ConfigError> {
+    let version = |v: &Option<Spanned<String>>, default| match v {
+        Some(s) => Version::parse(&s.value).map_err(|e| at.err(&s.referenced, e)),
+        None => Ok(default),
+    };
+    let min_version = version(&t.min_version, Version::Tls12)?;
+    let max_version = version(&t.max_version, Version::Tls13)?;
+    if min_version < Version::Tls12 {
+        warnings.push(
+            "tls_server_config.min_version below TLS12: rustls offers TLS12 and TLS13 only".into(),
+        );
+    }
+    if max_version < Version::Tls12 {
+        let loc = t
+            .max_version
+            .as_ref()
+            .map(|s| s.referenced)
+            .unwrap_or(section);
+        return Err(at.err(
+            &loc,
+            "tls_server_config.max_version: rustls offers TLS12 and TLS13 only".into(),
+        ));
+    }
+    Ok((min_version, max_version))
+}
+
+type Suites = Vec<tokio_rustls::rustls::SupportedCipherSuite>;
+type Curves = Vec<&'static dyn tokio_rustls::rustls::crypto::SupportedKxGroup>;
+
+/// `cipher_suites` and `curve_preferences`, by Go name; the ones rustls
+/// does not offer are skipped with a warning.
+fn suites_and_curves(
+    t: &TlsFile,
+    min_version: Version,
+    at: &At<'_>,
+    warnings: &mut Vec<String>,
+) -> Result<(Suites, Curves), ConfigError> {
+    let mut cipher_suites = Vec::new();
+    for name in t.cipher_suites.iter().flatten() {
+        match tls::cipher_suite(&name.value).map_err(|e| at.err(&name.referenced, e))? {
+            Some(suite) => cipher_suites.push(suite),
+            None => warnings.push(format!(
+                "tls_server_config.cipher_suites: {} is not offered (rustls implements only the ECDHE AEAD suites)",
+                name.value
+            )),
         }
-        if t.cipher_suites.as_ref().is_some_and(|c| !c.is_empty())
-            && cipher_suites.is_empty()
-            && min_version <= Version::Tls12
-        {
-            config.warnings.push(
-                "tls_server_config.cipher_suites: none usable; TLS12 uses rustls' defaults".into(),
-            );
+    }
+    if t.cipher_suites.as_ref().is_some_and(|c| !c.is_empty())
+        && cipher_suites.is_empty()
+        && min_version <= Version::Tls12
+    {
+        warnings.push(
+            "tls_server_config.cipher_suites: none usable; TLS12 uses rustls' defaults".into(),
+        );
+    }
+    let mut curves = Vec::new();
+    for name in t.curve_preferences.iter().flatten() {
+        match tls::curve(&name.value).map_err(|e| at.err(&name.referenced, e))? {
+            Some(c) => curves.push(c),
+            None => warnings.push(format!(
+                "tls_server_config.curve_preferences: {} is not offered by vitals",
+                name.value
+            )),
         }
-        let mut curves = Vec::new();
-        for name in t.curve_preferences.iter().flatten() {
-            match tls::curve(&name.value).map_err(|e| at(&name.referenced, e))? {
-                Some(c) => curves.push(c),
-                None => config.warnings.push(format!(
-                    "tls_server_config.curve_preferences: {} is not offered by vitals",
-                    name.value
-                )),
-            }
-        }
-        let client_allowed_sans: Vec<String> = t
+    }
+    Ok((cipher_suites, curves))
+}
+
+/// `client_allowed_sans`, which only means something with client
+/// certificates.
+fn allowed_sans(
+    t: &TlsFile,
+    client_auth: ClientAuth,
+    section: serde_saphyr::Location,
+    at: &At<'_>,
+) -> Result<Vec<String>, ConfigError> {
+    let sans: Vec<String> = t
+        .client_allowed_sans
+        .iter()
+        .flatten()
+        .map(|s| s.value.clone())
+        .collect();
+    if !sans.is_empty() && client_auth == ClientAuth::NoClientCert {
+        let loc = t
             .client_allowed_sans
             .iter()
             .flatten()
-            .map(|s| s.value.clone())
-            .collect();
-        if !client_allowed_sans.is_empty() && client_auth == ClientAuth::NoClientCert {
-            let loc = t
-                .client_allowed_sans
-                .iter()
-                .flatten()
-                .next()
-                .map(|s| s.referenced)
-                .unwrap_or(section);
-            return Err(at(
-                &loc,
-                "tls_server_config.client_allowed_sans needs a client_auth_type that asks for a client certificate".into(),
-            ));
-        }
-        let server = tls::build(TlsSettings {
-            cert_chain,
-            key,
-            client_auth,
-            client_cas,
-            min_version,
-            max_version,
-            cipher_suites,
-            curves,
-            client_allowed_sans,
-        })
-        .map_err(|e| at(&cert_loc, format!("tls_server_config: {e}")))?;
-        config.tls = Some(Arc::new(server));
+            .next()
+            .map(|s| s.referenced)
+            .unwrap_or(section);
+        return Err(at.err(
+            &loc,
+            "tls_server_config.client_allowed_sans needs a client_auth_type that asks for a client certificate".into(),
+        ));
     }
-    Ok(config)
+    Ok(sans)
 }
 
 /// The parser quotes a misplaced scalar in its message (`invalid type:
