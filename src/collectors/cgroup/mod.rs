@@ -23,7 +23,7 @@ mod v1;
 mod v2;
 
 use super::host::{parse_pressure, Pressure};
-use super::{read_optional, CollectError, Source};
+use super::{procfs, read_optional, CollectError, Source};
 use crate::config::{CgroupConfig, CgroupTarget, Paths};
 use crate::metrics::Output;
 use discover::{Flavor, Layout, Membership};
@@ -143,12 +143,18 @@ impl CgroupSource {
             CgroupTarget::Own => self.memberships_of("self")?,
             CgroupTarget::Pid(pid) => self.memberships_of(&pid.to_string())?,
             CgroupTarget::Pidfile(file) => {
-                let text = std::fs::read_to_string(file).map_err(|e| {
-                    CollectError::Other(format!("target pidfile {}: {e}", file.display()))
+                let pid = procfs::read_pidfile(file)?.ok_or_else(|| {
+                    CollectError::Other(format!(
+                        "target pidfile {} is absent or empty: the target is not running",
+                        file.display()
+                    ))
                 })?;
-                let pid = parse_u64(&text).map_err(|e| {
-                    CollectError::Other(format!("target pidfile {}: {e}", file.display()))
-                })?;
+                if procfs::running(&self.proc_root, pid)?.is_none() {
+                    return Err(CollectError::Other(format!(
+                        "target process {pid} from pidfile {} is not running",
+                        file.display()
+                    )));
+                }
                 self.memberships_of(&pid.to_string())?
             }
             CgroupTarget::Process(pattern) => {
@@ -177,40 +183,22 @@ impl CgroupSource {
         discover::parse_proc_cgroup(&text).map_err(|e| CollectError::parse(&path, e.0))
     }
 
-    /// The lowest pid whose command line (NUL-separated arguments joined by
-    /// spaces) matches. vitals itself is skipped, so a pattern that happens
-    /// to match vitals' own arguments does not watch vitals.
+    /// The lowest running pid whose command line (NUL-separated arguments
+    /// joined by spaces) matches, found by the scan the process source uses
+    /// (vitals itself and zombies left out).
     fn find_process(&self, pattern: &regex::Regex) -> Result<u32, CollectError> {
-        let own = std::fs::read_link(self.proc_root.join("self"))
-            .ok()
-            .and_then(|p| p.to_str().and_then(|s| s.parse::<u32>().ok()));
-        let mut pids: Vec<u32> = std::fs::read_dir(&self.proc_root)
-            .map_err(|e| CollectError::io(&self.proc_root, e))?
-            .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
-            .filter(|pid| Some(*pid) != own)
-            .collect();
-        pids.sort_unstable();
-        for pid in pids {
-            // A process may exit while we scan; kernel threads have no cmdline.
-            let Ok(raw) = std::fs::read(self.proc_root.join(pid.to_string()).join("cmdline"))
-            else {
-                continue;
-            };
-            let cmdline = raw
-                .split(|b| *b == 0)
-                .filter(|arg| !arg.is_empty())
-                .map(String::from_utf8_lossy)
-                .collect::<Vec<_>>()
-                .join(" ");
-            if !cmdline.is_empty() && pattern.is_match(&cmdline) {
-                return Ok(pid);
-            }
-        }
-        Err(CollectError::Other(format!(
-            "target process not found: no command line under {} matches {:?}",
-            self.proc_root.display(),
-            pattern.as_str()
-        )))
+        let found = procfs::scan(&self.proc_root, &[procfs::Matcher::Cmdline(pattern)])?;
+        found
+            .into_iter()
+            .flatten()
+            .next()
+            .ok_or_else(|| {
+                CollectError::Other(format!(
+                    "target process not found: no running process under {} has a command line matching {:?}",
+                    self.proc_root.display(),
+                    pattern.as_str()
+                ))
+            })
     }
 
     /// The cgroup's own limits, else the downward-API files.
