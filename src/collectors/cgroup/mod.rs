@@ -143,12 +143,16 @@ impl CgroupSource {
             CgroupTarget::Own => self.memberships_of("self")?,
             CgroupTarget::Pid(pid) => self.memberships_of(&pid.to_string())?,
             CgroupTarget::Pidfile(file) => {
-                let pid = procfs::read_pidfile(file)?.ok_or_else(|| {
-                    CollectError::Other(format!(
-                        "target pidfile {} is absent or empty: the target is not running",
-                        file.display()
-                    ))
-                })?;
+                let pid = procfs::read_pidfile(file)
+                    .map_err(|e| {
+                        CollectError::Other(format!("target pidfile {}: {e}", file.display()))
+                    })?
+                    .ok_or_else(|| {
+                        CollectError::Other(format!(
+                            "target pidfile {} is absent or empty: the target is not running",
+                            file.display()
+                        ))
+                    })?;
                 if procfs::running(&self.proc_root, pid)?.is_none() {
                     return Err(CollectError::Other(format!(
                         "target process {pid} from pidfile {} is not running",
