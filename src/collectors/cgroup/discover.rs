@@ -145,7 +145,17 @@ impl Hierarchy {
 pub(crate) fn hierarchies_from_mounts(mounts: &[Mount], sys: &Path) -> Vec<Hierarchy> {
     mounts
         .iter()
-        .filter_map(|m| {
+        .enumerate()
+        // A mount that a later one covers (the same mount point, or one above
+        // it) is hidden: a container that mounts its own cgroup hierarchies
+        // over /sys/fs/cgroup still lists the ones it inherited.
+        .filter(|(i, m)| {
+            !mounts
+                .iter()
+                .skip(i + 1)
+                .any(|later| m.mount_point.starts_with(&later.mount_point))
+        })
+        .filter_map(|(_, m)| {
             let v1_controllers = match m.fstype.as_str() {
                 "cgroup2" => None,
                 "cgroup" => Some(m.super_options.clone()),
@@ -775,6 +785,24 @@ mod tests {
         assert_eq!(strip_root("/../../pod2/x", "/../app"), None);
         assert!(outside_namespace("/../cri-containerd-4f1c.scope"));
         assert!(!outside_namespace("/kubepods.slice/x.scope"));
+    }
+
+    #[test]
+    fn overmounted_hierarchies_are_hidden() {
+        // Linux 6.18, the simulated pod's sidecar: the inherited host mounts,
+        // then its own tmpfs and cgroup mounts over /sys/fs/cgroup.
+        let mounts = parse_mountinfo(
+            "98 97 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755\n\
+             102 98 0:32 /../../../.. /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory\n\
+             108 98 0:38 /../.. /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw\n\
+             114 98 0:41 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw\n\
+             117 114 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory\n\
+             119 114 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw\n",
+        )
+        .unwrap();
+        let h = hierarchies_from_mounts(&mounts, Path::new("/sys"));
+        let roots: Vec<&str> = h.iter().map(|h| h.root.as_str()).collect();
+        assert_eq!(roots, ["/", "/"]);
     }
 
     #[test]
