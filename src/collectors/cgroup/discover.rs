@@ -147,13 +147,12 @@ pub(crate) fn hierarchies_from_mounts(mounts: &[Mount], sys: &Path) -> Vec<Hiera
         .iter()
         .enumerate()
         // A mount that a later one covers (the same mount point, or one above
-        // it) is hidden: a container that mounts its own cgroup hierarchies
-        // over /sys/fs/cgroup still lists the ones it inherited.
+        // it other than "/") is hidden: a container that mounts its own cgroup
+        // hierarchies over /sys/fs/cgroup still lists the ones it inherited.
         .filter(|(i, m)| {
-            !mounts
-                .iter()
-                .skip(i + 1)
-                .any(|later| m.mount_point.starts_with(&later.mount_point))
+            !mounts.iter().skip(i + 1).any(|later| {
+                later.mount_point != Path::new("/") && m.mount_point.starts_with(&later.mount_point)
+            })
         })
         .filter_map(|(_, m)| {
             let v1_controllers = match m.fstype.as_str() {
