@@ -80,6 +80,16 @@ struct Slot {
     status: SourceStatus,
 }
 
+/// Reloads the config file watch started (see `daemon`).
+pub const CONFIG_FILE_CHANGES: crate::metrics::Desc = crate::metrics::Desc::counter(
+    "vitals_config_file_changes_total",
+    &[],
+    "Times the configuration file was replaced (renamed over, or a Kubernetes ConfigMap update swapping its symlink) and reloaded; a refused reload counts here and in vitals_config_reload_failures_total.",
+);
+
+/// The agent's own families declared as `Desc` constants so far.
+pub const METRICS: &[crate::metrics::Desc] = &[CONFIG_FILE_CHANGES];
+
 /// Config reload bookkeeping, exported as `vitals_config_*`.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct ReloadStatus {
@@ -87,6 +97,8 @@ pub struct ReloadStatus {
     pub last_reload_success: bool,
     pub last_reload_timestamp_seconds: f64,
     pub reload_failures_total: u64,
+    /// Reloads started because the config file was replaced.
+    pub file_changes_total: u64,
     pub last_reload_error: Option<String>,
 }
 
@@ -119,6 +131,7 @@ impl Shared {
                     last_reload_success: true,
                     last_reload_timestamp_seconds: unix_now(),
                     reload_failures_total: 0,
+                    file_changes_total: 0,
                     last_reload_error: None,
                 },
                 checks: None,
@@ -211,6 +224,11 @@ impl Shared {
         drop(state);
         self.render();
         generation
+    }
+
+    /// Records that the config file was replaced (a reload follows).
+    pub fn record_config_file_change(&self) {
+        self.lock().reload.file_changes_total += 1;
     }
 
     /// Records a reload attempt.
@@ -350,6 +368,11 @@ fn self_metrics(state: &State) -> Output {
         "Configuration reloads refused because the new file was invalid.",
         &[],
         state.reload.reload_failures_total as f64,
+    );
+    out.add(
+        &CONFIG_FILE_CHANGES,
+        &[],
+        state.reload.file_changes_total as f64,
     );
     for slot in &state.slots {
         let s = &slot.status;
