@@ -66,12 +66,20 @@ pub(super) fn parse_cpu_count(text: &str) -> Result<u64, ParseError> {
     }
 }
 
-pub(super) fn machine(proc_root: &Path) -> Result<Machine, CollectError> {
-    Ok(Machine {
-        cpus: read_parsed(&proc_root.join("stat"), parse_cpu_count)?,
-        memory_bytes: read_parsed(&proc_root.join("meminfo"), parse_meminfo)?
+/// The machine's size; a broken `<proc>/stat` or `meminfo` is the host
+/// source's failure to report, here it only costs the `host` fallback.
+pub(super) fn machine(proc_root: &Path) -> Machine {
+    fn lenient<T>(r: Result<Option<T>, CollectError>) -> Option<T> {
+        r.unwrap_or_else(|e| {
+            tracing::debug!(error = %e, "no machine-size fallback for the cgroup limits");
+            None
+        })
+    }
+    Machine {
+        cpus: lenient(read_parsed(&proc_root.join("stat"), parse_cpu_count)),
+        memory_bytes: lenient(read_parsed(&proc_root.join("meminfo"), parse_meminfo))
             .map(|m| m.total_bytes),
-    })
+    }
 }
 
 /// The lowest limit among `dir`'s ancestors up to the hierarchy's mount.
