@@ -5,6 +5,9 @@
 //! printed reason otherwise. The other compares vitals' view of the test's
 //! own cgroup with the files read directly (any cgroup version).
 
+mod cgroupfs;
+
+use cgroupfs::{read_u64, write};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -74,18 +77,6 @@ fn own_cgroups() -> OwnCgroups {
     own
 }
 
-fn read_u64(path: &Path) -> u64 {
-    std::fs::read_to_string(path)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-        .trim()
-        .parse()
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-fn write(path: &Path, value: &str) {
-    std::fs::write(path, value).unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
-}
-
 async fn collect(source: &mut CgroupSource) -> Output {
     let mut out = Output::new();
     source.collect(&mut out).await.expect("cgroup round");
@@ -105,19 +96,7 @@ impl Drop for Scratch {
             let _ = child.kill();
             let _ = child.wait();
         }
-        for dir in self.dirs.iter().rev() {
-            // A cgroup whose last task just exited can be busy for a moment.
-            for _ in 0..40 {
-                match std::fs::remove_dir(dir) {
-                    Ok(()) => break,
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
-                    Err(_) => std::thread::sleep(Duration::from_millis(50)),
-                }
-            }
-            if dir.exists() {
-                eprintln!("could not remove test cgroup {}", dir.display());
-            }
-        }
+        cgroupfs::remove_cgroups(&self.dirs);
     }
 }
 

@@ -16,6 +16,9 @@
 //! reason otherwise. Bounded: every process is killed and every cgroup
 //! removed by a guard, also when an assertion fails.
 
+mod cgroupfs;
+
+use cgroupfs::{read_u64, write};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -71,18 +74,6 @@ fn own_dirs() -> BTreeMap<String, PathBuf> {
     dirs
 }
 
-fn read_u64(path: &Path) -> u64 {
-    std::fs::read_to_string(path)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-        .trim()
-        .parse()
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-fn write(path: &Path, value: &str) {
-    std::fs::write(path, value).unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
-}
-
 /// The pod; dropping it kills PID 1 of the pod's PID namespace (which takes
 /// every process in it) and removes the cgroups.
 struct Pod {
@@ -114,19 +105,7 @@ impl Drop for Pod {
             let _ = child.kill();
             let _ = child.wait();
         }
-        for dir in self.created.iter().rev() {
-            // A cgroup whose last task just exited can be busy for a moment.
-            for _ in 0..100 {
-                match std::fs::remove_dir(dir) {
-                    Ok(()) => break,
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
-                    Err(_) => std::thread::sleep(Duration::from_millis(50)),
-                }
-            }
-            if dir.exists() {
-                eprintln!("could not remove test cgroup {}", dir.display());
-            }
-        }
+        cgroupfs::remove_cgroups(&self.created);
     }
 }
 
