@@ -18,9 +18,9 @@
 
 mod cgroupfs;
 
-use cgroupfs::{read_u64, write};
+use cgroupfs::{own_cgroups, read_u64, write};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -29,47 +29,12 @@ const APP_MEMORY: u64 = 64 << 20;
 const POD_MEMORY: u64 = 96 << 20;
 
 /// The test's own cgroup directory per hierarchy (v1 controllers by name,
-/// "unified" for cgroup2), from /proc/self/{cgroup,mountinfo}.
+/// "unified" for cgroup2).
 fn own_dirs() -> BTreeMap<String, PathBuf> {
-    let membership = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    let mut paths = BTreeMap::new();
-    for line in membership.lines() {
-        let mut parts = line.splitn(3, ':');
-        let (Some(_), Some(controllers), Some(path)) = (parts.next(), parts.next(), parts.next())
-        else {
-            continue;
-        };
-        if controllers.is_empty() {
-            paths.insert("unified".to_owned(), path.to_owned());
-        }
-        for c in controllers.split(',') {
-            paths.insert(c.to_owned(), path.to_owned());
-        }
-    }
-    let mut dirs = BTreeMap::new();
-    for line in mountinfo.lines() {
-        let Some((left, right)) = line.split_once(" - ") else {
-            continue;
-        };
-        let left: Vec<&str> = left.split(' ').collect();
-        let right: Vec<&str> = right.split(' ').collect();
-        let (Some(&"/"), Some(mount_point), Some(fstype), Some(options)) =
-            (left.get(3), left.get(4), right.first(), right.get(2))
-        else {
-            continue;
-        };
-        let names: Vec<&str> = match *fstype {
-            "cgroup2" => vec!["unified"],
-            "cgroup" => options.split(',').collect(),
-            _ => continue,
-        };
-        for name in names {
-            if let Some(path) = paths.get(name) {
-                let dir = Path::new(mount_point).join(path.trim_start_matches('/'));
-                dirs.insert(name.to_owned(), dir);
-            }
-        }
+    let own = own_cgroups();
+    let mut dirs = own.v1;
+    if let Some(v2) = own.v2 {
+        dirs.insert("unified".into(), v2);
     }
     dirs
 }

@@ -1,5 +1,6 @@
 //! Helpers for the tests that make real cgroups (cgroup_real, k8s_pod_real).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -31,4 +32,64 @@ pub fn remove_cgroups(dirs: &[PathBuf]) {
             eprintln!("could not remove test cgroup {}", dir.display());
         }
     }
+}
+
+/// The test's own cgroup directory per v1 controller, and its cgroup v2
+/// directory, from /proc/self/{mountinfo,cgroup}. Deliberately simpler than
+/// vitals' own discovery so the two do not share mistakes.
+#[derive(Debug, Default)]
+pub struct OwnCgroups {
+    pub v1: BTreeMap<String, PathBuf>,
+    pub v2: Option<PathBuf>,
+}
+
+pub fn own_cgroups() -> OwnCgroups {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let membership = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+    // controller ("" for v2) -> path
+    let mut paths = BTreeMap::new();
+    for line in membership.lines() {
+        let mut parts = line.splitn(3, ':');
+        let (Some(_), Some(controllers), Some(path)) = (parts.next(), parts.next(), parts.next())
+        else {
+            continue;
+        };
+        if controllers.is_empty() {
+            paths.insert(String::new(), path.to_owned());
+        }
+        for c in controllers.split(',').filter(|c| !c.is_empty()) {
+            paths.insert(c.to_owned(), path.to_owned());
+        }
+    }
+    let mut own = OwnCgroups::default();
+    for line in mountinfo.lines() {
+        let Some((left, right)) = line.split_once(" - ") else {
+            continue;
+        };
+        let left: Vec<&str> = left.split(' ').collect();
+        let right: Vec<&str> = right.split(' ').collect();
+        let (Some(root), Some(mount_point), Some(fstype)) =
+            (left.get(3), left.get(4), right.first())
+        else {
+            continue;
+        };
+        let dir_for = |path: &str| -> Option<PathBuf> {
+            let rel = path.strip_prefix(root.trim_end_matches('/'))?;
+            Some(Path::new(mount_point).join(rel.trim_start_matches('/')))
+        };
+        match *fstype {
+            "cgroup2" => {
+                own.v2 = paths.get("").and_then(|p| dir_for(p));
+            }
+            "cgroup" => {
+                for option in right.get(2).unwrap_or(&"").split(',') {
+                    if let Some(dir) = paths.get(option).and_then(|p| dir_for(p)) {
+                        own.v1.insert(option.to_owned(), dir);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    own
 }
