@@ -2,7 +2,8 @@
 //! application container's cgroup from a sidecar in its own cgroup
 //! namespace, as on a cgroup v2 node with containerd or CRI-O.
 //!
-//! The pod: cgroups `<pod>/app` (64 MiB, 0.2 core), `<pod>/app2` (no limits
+//! The pod: cgroups `<pod>/app` (64 MiB, 0.2 core; a busy loop and 16 MiB
+//! held by python3), `<pod>/app2` (no limits
 //! of its own) and `<pod>/sidecar` under a pod cgroup limited to 96 MiB and
 //! 0.5 core; one PID namespace for all (`shareProcessNamespace: true`) whose
 //! PID 1 is a process named `pause`; each container in its own cgroup and
@@ -209,7 +210,17 @@ impl Pod {
         // app: a busy loop against its 0.2-core quota (30M iterations of a
         // shell loop, far more than the test lasts; killed with the pod).
         let busy = "marker=vitals-pod-app; i=0; while [ $i -lt 30000000 ]; do i=$((i+1)); done";
-        pod.start("app", &format!("exec sh -c {}", quote(busy)))?;
+        // Beside it, 16 MiB written and held (bounded to 300 s), so the
+        // memory figure is large and steady enough to compare in percent.
+        let hold = "b = b'x' * (16 << 20); import time; time.sleep(300)";
+        pod.start(
+            "app",
+            &format!(
+                "{{ python3 -c {} & }} && exec sh -c {}",
+                quote(hold),
+                quote(busy)
+            ),
+        )?;
         // app2: no limit of its own.
         pod.start("app2", "exec sleep 300")?;
         // Both are in their cgroups once their memory.usage is charged.
@@ -227,7 +238,14 @@ impl Pod {
                 std::thread::sleep(Duration::from_millis(20));
             }
         }
-        // Let them mount their hierarchies and settle.
+        // The app's 16 MiB in place, then a moment to settle.
+        let usage = pod.pod["memory"].join("app/memory.usage_in_bytes");
+        while read_u64(&usage) < 16 << 20 {
+            if Instant::now() > deadline {
+                return Err("the app never held its 16 MiB".into());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         std::thread::sleep(Duration::from_millis(500));
         Ok(pod)
     }
