@@ -184,21 +184,24 @@ impl CgroupSource {
                 }
             }
         }
-        if let Some(lost) = memberships
-            .iter()
-            .filter(|m| !m.controllers.iter().any(|c| c.starts_with("name=")))
-            .find(|m| discover::outside_namespace(&m.path))
-        {
-            return Err(CollectError::Other(format!(
-                "cgroup {} of process {pid} lies outside vitals' cgroup namespace, and no \
-                 directory of that name under paths.cgroup {} lists process {pid} in its \
-                 cgroup.procs: mount the host's cgroup tree there (hostPath /sys/fs/cgroup) \
-                 and share the pod's PID namespace (shareProcessNamespace: true)",
-                lost.path,
-                base.display()
-            )));
-        }
-        discover::layout(hierarchies, &memberships).map_err(CollectError::Other)
+        // On a hybrid host an unresolved unified line only costs the
+        // pressure figures; the error is for a layout that cannot be made.
+        discover::layout(hierarchies, &memberships).map_err(|e| {
+            match memberships
+                .iter()
+                .find(|m| discover::outside_namespace(&m.path))
+            {
+                Some(lost) => CollectError::Other(format!(
+                    "cgroup {} of process {pid} lies outside vitals' cgroup namespace, and no \
+                     directory of that name under paths.cgroup {} lists process {pid} in its \
+                     cgroup.procs: mount the host's cgroup tree there (hostPath /sys/fs/cgroup) \
+                     and share the pod's PID namespace (shareProcessNamespace: true)",
+                    lost.path,
+                    base.display()
+                )),
+                None => CollectError::Other(e),
+            }
+        })
     }
 
     /// Through the target's own mount namespace.
