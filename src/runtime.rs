@@ -87,9 +87,6 @@ pub const CONFIG_FILE_CHANGES: crate::metrics::Desc = crate::metrics::Desc::coun
     "Times the configuration file was replaced (renamed over, or a Kubernetes ConfigMap update swapping its symlink) and reloaded; a refused reload counts here and in vitals_config_reload_failures_total.",
 );
 
-/// The agent's own families declared as `Desc` constants so far.
-pub const METRICS: &[crate::metrics::Desc] = &[CONFIG_FILE_CHANGES];
-
 /// Config reload bookkeeping, exported as `vitals_config_*`.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct ReloadStatus {
