@@ -3,9 +3,10 @@
 //! ptrace-read access to the app by the same uid and gid (so no capability),
 //! a read-only root, no hostPath, and a ConfigMap mounted so that updates
 //! reach vitals (not through subPath, which the kubelet never updates).
-//! Schema validation stays in tests/assets.rs.
+//! Schema validation stays in tests/assets/kubernetes.rs.
 
 mod bundled;
+mod common;
 
 use bundled::{parse_yaml, repo};
 use serde_json::Value;

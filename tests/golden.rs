@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{fixture, repo, temp_config, Daemon};
+use common::{fixture, repo, Daemon};
 use std::process::{Command, Stdio};
 
 /// Series whose values depend on when and how fast the run was.
@@ -67,7 +67,6 @@ fn golden(case: &str, proc_root: &str, sys_root: &str, sources: &str) {
 
 /// `more_paths`: further `paths:` lines, e.g. `  cgroup: DIR\n`.
 fn golden_with_paths(case: &str, proc_root: &str, sys_root: &str, more_paths: &str, sources: &str) {
-    let dir = tempfile::tempdir().unwrap();
     let proc_path = fixture(proc_root);
     let sys_path = fixture(sys_root);
     let config = format!(
@@ -77,11 +76,10 @@ fn golden_with_paths(case: &str, proc_root: &str, sys_root: &str, more_paths: &s
         sys_path.display(),
         sources
     );
-    let path = temp_config(dir.path(), "vitals.yaml", &config);
-    let d = Daemon::start(&path);
-    d.wait_ready();
+    let d = Daemon::run(&config);
     let exposition = d.get("/metrics").text();
     promtool_check(&exposition);
+    common::catalog::assert_families_in_catalog(&exposition);
     let got = stable(&exposition);
     let golden_path = repo().join("tests/golden").join(format!("{case}.prom"));
     if std::env::var_os("UPDATE_GOLDEN").is_some() {

@@ -106,6 +106,8 @@ pub struct PidStat {
     pub stime: u64,
     pub num_threads: u64,
     pub starttime: u64,
+    /// Virtual memory size in bytes.
+    pub vsize: u64,
 }
 
 impl PidStat {
@@ -152,6 +154,7 @@ pub fn parse_stat(text: &str) -> Result<PidStat, ParseError> {
         stime: field(15, "stime")?,
         num_threads: field(20, "num_threads")?,
         starttime: field(22, "starttime")?,
+        vsize: field(23, "vsize")?,
     })
 }
 
@@ -184,13 +187,19 @@ pub fn read_pidfile(path: &Path) -> Result<Option<u32>, CollectError> {
 /// Whether `pid` is a running process: `Some(stat)` when it is, `None` when
 /// it is gone, a zombie, or its stat is not readable.
 pub fn running(proc_root: &Path, pid: u32) -> Result<Option<PidStat>, CollectError> {
-    let path = proc_root.join(pid.to_string()).join("stat");
+    running_at(&proc_root.join(pid.to_string()))
+}
+
+/// [`running`] for the process whose directory is `dir` (`<proc>/<pid>` or
+/// `<proc>/self`).
+pub fn running_at(dir: &Path) -> Result<Option<PidStat>, CollectError> {
+    let path = dir.join("stat");
     match read_pid_file(&path)? {
         PidRead::Data(bytes) => {
             let stat = parse_stat(&String::from_utf8_lossy(&bytes))
                 .map_err(|e| CollectError::parse(&path, e.0))?;
             if stat.is_dead() {
-                tracing::debug!(pid, state = %stat.state, "process is dead; not a target");
+                tracing::debug!(dir = %dir.display(), state = %stat.state, "process is dead; not a target");
                 return Ok(None);
             }
             Ok(Some(stat))
@@ -287,14 +296,23 @@ mod tests {
 
     #[test]
     fn stat_lines_parse() {
-        let cases: [(&str, &str, char, u64, u64, u64, u64); 4] = [
-            // (line, comm, state, utime, stime, num_threads, starttime)
-            (STAT_PYTHON_4_THREADS, "python3", 'S', 65, 1, 4, 310485),
-            (STAT_TRICKY_COMM, "a) b (c", 'S', 0, 0, 1, 310536),
-            (STAT_ZOMBIE, "python3", 'Z', 0, 0, 1, 310536),
-            (STAT_KTHREADD, "kthreadd", 'S', 0, 0, 1, 25),
+        let cases = [
+            // (line, comm, state, utime, stime, num_threads, starttime, vsize)
+            (
+                STAT_PYTHON_4_THREADS,
+                "python3",
+                'S',
+                65,
+                1,
+                4,
+                310485,
+                243515392,
+            ),
+            (STAT_TRICKY_COMM, "a) b (c", 'S', 0, 0, 1, 310536, 2990080),
+            (STAT_ZOMBIE, "python3", 'Z', 0, 0, 1, 310536, 0),
+            (STAT_KTHREADD, "kthreadd", 'S', 0, 0, 1, 25, 0),
         ];
-        for (line, comm, state, utime, stime, num_threads, starttime) in cases {
+        for (line, comm, state, utime, stime, num_threads, starttime, vsize) in cases {
             assert_eq!(
                 parse_stat(line),
                 Ok(PidStat {
@@ -304,6 +322,7 @@ mod tests {
                     stime,
                     num_threads,
                     starttime,
+                    vsize,
                 }),
                 "{line}"
             );

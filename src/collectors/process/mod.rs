@@ -31,7 +31,7 @@
 //! | `scan.rs`  | which pids each target matches, and one process's figures   |
 //! | `parse.rs` | the pure parsers of `status`, `limits` and `<proc>/stat`     |
 //! | `sum.rs`   | a target's processes summed into one set of figures          |
-//! | `emit.rs`  | the series                                                  |
+//! | `emit.rs`  | the series, and their `Desc` table `METRICS`                 |
 //!
 //! Listing, comm, cmdline, stat and pid files come from the shared
 //! [`super::procfs`] toolkit, which the cgroup source uses too.
@@ -43,7 +43,12 @@ mod sum;
 #[cfg(test)]
 mod tests;
 
+pub use emit::METRICS;
 pub use parse::fuzz;
+// vitals' own footprint (`super::footprint`) reads `<proc>/self` with these.
+pub(crate) use parse::parse_btime;
+pub(crate) use scan::read_sample;
+pub(crate) use sum::{MaxFds, ProcSample};
 
 use super::{CollectError, Source};
 use crate::config::{Paths, ProcessConfig};
@@ -51,7 +56,7 @@ use crate::metrics::Output;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use sum::{aggregate, ProcSample};
+use sum::aggregate;
 
 pub struct ProcessSource {
     inner: Arc<Scanner>,

@@ -40,7 +40,7 @@ pub(super) fn parse_max_open_files(text: &str) -> Result<Option<u64>, ParseError
 }
 
 /// `btime` (boot time, unix seconds) from `<proc>/stat`.
-pub(super) fn parse_btime(text: &str) -> Result<u64, ParseError> {
+pub(crate) fn parse_btime(text: &str) -> Result<u64, ParseError> {
     let value = text
         .lines()
         .find_map(|l| l.strip_prefix("btime "))

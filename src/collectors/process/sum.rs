@@ -2,18 +2,20 @@
 
 /// One process's figures, in the kernel's units.
 #[derive(Clone, Debug, PartialEq)]
-pub(super) struct ProcSample {
-    pub(super) cpu_ticks: u64,
-    pub(super) rss_bytes: u64,
-    pub(super) threads: u64,
-    pub(super) start_ticks: u64,
+pub(crate) struct ProcSample {
+    pub(crate) cpu_ticks: u64,
+    pub(crate) rss_bytes: u64,
+    /// Virtual memory size, stat's vsize.
+    pub(crate) virtual_bytes: u64,
+    pub(crate) threads: u64,
+    pub(crate) start_ticks: u64,
     /// `None`: the fd directory could not be read.
-    pub(super) open_fds: Option<u64>,
-    pub(super) max_fds: MaxFds,
+    pub(crate) open_fds: Option<u64>,
+    pub(crate) max_fds: MaxFds,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub(super) enum MaxFds {
+pub(crate) enum MaxFds {
     Limit(u64),
     Unlimited,
     /// limits could not be read.

@@ -84,6 +84,7 @@ fn proc_sample(start: u64, fds: Option<u64>, max: MaxFds) -> ProcSample {
     ProcSample {
         cpu_ticks: 10,
         rss_bytes: 4096,
+        virtual_bytes: 8192,
         threads: 2,
         start_ticks: start,
         open_fds: fds,
