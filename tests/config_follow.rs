@@ -74,6 +74,7 @@ fn a_configmap_update_is_followed_and_a_bad_one_refused() {
         value(d, "vitals_config_last_reload_success", &[]) == Some(0.0)
     });
     let text = d.get("/metrics").text();
+    common::catalog::assert_families_in_catalog(&text);
     assert_eq!(
         sample(&text, "vitals_config_file_changes_total", &[]),
         Some(2.0)

@@ -18,6 +18,7 @@
 //! removed by a guard, also when an assertion fails.
 
 mod cgroupfs;
+mod common;
 
 use cgroupfs::{own_cgroups, read_u64, write};
 use std::collections::BTreeMap;
@@ -374,6 +375,8 @@ fn stdout_ok(output: &Output) -> String {
         "vitals once failed: {}\n{stdout}",
         String::from_utf8_lossy(&output.stderr)
     );
+    // Every family, the optional `container` label aside, is the catalog's.
+    common::catalog::assert_families_in_catalog(&stdout);
     stdout
 }
 
