@@ -15,6 +15,7 @@ declare -A needs=(
   [prometheus-alertmanager]=/usr/bin/amtool
   [systemd]=/usr/bin/systemd-analyze
   [chromium]=/usr/bin/chromium
+  [util-linux]=/usr/bin/setpriv
 )
 missing=()
 for pkg in "${!needs[@]}"; do

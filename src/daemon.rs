@@ -1,11 +1,12 @@
-//! Running the agent: logging, listener, sources, reload on SIGHUP or
-//! `POST /-/reload`, graceful stop on SIGTERM/SIGINT.
+//! Running the agent: logging, listener, sources, reload on SIGHUP, on
+//! `POST /-/reload` or when the config file is replaced, graceful stop on
+//! SIGTERM/SIGINT.
 
 use crate::config::{self, Config, LogFormat};
 use crate::runtime::{Agent, Shared};
 use crate::server::webconfig::{self, Web};
 use crate::server::{ReloadRequest, Server};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
@@ -83,6 +84,11 @@ pub async fn run(options: Options, config: Config) -> anyhow::Result<()> {
             .map_err(|e| anyhow::anyhow!("{e}"))?,
     ));
     let watch = tokio::spawn(web.clone().watch());
+    let (changed_tx, mut changed_rx) = mpsc::channel::<()>(1);
+    let follow = options
+        .config_file
+        .clone()
+        .map(|path| tokio::spawn(follow_config_file(path, changed_tx)));
     let mut agent = Agent::start(shared.clone(), &config);
     let (reload_tx, mut reload_rx) = mpsc::channel::<ReloadRequest>(4);
     let server = tokio::spawn(
@@ -112,6 +118,11 @@ pub async fn run(options: Options, config: Config) -> anyhow::Result<()> {
                 let result = reload(&options, &mut running, &mut agent, &shared, &web);
                 let _ = reply.send(result);
             }
+            Some(()) = changed_rx.recv() => {
+                tracing::info!("configuration file replaced; reloading");
+                shared.record_config_file_change();
+                let _ = reload(&options, &mut running, &mut agent, &shared, &web);
+            }
             _ = terminate.recv() => break,
             _ = interrupt.recv() => break,
         }
@@ -119,6 +130,9 @@ pub async fn run(options: Options, config: Config) -> anyhow::Result<()> {
     tracing::info!("stopping");
     server.abort();
     watch.abort();
+    if let Some(follow) = follow {
+        follow.abort();
+    }
     drop(agent);
     Ok(())
 }
@@ -185,6 +199,45 @@ fn reload(
             tracing::error!(error = %msg, "configuration reload refused; the previous configuration keeps running");
             shared.record_reload(Err(msg.clone()));
             Err(msg)
+        }
+    }
+}
+
+/// The file a path resolves to (through every symlink), by identity.
+fn file_identity(path: &Path) -> Option<(PathBuf, u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let resolved = std::fs::canonicalize(path).ok()?;
+    let meta = std::fs::metadata(&resolved).ok()?;
+    Some((resolved, meta.dev(), meta.ino()))
+}
+
+/// Sends on `changed` whenever `path` comes to resolve to another file:
+/// Kubernetes updates a mounted ConfigMap by writing a new directory and
+/// swapping the `..data` symlink, and editors and config tools rename a new
+/// file over the old one. Both are atomic, so a reload never reads a half
+/// written file; an edit in place (same file) still needs SIGHUP or
+/// `POST /-/reload`. A missing file is not a change (the swap is not done).
+/// Checked every `webconfig::WATCH_PERIOD`, like the web config's files.
+async fn follow_config_file(path: PathBuf, changed: mpsc::Sender<()>) {
+    let identity = |path: PathBuf| async move {
+        tokio::task::spawn_blocking(move || file_identity(&path))
+            .await
+            .ok()
+            .flatten()
+    };
+    let mut last = identity(path.clone()).await;
+    let mut tick = tokio::time::interval(webconfig::WATCH_PERIOD);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let now = identity(path.clone()).await;
+        if now.is_some() && now != last {
+            tracing::debug!(path = %path.display(), "configuration file replaced");
+            last = now;
+            if changed.send(()).await.is_err() {
+                return;
+            }
         }
     }
 }

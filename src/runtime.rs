@@ -87,6 +87,8 @@ pub struct ReloadStatus {
     pub last_reload_success: bool,
     pub last_reload_timestamp_seconds: f64,
     pub reload_failures_total: u64,
+    /// Reloads started because the config file was replaced.
+    pub file_changes_total: u64,
     pub last_reload_error: Option<String>,
 }
 
@@ -162,6 +164,7 @@ impl Shared {
                     last_reload_success: true,
                     last_reload_timestamp_seconds: unix_now(),
                     reload_failures_total: 0,
+                    file_changes_total: 0,
                     last_reload_error: None,
                 },
                 checks: None,
@@ -236,6 +239,11 @@ impl Shared {
         drop(state);
         self.render();
         generation
+    }
+
+    /// Records that the config file was replaced (a reload follows).
+    pub fn record_config_file_change(&self) {
+        self.lock().reload.file_changes_total += 1;
     }
 
     /// Records a reload attempt.
@@ -383,6 +391,12 @@ pub const CONFIG_RELOAD_FAILURES_TOTAL: Desc = Desc::counter(
     &[],
     "Configuration reloads refused because the new file was invalid.",
 );
+/// Reloads the config file watch started (see `daemon`).
+pub const CONFIG_FILE_CHANGES: Desc = Desc::counter(
+    "vitals_config_file_changes_total",
+    &[],
+    "Times the configuration file was replaced (renamed over, or a Kubernetes ConfigMap update swapping its symlink) and reloaded; a refused reload counts here and in vitals_config_reload_failures_total.",
+);
 pub const SOURCE_SUCCESS: Desc = Desc::gauge(
     "vitals_source_success",
     &["source"],
@@ -410,6 +424,7 @@ pub const METRICS: &[Desc] = &[
     CONFIG_LAST_RELOAD_SUCCESS,
     CONFIG_LAST_RELOAD_TIMESTAMP_SECONDS,
     CONFIG_RELOAD_FAILURES_TOTAL,
+    CONFIG_FILE_CHANGES,
     SOURCE_SUCCESS,
     SOURCE_DURATION_SECONDS,
     SOURCE_LAST_SUCCESS_TIMESTAMP_SECONDS,
@@ -438,6 +453,11 @@ fn self_metrics(state: &State) -> Output {
         &CONFIG_RELOAD_FAILURES_TOTAL,
         &[],
         state.reload.reload_failures_total as f64,
+    );
+    out.add(
+        &CONFIG_FILE_CHANGES,
+        &[],
+        state.reload.file_changes_total as f64,
     );
     for slot in &state.slots {
         let s = &slot.status;

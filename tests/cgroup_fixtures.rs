@@ -580,3 +580,65 @@ async fn hybrid_without_the_unified_cgroup_keeps_v1_figures() {
         ],
     );
 }
+
+/// The cgroup v2 Kubernetes node (`k8s-v2`): when the app's cgroup lies
+/// outside vitals' cgroup namespace and neither way in works, the one-line
+/// error says what is missing.
+#[tokio::test]
+async fn an_unreachable_container_cgroup_names_what_is_missing() {
+    let scratch = tempfile::tempdir().unwrap();
+    copy_tree(&fixture("k8s-v2"), scratch.path());
+    let root = scratch.path();
+    let scope =
+        "cri-containerd-4f1c2a9e7b3d5c6a8e0f1b2c3d4e5f6a7b8c9d0e1f2a3b4c5d6e7f8091a2b3c4.scope";
+
+    // Through the app's mounts, with its root out of reach.
+    std::fs::remove_dir_all(root.join("proc/12/root")).unwrap();
+    let e = try_collect(&paths(root), &config(CgroupTarget::Pid(12), None))
+        .await
+        .expect_err("no root")
+        .to_string();
+    for want in [
+        &format!("/../{scope}"),
+        "proc/12/root",
+        "CAP_SYS_PTRACE",
+        "shareProcessNamespace",
+        "paths.cgroup",
+    ] {
+        assert!(e.contains(want), "{want}: {e}");
+    }
+    assert!(!e.contains('\n'), "{e}");
+
+    // In the host tree, where no cgroup of that name lists the process.
+    let host = root.join("host-cgroup");
+    let procs = host
+        .join("kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod7d0e1f2a_3b4c_4d5e_8f60_718293a4b5c6.slice")
+        .join(scope)
+        .join("cgroup.procs");
+    std::fs::write(&procs, "99\n").unwrap();
+    let host_paths = Paths {
+        cgroup: Some(host),
+        ..paths(root)
+    };
+    let e = try_collect(&host_paths, &config(CgroupTarget::Pid(12), None))
+        .await
+        .expect_err("not listed")
+        .to_string();
+    for want in [
+        &format!("/../{scope}"),
+        "cgroup.procs",
+        "shareProcessNamespace",
+        "hostPath",
+    ] {
+        assert!(e.contains(want), "{want}: {e}");
+    }
+    // Listed again: found, with its own limit.
+    std::fs::write(&procs, "12\n").unwrap();
+    let out = try_collect(&host_paths, &config(CgroupTarget::Pid(12), None))
+        .await
+        .expect("found");
+    assert_eq!(
+        value(&out, "vitals_cgroup_memory_limit_bytes"),
+        Some(536870912.0)
+    );
+}

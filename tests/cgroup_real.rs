@@ -5,86 +5,17 @@
 //! printed reason otherwise. The other compares vitals' view of the test's
 //! own cgroup with the files read directly (any cgroup version).
 
+mod cgroupfs;
+
+use cgroupfs::{own_cgroups, read_u64, write};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use vitals::collectors::cgroup::CgroupSource;
 use vitals::collectors::Source;
 use vitals::config::{CgroupConfig, CgroupTarget, Paths};
 use vitals::metrics::Output;
-
-/// The test's own cgroup directory per v1 controller, and its cgroup v2
-/// directory, from /proc/self/{mountinfo,cgroup}. Deliberately simpler than
-/// vitals' own discovery so the two do not share mistakes.
-#[derive(Debug, Default)]
-struct OwnCgroups {
-    v1: BTreeMap<String, PathBuf>,
-    v2: Option<PathBuf>,
-}
-
-fn own_cgroups() -> OwnCgroups {
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    let membership = std::fs::read_to_string("/proc/self/cgroup").unwrap();
-    // controller ("" for v2) -> path
-    let mut paths = BTreeMap::new();
-    for line in membership.lines() {
-        let mut parts = line.splitn(3, ':');
-        let (Some(_), Some(controllers), Some(path)) = (parts.next(), parts.next(), parts.next())
-        else {
-            continue;
-        };
-        if controllers.is_empty() {
-            paths.insert(String::new(), path.to_owned());
-        }
-        for c in controllers.split(',').filter(|c| !c.is_empty()) {
-            paths.insert(c.to_owned(), path.to_owned());
-        }
-    }
-    let mut own = OwnCgroups::default();
-    for line in mountinfo.lines() {
-        let Some((left, right)) = line.split_once(" - ") else {
-            continue;
-        };
-        let left: Vec<&str> = left.split(' ').collect();
-        let right: Vec<&str> = right.split(' ').collect();
-        let (Some(root), Some(mount_point), Some(fstype)) =
-            (left.get(3), left.get(4), right.first())
-        else {
-            continue;
-        };
-        let dir_for = |path: &str| -> Option<PathBuf> {
-            let rel = path.strip_prefix(root.trim_end_matches('/'))?;
-            Some(Path::new(mount_point).join(rel.trim_start_matches('/')))
-        };
-        match *fstype {
-            "cgroup2" => {
-                own.v2 = paths.get("").and_then(|p| dir_for(p));
-            }
-            "cgroup" => {
-                for option in right.get(2).unwrap_or(&"").split(',') {
-                    if let Some(dir) = paths.get(option).and_then(|p| dir_for(p)) {
-                        own.v1.insert(option.to_owned(), dir);
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-    own
-}
-
-fn read_u64(path: &Path) -> u64 {
-    std::fs::read_to_string(path)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-        .trim()
-        .parse()
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-fn write(path: &Path, value: &str) {
-    std::fs::write(path, value).unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
-}
 
 async fn collect(source: &mut CgroupSource) -> Output {
     let mut out = Output::new();
@@ -105,19 +36,7 @@ impl Drop for Scratch {
             let _ = child.kill();
             let _ = child.wait();
         }
-        for dir in self.dirs.iter().rev() {
-            // A cgroup whose last task just exited can be busy for a moment.
-            for _ in 0..40 {
-                match std::fs::remove_dir(dir) {
-                    Ok(()) => break,
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
-                    Err(_) => std::thread::sleep(Duration::from_millis(50)),
-                }
-            }
-            if dir.exists() {
-                eprintln!("could not remove test cgroup {}", dir.display());
-            }
-        }
+        cgroupfs::remove_cgroups(&self.dirs);
     }
 }
 

@@ -62,11 +62,16 @@ fn promtool_check(exposition: &str) {
 /// Runs one case: `sources` is the YAML of the `sources` key, with
 /// `{proc}` and `{sys}` standing for the case's fixture roots.
 fn golden(case: &str, proc_root: &str, sys_root: &str, sources: &str) {
+    golden_with_paths(case, proc_root, sys_root, "", sources);
+}
+
+/// `more_paths`: further `paths:` lines, e.g. `  cgroup: DIR\n`.
+fn golden_with_paths(case: &str, proc_root: &str, sys_root: &str, more_paths: &str, sources: &str) {
     let proc_path = fixture(proc_root);
     let sys_path = fixture(sys_root);
     let config = format!(
         // A long interval: exactly one round happens before the scrape.
-        "interval: 1h\ndefault_checks: false\npaths:\n  proc: {}\n  sys: {}\nsources:\n{}",
+        "interval: 1h\ndefault_checks: false\npaths:\n  proc: {}\n  sys: {}\n{more_paths}sources:\n{}",
         proc_path.display(),
         sys_path.display(),
         sources
@@ -174,5 +179,45 @@ fn cgroup_hybrid() {
         "cgroup/hybrid/proc",
         "cgroup/hybrid/sys",
         CGROUP_ONLY,
+    );
+}
+
+// A cgroup v2 Kubernetes node (systemd driver): vitals in a sidecar with its
+// own cgroup namespace, the app containers' cgroups at `/../cri-containerd-<id>.scope`.
+const K8S_AUTO: &str =
+    "  host: {enabled: false}\n  cgroup: {enabled: true, target: {container: auto}}\n";
+
+#[test]
+fn k8s_v2_containerd_through_the_target_mount_namespace() {
+    golden(
+        "k8s-v2-containerd",
+        "cgroup/k8s-v2/proc",
+        "cgroup/k8s-v2/sys",
+        K8S_AUTO,
+    );
+}
+
+#[test]
+fn k8s_v2_containerd_in_the_host_tree() {
+    golden_with_paths(
+        "k8s-v2-containerd-host",
+        "cgroup/k8s-v2/proc",
+        "cgroup/k8s-v2/sys",
+        &format!(
+            "  cgroup: {}\n",
+            fixture("cgroup/k8s-v2/host-cgroup").display()
+        ),
+        K8S_AUTO,
+    );
+}
+
+#[test]
+fn k8s_v2_crio_guaranteed_pod_in_the_host_tree() {
+    golden_with_paths(
+        "k8s-v2-crio-host",
+        "cgroup/k8s-v2/proc-crio",
+        "cgroup/k8s-v2/sys",
+        &format!("  cgroup: {}\n", fixture("cgroup/k8s-v2/host-cgroup").display()),
+        "  host: {enabled: false}\n  cgroup: {enabled: true, target: {process: '^nginx: master'}}\n",
     );
 }

@@ -23,16 +23,7 @@ use crate::config::Paths;
 use crate::metrics::{Desc, Output};
 use std::path::{Path, PathBuf};
 
-/// Why a host file's contents could not be understood.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct ParseError(pub String);
-
-impl ParseError {
-    fn new(message: impl Into<String>) -> Self {
-        ParseError(message.into())
-    }
-}
+pub use super::procfs::ParseError;
 
 // ---------------------------------------------------------------------------
 // <proc>/stat

@@ -4,7 +4,7 @@
 //! |-------------|-----------------|----------------------|
 //! | host        | `host.rs`       | `vitals_host_`       |
 //! | cgroup      | `cgroup/`       | `vitals_cgroup_`     |
-//! | process     | `process.rs`    | `vitals_process_`    |
+//! | process     | `process/`      | `vitals_process_`    |
 //! | postgres    | `postgres/`     | `vitals_pg_`         |
 //! | pgbouncer   | `pgbouncer.rs`  | `vitals_pgbouncer_`  |
 //! | http probe  | `http_probe.rs` | `vitals_probe_`      |
@@ -23,6 +23,7 @@ pub mod http_probe;
 pub mod pgbouncer;
 pub mod postgres;
 pub mod process;
+pub mod procfs;
 
 use crate::config::{Config, Duration, Paths};
 use crate::metrics::{Desc, Output};
@@ -267,7 +268,7 @@ pub type FuzzParser = (&'static str, fn(&[u8]) -> Result<String, String>);
 /// targets: arbitrary input must give a value or an error, never a panic.
 #[doc(hidden)]
 pub fn kernel_file_parsers() -> Vec<FuzzParser> {
-    fn show<T: std::fmt::Debug>(r: Result<T, host::ParseError>) -> Result<String, String> {
+    fn show<T: std::fmt::Debug>(r: Result<T, procfs::ParseError>) -> Result<String, String> {
         r.map(|v| format!("{v:?}")).map_err(|e| e.0)
     }
     fn text(b: &[u8]) -> std::borrow::Cow<'_, str> {

@@ -260,6 +260,18 @@ pub enum CgroupTarget {
     Process(Pattern),
     /// A cgroup directory, or a cgroup path as written in /proc/PID/cgroup.
     Path(PathBuf),
+    /// `{container: auto}`: with a PID namespace shared across the pod, every
+    /// cgroup other than vitals' own that holds a process (the pause process
+    /// left out); one series set per cgroup, labelled `container`.
+    Container(ContainerSelect),
+}
+
+/// Which containers `target: {container: ...}` watches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ContainerSelect {
+    /// All of them.
+    Auto,
 }
 
 #[derive(Clone, Debug, Deserialize)]

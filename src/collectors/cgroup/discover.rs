@@ -145,7 +145,16 @@ impl Hierarchy {
 pub(crate) fn hierarchies_from_mounts(mounts: &[Mount], sys: &Path) -> Vec<Hierarchy> {
     mounts
         .iter()
-        .filter_map(|m| {
+        .enumerate()
+        // A mount that a later one covers (the same mount point, or one above
+        // it other than "/") is hidden: a container that mounts its own cgroup
+        // hierarchies over /sys/fs/cgroup still lists the ones it inherited.
+        .filter(|(i, m)| {
+            !mounts.iter().skip(i + 1).any(|later| {
+                later.mount_point != Path::new("/") && m.mount_point.starts_with(&later.mount_point)
+            })
+        })
+        .filter_map(|(_, m)| {
             let v1_controllers = match m.fstype.as_str() {
                 "cgroup2" => None,
                 "cgroup" => Some(m.super_options.clone()),
@@ -259,21 +268,101 @@ fn join_cgroup(root: &str, rel: &str) -> String {
 
 /// The part of cgroup `path` below a mount whose root is `root`, or `None`
 /// when the cgroup is not inside that mount (another container's cgroup seen
-/// through a namespaced mount, or a `/..` path from outside a cgroup namespace).
+/// through a namespaced mount). Both are as the kernel shows them to vitals,
+/// relative to vitals' cgroup namespace, so a cgroup outside it reads
+/// `/../app`; a mount rooted outside it (the target's own cgroup mount, seen
+/// through `<proc>/<pid>/mountinfo`) reads the same way, and compares by its
+/// components like any other.
 fn strip_root<'a>(path: &'a str, root: &str) -> Option<&'a str> {
-    if Path::new(path)
+    let mut rest = path.trim_start_matches('/');
+    for part in root.split('/').filter(|p| !p.is_empty()) {
+        let tail = rest.strip_prefix(part)?;
+        rest = match tail.strip_prefix('/') {
+            Some(after) => after,
+            None if tail.is_empty() => tail,
+            None => return None,
+        };
+    }
+    let outside = Path::new(rest)
+        .components()
+        .any(|c| c == Component::ParentDir);
+    (!outside).then_some(rest.trim_end_matches('/'))
+}
+
+/// Whether a cgroup path from `/proc/<pid>/cgroup` lies outside vitals' own
+/// cgroup namespace (`/../sibling`), as a container runtime's other
+/// containers do on cgroup v2 nodes.
+pub(crate) fn outside_namespace(path: &str) -> bool {
+    Path::new(path)
         .components()
         .any(|c| c == Component::ParentDir)
-    {
-        return None;
+}
+
+/// The cgroup mounts of another process's mountinfo, reached through
+/// `root` (`<proc>/<pid>/root`, the process's own root directory in its own
+/// mount namespace).
+pub(crate) fn hierarchies_in_root(mounts: &[Mount], root: &Path) -> Vec<Hierarchy> {
+    let mut list = hierarchies_from_mounts(mounts, Path::new("/sys"));
+    for h in &mut list {
+        let rel = h.mount_point.strip_prefix("/").unwrap_or(&h.mount_point);
+        h.dir = root.join(rel);
     }
-    let root = root.trim_end_matches('/');
-    let rest = path.strip_prefix(root)?;
-    if rest.is_empty() {
-        Some("")
-    } else {
-        rest.strip_prefix('/')
+    list
+}
+
+/// In a host cgroup tree mounted whole (`paths.cgroup`), the directory of a
+/// cgroup whose path vitals only knows relative to its own namespace
+/// (`/../app`): the directory named like the path's last part whose
+/// `cgroup.procs` lists `pid` (pids read in vitals' own PID namespace, which
+/// the target shares). Returns the cgroup path from the tree's root.
+/// Bounded: at most `MAX_DEPTH` levels and `MAX_DIRS` directories.
+pub(crate) fn find_in_tree(tree: &Path, ns_path: &str, pid: u32) -> Option<String> {
+    const MAX_DEPTH: usize = 12;
+    const MAX_DIRS: usize = 100_000;
+    let name = Path::new(ns_path).file_name()?.to_owned();
+    let mut stack = vec![(tree.to_path_buf(), 0usize)];
+    let mut seen = 0usize;
+    while let Some((dir, depth)) = stack.pop() {
+        seen += 1;
+        if seen > MAX_DIRS {
+            tracing::warn!(tree = %tree.display(), "cgroup tree search stopped after {MAX_DIRS} directories");
+            return None;
+        }
+        if dir.file_name() == Some(name.as_os_str()) && lists_pid(&dir, pid) {
+            let rel = dir.strip_prefix(tree).ok()?.to_str()?;
+            return Some(format!("/{rel}"));
+        }
+        if depth >= MAX_DEPTH {
+            continue;
+        }
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                stack.push((entry.path(), depth + 1));
+            }
+        }
     }
+    None
+}
+
+fn lists_pid(dir: &Path, pid: u32) -> bool {
+    std::fs::read_to_string(dir.join("cgroup.procs"))
+        .map(|text| text.lines().any(|l| l.trim().parse() == Ok(pid)))
+        .unwrap_or(false)
+}
+
+/// The hierarchies a membership line belongs to: the v2 tree for the v2
+/// line, the v1 hierarchies sharing a controller otherwise.
+pub(crate) fn hierarchies_of<'a>(
+    member: &'a Membership,
+    hierarchies: &'a [Hierarchy],
+) -> impl Iterator<Item = &'a Hierarchy> + 'a {
+    hierarchies.iter().filter(move |h| match &h.v1_controllers {
+        None => member.hierarchy_id == 0 && member.controllers.is_empty(),
+        Some(_) => member.controllers.iter().any(|c| h.has(c)),
+    })
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -287,6 +376,9 @@ pub(crate) enum Flavor {
 pub(crate) struct Location {
     pub(crate) dir: PathBuf,
     pub(crate) flavor: Flavor,
+    /// The hierarchy's mount directory: `dir`'s ancestors up to it are the
+    /// cgroup's ancestors vitals can read (for their limits).
+    pub(crate) top: PathBuf,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -373,7 +465,7 @@ pub(crate) fn layout(
     hierarchies: &[Hierarchy],
     memberships: &[Membership],
 ) -> Result<Layout, String> {
-    let v1 = |controller: &str| -> Result<Option<(PathBuf, &str)>, String> {
+    let v1 = |controller: &str| -> Result<Option<(Found, &str)>, String> {
         let Some(member) = memberships
             .iter()
             .find(|m| m.hierarchy_id != 0 && m.controllers.iter().any(|c| c == controller))
@@ -398,7 +490,7 @@ pub(crate) fn layout(
             &member.path,
             "cgroup2",
         ) {
-            Ok(dir) => (dir.map(|d| (d, member.path.as_str())), None),
+            Ok(found) => (found.map(|f| (f, member.path.as_str())), None),
             Err(e) => (None, Some(e)),
         },
         None => (None, None),
@@ -407,17 +499,19 @@ pub(crate) fn layout(
     let mut path = None;
     let mut any_v1 = false;
     let mut pick = |controller: &str| -> Result<Option<Location>, String> {
-        if let Some((dir, p)) = v1(controller)? {
+        if let Some((found, p)) = v1(controller)? {
             any_v1 = true;
             path.get_or_insert_with(|| p.to_owned());
             return Ok(Some(Location {
-                dir,
+                dir: found.dir,
                 flavor: Flavor::V1,
+                top: found.top,
             }));
         }
-        Ok(v2.as_ref().map(|(dir, _)| Location {
-            dir: dir.clone(),
+        Ok(v2.as_ref().map(|(found, _)| Location {
+            dir: found.dir.clone(),
             flavor: Flavor::V2,
+            top: found.top.clone(),
         }))
     };
     let memory = pick("memory")?;
@@ -452,8 +546,14 @@ pub(crate) fn layout(
         cpu,
         memory,
         pids,
-        unified: v2.map(|(dir, _)| dir),
+        unified: v2.map(|(found, _)| found.dir),
     })
+}
+
+/// A cgroup's directory and its hierarchy's mount directory.
+struct Found {
+    dir: PathBuf,
+    top: PathBuf,
 }
 
 /// The directory of cgroup `path` in the first of `candidates` that holds it.
@@ -463,11 +563,14 @@ fn locate<'a>(
     candidates: impl Iterator<Item = &'a Hierarchy>,
     path: &str,
     what: &str,
-) -> Result<Option<PathBuf>, String> {
+) -> Result<Option<Found>, String> {
     let mut seen = Vec::new();
     for h in candidates {
         if let Some(rel) = strip_root(path, &h.root) {
-            return Ok(Some(h.dir.join(rel)));
+            return Ok(Some(Found {
+                dir: h.dir.join(rel),
+                top: h.dir.clone(),
+            }));
         }
         seen.push(format!("{} (root {})", h.mount_point.display(), h.root));
     }
@@ -673,5 +776,49 @@ mod tests {
         assert_eq!(strip_root("/a", "/a"), Some(""));
         assert_eq!(strip_root("/ab", "/a"), None);
         assert_eq!(strip_root("/../x", "/"), None);
+        // Another container's cgroup and its own cgroup mount, both seen
+        // from vitals' cgroup namespace (Linux 6.18, the simulated pod).
+        assert_eq!(strip_root("/../app", "/../app"), Some(""));
+        assert_eq!(strip_root("/../app/sub", "/../app"), Some("sub"));
+        assert_eq!(strip_root("/../appx", "/../app"), None);
+        assert_eq!(strip_root("/../../pod2/x", "/../app"), None);
+        assert!(outside_namespace("/../cri-containerd-4f1c.scope"));
+        assert!(!outside_namespace("/kubepods.slice/x.scope"));
+    }
+
+    #[test]
+    fn overmounted_hierarchies_are_hidden() {
+        // Linux 6.18, the simulated pod's sidecar: the inherited host mounts,
+        // then its own tmpfs and cgroup mounts over /sys/fs/cgroup.
+        let mounts = parse_mountinfo(
+            "98 97 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755\n\
+             102 98 0:32 /../../../.. /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory\n\
+             108 98 0:38 /../.. /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw\n\
+             114 98 0:41 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw\n\
+             117 114 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory\n\
+             119 114 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw\n",
+        )
+        .unwrap();
+        let h = hierarchies_from_mounts(&mounts, Path::new("/sys"));
+        let roots: Vec<&str> = h.iter().map(|h| h.root.as_str()).collect();
+        assert_eq!(roots, ["/", "/"]);
+    }
+
+    #[test]
+    fn target_mounts_through_its_root() {
+        // The app container's mountinfo as the sidecar reads it: its cgroup
+        // v2 mount rooted at its own namespace root, outside the sidecar's.
+        let mounts = parse_mountinfo(
+            "1046 1040 0:30 /../cri-containerd-4f1c.scope /sys/fs/cgroup ro - cgroup2 cgroup rw\n",
+        )
+        .unwrap();
+        let h = hierarchies_in_root(&mounts, Path::new("/proc/7/root"));
+        let lines = parse_proc_cgroup("0::/../cri-containerd-4f1c.scope\n").unwrap();
+        let l = layout(&h, &lines).unwrap();
+        assert_eq!(l.version, Version::V2);
+        assert_eq!(l.path, "/../cri-containerd-4f1c.scope");
+        let memory = l.memory.unwrap();
+        assert_eq!(memory.dir, Path::new("/proc/7/root/sys/fs/cgroup"));
+        assert_eq!(memory.top, Path::new("/proc/7/root/sys/fs/cgroup"));
     }
 }

@@ -18,7 +18,9 @@
 //! | PSI | `{cpu,memory,io}.pressure` of the v2 cgroup (the unified one on hybrid hosts) | — |
 
 mod discover;
+mod limits;
 mod parse;
+mod target;
 mod v1;
 mod v2;
 
@@ -26,8 +28,10 @@ use super::host::{parse_pressure, Pressure};
 use super::{read_optional, CollectError, Source};
 use crate::config::{CgroupConfig, CgroupTarget, Paths};
 use crate::metrics::{Desc, Output};
-use discover::{Flavor, Layout, Membership};
+use discover::{Flavor, Layout};
+use limits::{LimitSource, Limits};
 use parse::{parse_u64, ParseError};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -37,7 +41,11 @@ pub struct CgroupSource {
     cgroup_base: Option<PathBuf>,
     target: CgroupTarget,
     limits_dir: Option<PathBuf>,
-    previous_cpu: Option<CpuSample>,
+    /// The last CPU reading per watched cgroup (`container` label).
+    previous_cpu: HashMap<Option<String>, CpuSample>,
+    /// `/..` paths found in the host tree: (hierarchy dir, path, pid) to the
+    /// path from the tree's root.
+    host_paths: HashMap<(PathBuf, String, u32), String>,
 }
 
 /// The last CPU usage reading, for the utilization ratio.
@@ -70,6 +78,8 @@ pub(crate) struct Figures {
     pub(crate) memory_inactive_file_bytes: Option<u64>,
     pub(crate) memory_rss_bytes: Option<u64>,
     pub(crate) memory_limit_bytes: Option<u64>,
+    /// cgroup v1 memory.stat hierarchical_memory_limit, when limited.
+    pub(crate) memory_hierarchical_limit_bytes: Option<u64>,
     pub(crate) oom_events: Option<u64>,
     pub(crate) oom_kills: Option<u64>,
     pub(crate) pids_current: Option<u64>,
@@ -100,142 +110,51 @@ impl CgroupSource {
             cgroup_base: paths.cgroup.clone(),
             target: config.target.clone(),
             limits_dir: config.limits_dir.clone(),
-            previous_cpu: None,
+            previous_cpu: HashMap::new(),
+            host_paths: HashMap::new(),
         }
     }
 
     /// One round as of `now`. `collect` passes the monotonic clock; tests
     /// pass instants of their choosing so the utilization ratio is exact.
     pub async fn collect_at(&mut self, out: &mut Output, now: Instant) -> Result<(), CollectError> {
-        let mut layout = self.resolve()?;
-        layout.forget_missing_v2();
-        for (what, dir) in layout.dirs() {
-            if !dir.is_dir() {
-                return Err(CollectError::Other(format!(
-                    "{what} cgroup directory {} of cgroup {} does not exist",
-                    dir.display(),
-                    layout.path
-                )));
+        let watched = self.resolve()?;
+        let machine = limits::machine(&self.proc_root);
+        let mut seen = Vec::with_capacity(watched.len());
+        for target::Watched {
+            container,
+            mut layout,
+        } in watched
+        {
+            layout.forget_missing_v2();
+            for (what, dir) in layout.dirs() {
+                if !dir.is_dir() {
+                    return Err(CollectError::Other(format!(
+                        "{what} cgroup directory {} of cgroup {} does not exist",
+                        dir.display(),
+                        layout.path
+                    )));
+                }
             }
+            let figures = read_figures(&layout)?;
+            let limits = limits::effective(
+                layout.cpu.as_ref(),
+                layout.memory.as_ref(),
+                &figures,
+                self.limits_dir.as_deref(),
+                machine,
+            )?;
+            let ratios = self.interval_ratios(&container, &layout, &figures, limits.cpu_cores, now);
+            let base: Vec<(&str, &str)> = container
+                .as_deref()
+                .map(|c| ("container", c))
+                .into_iter()
+                .collect();
+            emit(out, &base, &layout, &figures, &limits, ratios);
+            seen.push(container);
         }
-        let figures = read_figures(&layout)?;
-        let limits = self.limits(&figures)?;
-        let ratios = self.interval_ratios(&layout, &figures, limits.cpu_cores, now);
-        emit(out, &layout, &figures, &limits, ratios);
+        self.previous_cpu.retain(|k, _| seen.contains(k));
         Ok(())
-    }
-
-    /// Finds the hierarchies and the target's membership, then its directories.
-    fn resolve(&self) -> Result<Layout, CollectError> {
-        let hierarchies = match &self.cgroup_base {
-            Some(base) => {
-                discover::hierarchies_from_base(base).map_err(|e| CollectError::io(base, e))?
-            }
-            None => {
-                let path = self.proc_root.join("self").join("mountinfo");
-                let text = super::read_required(&path)?;
-                let mounts = discover::parse_mountinfo(&text)
-                    .map_err(|e| CollectError::parse(&path, e.0))?;
-                discover::hierarchies_from_mounts(&mounts, &self.sys_root)
-            }
-        };
-        let memberships = match &self.target {
-            CgroupTarget::Own => self.memberships_of("self")?,
-            CgroupTarget::Pid(pid) => self.memberships_of(&pid.to_string())?,
-            CgroupTarget::Pidfile(file) => {
-                let text = std::fs::read_to_string(file).map_err(|e| {
-                    CollectError::Other(format!("target pidfile {}: {e}", file.display()))
-                })?;
-                let pid = parse_u64(&text).map_err(|e| {
-                    CollectError::Other(format!("target pidfile {}: {e}", file.display()))
-                })?;
-                self.memberships_of(&pid.to_string())?
-            }
-            CgroupTarget::Process(pattern) => {
-                let pid = self.find_process(&pattern.0)?;
-                self.memberships_of(&pid.to_string())?
-            }
-            CgroupTarget::Path(path) => {
-                discover::memberships_for_path(path, &hierarchies).map_err(CollectError::Other)?
-            }
-        };
-        discover::layout(&hierarchies, &memberships).map_err(CollectError::Other)
-    }
-
-    fn memberships_of(&self, pid: &str) -> Result<Vec<Membership>, CollectError> {
-        let path = self.proc_root.join(pid).join("cgroup");
-        let text = match std::fs::read_to_string(&path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(CollectError::Other(format!(
-                    "target process {pid} not found: {} does not exist",
-                    path.display()
-                )))
-            }
-            Err(e) => return Err(CollectError::io(&path, e)),
-        };
-        discover::parse_proc_cgroup(&text).map_err(|e| CollectError::parse(&path, e.0))
-    }
-
-    /// The lowest pid whose command line (NUL-separated arguments joined by
-    /// spaces) matches. vitals itself is skipped, so a pattern that happens
-    /// to match vitals' own arguments does not watch vitals.
-    fn find_process(&self, pattern: &regex::Regex) -> Result<u32, CollectError> {
-        let own = std::fs::read_link(self.proc_root.join("self"))
-            .ok()
-            .and_then(|p| p.to_str().and_then(|s| s.parse::<u32>().ok()));
-        let mut pids: Vec<u32> = std::fs::read_dir(&self.proc_root)
-            .map_err(|e| CollectError::io(&self.proc_root, e))?
-            .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
-            .filter(|pid| Some(*pid) != own)
-            .collect();
-        pids.sort_unstable();
-        for pid in pids {
-            // A process may exit while we scan; kernel threads have no cmdline.
-            let Ok(raw) = std::fs::read(self.proc_root.join(pid.to_string()).join("cmdline"))
-            else {
-                continue;
-            };
-            let cmdline = raw
-                .split(|b| *b == 0)
-                .filter(|arg| !arg.is_empty())
-                .map(String::from_utf8_lossy)
-                .collect::<Vec<_>>()
-                .join(" ");
-            if !cmdline.is_empty() && pattern.is_match(&cmdline) {
-                return Ok(pid);
-            }
-        }
-        Err(CollectError::Other(format!(
-            "target process not found: no command line under {} matches {:?}",
-            self.proc_root.display(),
-            pattern.as_str()
-        )))
-    }
-
-    /// The cgroup's own limits, else the downward-API files.
-    fn limits(&self, f: &Figures) -> Result<Limits, CollectError> {
-        let mut limits = Limits {
-            cpu_cores: f.cpu_limit_cores.map(|c| (c, LimitSource::Cgroup)),
-            memory_bytes: f.memory_limit_bytes.map(|b| (b, LimitSource::Cgroup)),
-        };
-        let Some(dir) = &self.limits_dir else {
-            return Ok(limits);
-        };
-        // Kubernetes quirk: for a container without a limit, resourceFieldRef
-        // limits.* reports the node's allocatable amount instead; the
-        // limit_source series lets users tell the two apart.
-        if limits.cpu_cores.is_none() {
-            limits.cpu_cores = read_parsed(&dir.join("cpu_limit"), parse_u64)?
-                .filter(|m| *m > 0)
-                .map(|millicores| (millicores as f64 / 1000.0, LimitSource::DownwardApi));
-        }
-        if limits.memory_bytes.is_none() {
-            limits.memory_bytes = read_parsed(&dir.join("memory_limit"), parse_u64)?
-                .filter(|b| *b > 0)
-                .map(|bytes| (bytes, LimitSource::DownwardApi));
-        }
-        Ok(limits)
     }
 
     /// Δusage / Δwall / limit and Δthrottled / Δperiods since the previous
@@ -243,6 +162,7 @@ impl CgroupSource {
     /// counter reset, or without a CPU limit.
     fn interval_ratios(
         &mut self,
+        key: &Option<String>,
         layout: &Layout,
         f: &Figures,
         limit: Option<(f64, LimitSource)>,
@@ -252,16 +172,19 @@ impl CgroupSource {
             f.cpu_usage_seconds,
             layout.cpu_usage.as_ref().map(|l| l.dir.clone()),
         ) else {
-            self.previous_cpu = None;
+            self.previous_cpu.remove(key);
             return IntervalRatios::default();
         };
         let periods = f.cpu_periods.zip(f.cpu_throttled_periods);
-        let Some(previous) = self.previous_cpu.replace(CpuSample {
-            from: from.clone(),
-            usage_seconds: usage,
-            periods,
-            at: now,
-        }) else {
+        let Some(previous) = self.previous_cpu.insert(
+            key.clone(),
+            CpuSample {
+                from: from.clone(),
+                usage_seconds: usage,
+                periods,
+                at: now,
+            },
+        ) else {
             return IntervalRatios::default();
         };
         let Some((cores, _)) = limit else {
@@ -296,26 +219,6 @@ impl Source for CgroupSource {
     async fn collect(&mut self, out: &mut Output) -> Result<(), CollectError> {
         self.collect_at(out, Instant::now()).await
     }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum LimitSource {
-    Cgroup,
-    DownwardApi,
-}
-
-impl LimitSource {
-    fn label(self) -> &'static str {
-        match self {
-            LimitSource::Cgroup => "cgroup",
-            LimitSource::DownwardApi => "downward_api",
-        }
-    }
-}
-
-struct Limits {
-    cpu_cores: Option<(f64, LimitSource)>,
-    memory_bytes: Option<(u64, LimitSource)>,
 }
 
 fn read_figures(layout: &Layout) -> Result<Figures, CollectError> {
@@ -355,15 +258,27 @@ fn read_figures(layout: &Layout) -> Result<Figures, CollectError> {
     Ok(f)
 }
 
-fn emit(out: &mut Output, layout: &Layout, f: &Figures, limits: &Limits, ratios: IntervalRatios) {
+/// One watched cgroup's series; `base` is its `container` label, if any.
+fn emit(
+    out: &mut Output,
+    base: &[(&str, &str)],
+    layout: &Layout,
+    f: &Figures,
+    limits: &Limits,
+    ratios: IntervalRatios,
+) {
     out.add(
         &INFO,
-        &[("version", layout.version.label()), ("path", &layout.path)],
+        &[
+            base,
+            &[("version", layout.version.label()), ("path", &layout.path)],
+        ]
+        .concat(),
         1.0,
     );
     let mut add = |desc: &Desc, v: Option<f64>| {
         if let Some(v) = v {
-            out.add(desc, &[], v);
+            out.add(desc, base, v);
         }
     };
     add(&CPU_USAGE_SECONDS_TOTAL, f.cpu_usage_seconds);
@@ -411,7 +326,7 @@ fn emit(out: &mut Output, layout: &Layout, f: &Figures, limits: &Limits, ratios:
         if let Some(source) = limit {
             out.add(
                 &LIMIT_SOURCE,
-                &[("resource", resource), ("source", source.label())],
+                &[base, &[("resource", resource), ("source", source.label())]].concat(),
                 1.0,
             );
         }
@@ -456,12 +371,12 @@ pub const MEMORY_OOM_KILLS_TOTAL: Desc = Desc::counter(
 pub const CPU_LIMIT_CORES: Desc = Desc::gauge(
     "vitals_cgroup_cpu_limit_cores",
     &[],
-    "CPU limit of the cgroup in cores, from cgroup v2 cpu.max or cgroup v1 cpu.cfs_quota_us / cpu.cfs_period_us, else the downward-API cpu_limit file; absent when unlimited.",
+    "Effective CPU limit of the cgroup in cores: the lowest of its own and its ancestors' cgroup v2 cpu.max or cgroup v1 cpu.cfs_quota_us / cpu.cfs_period_us, else the downward-API cpu_limit file, else the machine's CPUs from /proc/stat; vitals_cgroup_limit_source says which.",
 );
 pub const CPU_LIMIT_UTILIZATION_RATIO: Desc = Desc::gauge(
     "vitals_cgroup_cpu_limit_utilization_ratio",
     &[],
-    "CPU used by the cgroup over the last sampling interval as a ratio of its CPU limit; absent on the first round and when unlimited.",
+    "CPU used by the cgroup over the last sampling interval as a ratio of its effective CPU limit; absent on the first round.",
 );
 pub const CPU_THROTTLED_RATIO: Desc = Desc::gauge(
     "vitals_cgroup_cpu_throttled_ratio",
@@ -486,12 +401,12 @@ pub const MEMORY_RSS_BYTES: Desc = Desc::gauge(
 pub const MEMORY_LIMIT_BYTES: Desc = Desc::gauge(
     "vitals_cgroup_memory_limit_bytes",
     &[],
-    "Memory limit of the cgroup, from cgroup v2 memory.max or cgroup v1 memory.limit_in_bytes, else the downward-API memory_limit file; absent when unlimited.",
+    "Effective memory limit of the cgroup: the lowest of its own and its ancestors' cgroup v2 memory.max or cgroup v1 memory.limit_in_bytes (or v1 memory.stat hierarchical_memory_limit), else the downward-API memory_limit file, else MemTotal from /proc/meminfo; vitals_cgroup_limit_source says which.",
 );
 pub const MEMORY_LIMIT_UTILIZATION_RATIO: Desc = Desc::gauge(
     "vitals_cgroup_memory_limit_utilization_ratio",
     &[],
-    "Working set of the cgroup as a ratio of its memory limit; absent when unlimited.",
+    "Working set of the cgroup as a ratio of its effective memory limit.",
 );
 pub const PIDS_CURRENT: Desc = Desc::gauge(
     "vitals_cgroup_pids_current",
@@ -506,7 +421,7 @@ pub const PIDS_LIMIT: Desc = Desc::gauge(
 pub const LIMIT_SOURCE: Desc = Desc::gauge(
     "vitals_cgroup_limit_source",
     &["resource", "source"],
-    "Where the cgroup's CPU or memory limit comes from: the cgroup files, or the Kubernetes downward-API files in limits_dir; 1 for each limit present.",
+    "Where the effective CPU or memory limit of the cgroup comes from: its own limit file (cgroup), a lower limit of an ancestor cgroup such as the pod's (ancestor), the Kubernetes downward-API files in limits_dir (downward_api), or the machine's CPUs and MemTotal from /proc (host); 1 for each limit present.",
 );
 pub const PRESSURE_CPU_SOME_SECONDS_TOTAL: Desc = Desc::counter(
     "vitals_cgroup_pressure_cpu_some_seconds_total",

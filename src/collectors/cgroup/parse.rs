@@ -2,17 +2,7 @@
 //! (with "max" meaning no limit), flat "key value" files and PSI files.
 //! v1- and v2-only formats live in `v1.rs` and `v2.rs`.
 
-use std::fmt;
-
-/// Why a file's text is not what the kernel writes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct ParseError(pub(crate) String);
-
-impl fmt::Display for ParseError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+pub(crate) use crate::collectors::procfs::ParseError;
 
 pub(crate) fn err(message: impl Into<String>) -> ParseError {
     ParseError(message.into())

@@ -38,14 +38,19 @@ pub(crate) fn read_cpu_usage(dir: &Path, f: &mut Figures) -> Result<(), CollectE
     Ok(())
 }
 
-/// CFS bandwidth limit and throttling from the cpu controller.
-pub(crate) fn read_cpu(dir: &Path, f: &mut Figures) -> Result<(), CollectError> {
+/// The CFS bandwidth limit in cores, `None` when unlimited.
+pub(crate) fn read_cpu_limit(dir: &Path) -> Result<Option<f64>, CollectError> {
     let quota = read_parsed(&dir.join("cpu.cfs_quota_us"), parse_cfs_quota)?.flatten();
     let period = read_parsed(&dir.join("cpu.cfs_period_us"), parse_u64)?;
-    f.cpu_limit_cores = match (quota, period) {
+    Ok(match (quota, period) {
         (Some(q), Some(p)) if p > 0 => Some(q as f64 / p as f64),
         _ => None,
-    };
+    })
+}
+
+/// CFS bandwidth limit and throttling from the cpu controller.
+pub(crate) fn read_cpu(dir: &Path, f: &mut Figures) -> Result<(), CollectError> {
+    f.cpu_limit_cores = read_cpu_limit(dir)?;
     if let Some(stat) = read_parsed(&dir.join("cpu.stat"), parse_key_values)? {
         f.cpu_periods = stat.get("nr_periods");
         f.cpu_throttled_periods = stat.get("nr_throttled");
@@ -62,6 +67,11 @@ pub(crate) fn read_memory(dir: &Path, f: &mut Figures) -> Result<(), CollectErro
             .get("total_inactive_file")
             .or_else(|| stat.get("inactive_file"));
         f.memory_rss_bytes = stat.get("total_rss").or_else(|| stat.get("rss"));
+        // The lowest limit of the cgroup and its ancestors, readable even
+        // where a cgroup namespace hides the ancestors themselves.
+        f.memory_hierarchical_limit_bytes = stat
+            .get("hierarchical_memory_limit")
+            .filter(|b| *b > 0 && *b < V1_UNLIMITED_FROM);
     }
     f.memory_limit_bytes =
         read_parsed(&dir.join("memory.limit_in_bytes"), parse_limit_in_bytes)?.flatten();
