@@ -8,6 +8,7 @@
 //! | postgres    | `postgres/`     | `vitals_pg_`         |
 //! | pgbouncer   | `pgbouncer.rs`  | `vitals_pgbouncer_`  |
 //! | http probe  | `http_probe.rs` | `vitals_probe_`      |
+//! | redis       | `redis/`        | `vitals_redis_`      |
 //!
 //! [`build`] is the one table of every source there is. Each runs in its own
 //! task on its own interval (see `runtime`); a round fills a fresh
@@ -19,6 +20,7 @@ pub mod http_probe;
 pub mod pgbouncer;
 pub mod postgres;
 pub mod process;
+pub mod redis;
 
 use crate::config::{Config, Duration, Paths};
 use crate::metrics::Output;
@@ -92,6 +94,7 @@ pub enum AnySource {
     Postgres(postgres::PostgresSource),
     PgBouncer(pgbouncer::PgBouncerSource),
     HttpProbe(http_probe::HttpProbeSource),
+    Redis(redis::RedisSource),
 }
 
 impl Source for AnySource {
@@ -103,6 +106,7 @@ impl Source for AnySource {
             AnySource::Postgres(s) => s.collect(out).await,
             AnySource::PgBouncer(s) => s.collect(out).await,
             AnySource::HttpProbe(s) => s.collect(out).await,
+            AnySource::Redis(s) => s.collect(out).await,
         }
     }
 }
@@ -179,6 +183,14 @@ pub fn build(config: &Config) -> Vec<Scheduled> {
             source: AnySource::HttpProbe(http_probe::HttpProbeSource::new(probe)),
         });
     }
+    for target in &sources.redis {
+        list.push(Scheduled {
+            id: format!("redis/{}", target.name),
+            interval: config.interval_or_default(target.interval),
+            timeout: target.timeout,
+            source: AnySource::Redis(redis::RedisSource::new(target)),
+        });
+    }
     list
 }
 
@@ -187,7 +199,7 @@ pub fn build(config: &Config) -> Vec<Scheduled> {
 /// source declares beside its emit code. Sources not yet converted to
 /// [`crate::metrics::Desc`] tables contribute nothing here yet.
 pub fn catalog() -> Vec<&'static crate::metrics::Desc> {
-    let tables: &[&[crate::metrics::Desc]] = &[];
+    let tables: &[&[crate::metrics::Desc]] = &[redis::METRICS];
     tables.iter().flat_map(|t| t.iter()).collect()
 }
 
@@ -216,5 +228,6 @@ pub fn kernel_file_parsers() -> Vec<FuzzParser> {
     ];
     all.extend(cgroup::fuzz::parsers());
     all.extend(process::fuzz::parsers());
+    all.extend(redis::fuzz::parsers());
     all
 }

@@ -41,6 +41,7 @@ pub(super) fn validate(config: &Config, text: &str) -> Result<(), Invalid> {
         }
     }
     database_targets(config, text)?;
+    redis_targets(config, text)?;
     for probe in &config.sources.http_probes {
         let (line, column) = locate(text, &probe.url);
         crate::collectors::http_probe::parse_target(&probe.url).map_err(|m| {
@@ -156,6 +157,97 @@ fn database_targets(config: &Config, text: &str) -> Result<(), Invalid> {
         }
     }
     Ok(())
+}
+
+/// Redis targets: unique names, one password source, a user only with a
+/// password, a timeout above 0, queues that expand and stay within
+/// `max_queues`, unique queue labels.
+fn redis_targets(config: &Config, text: &str) -> Result<(), Invalid> {
+    unique_names(
+        text,
+        "sources.redis",
+        config.sources.redis.iter().map(|r| r.name.as_str()),
+    )?;
+    for r in &config.sources.redis {
+        let fail = |needle: &str, message: String| {
+            let (line, column) = locate_after(text, &format!("name: {}", r.name), needle);
+            Err((
+                line,
+                column,
+                format!("sources.redis `{}`: {message}", r.name),
+            ))
+        };
+        if r.password_file.is_some() && r.password_env.is_some() {
+            return fail(
+                "password_",
+                "set password_file or password_env, not both".into(),
+            );
+        }
+        if r.username.is_some() && r.password_file.is_none() && r.password_env.is_none() {
+            return fail(
+                "username",
+                "username needs a password (password_file or password_env)".into(),
+            );
+        }
+        if r.timeout.as_std().is_zero() {
+            return fail("timeout", "timeout must be above 0".into());
+        }
+        if r.max_queues == 0 {
+            return fail("max_queues", "max_queues must be at least 1".into());
+        }
+        let mut labels = BTreeSet::new();
+        let mut count = 0;
+        for q in &r.queues {
+            // The entry's first kind key, e.g. `sidekiq:`, as its position.
+            let needle = [
+                ("key:", &q.key),
+                ("bullmq:", &q.bullmq),
+                ("sidekiq:", &q.sidekiq),
+                ("celery:", &q.celery),
+                ("rq:", &q.rq),
+                ("name:", &q.name),
+            ]
+            .into_iter()
+            .find(|(_, v)| v.is_some())
+            .map_or("queues", |(k, _)| k);
+            let keys = match q.keys() {
+                Ok(keys) => keys,
+                Err(m) => return fail(needle, format!("queues: {m}")),
+            };
+            for k in keys {
+                count += 1;
+                if !labels.insert(k.name.clone()) {
+                    return fail(
+                        needle,
+                        format!("queues: queue name `{}` is used twice", k.name),
+                    );
+                }
+            }
+        }
+        if count > r.max_queues {
+            // Points at max_queues when set, else at the target.
+            return fail(
+                "max_queues",
+                format!(
+                    "queues: {count} queue keys (BullMQ queues count 4 each) exceed max_queues {}",
+                    r.max_queues
+                ),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The first `needle` at or after the first `anchor` (a target's own key
+/// rather than another target's), else the anchor itself.
+fn locate_after(text: &str, anchor: &str, needle: &str) -> (u64, u64) {
+    let (line, column) = locate(text, anchor);
+    for (i, l) in text.lines().enumerate().skip(line as usize - 1) {
+        if let Some(col) = l.find(needle) {
+            return (i as u64 + 1, col as u64 + 1);
+        }
+    }
+    (line, column)
 }
 
 /// `table` or `schema.table`, each part a plain SQL identifier.
@@ -351,6 +443,45 @@ mod tests {
             "{}",
             e.message
         );
+    }
+
+    #[test]
+    fn redis_targets_are_checked_with_positions() {
+        let ok = "sources:\n  redis:\n    - name: cache\n      address: 127.0.0.1:6379\n      queues:\n        - {bullmq: emails}\n        - {sidekiq: default}\n        - {key: jobs, name: jobs}\n";
+        let c = parse_str(ok, "c.yaml").unwrap();
+        let keys = c.sources.redis[0].queue_keys();
+        assert_eq!(keys.len(), 6);
+        assert_eq!(keys[0].key, "bull:emails:wait");
+        assert_eq!(keys[0].name, "emails:wait");
+        assert_eq!(keys[4].key, "queue:default");
+        let bad_address = "sources:\n  redis:\n    - name: cache\n      address: \"127.0.0.1\"\n";
+        let e = parse_str(bad_address, "c.yaml").unwrap_err();
+        assert_eq!(e.line, 4, "{}", e.message);
+        assert!(e.message.contains("host:port"), "{}", e.message);
+        let two_kinds = "sources:\n  redis:\n    - name: cache\n      address: 127.0.0.1:6379\n      queues:\n        - {key: a}\n        - {sidekiq: x, rq: y}\n";
+        let e = parse_str(two_kinds, "c.yaml").unwrap_err();
+        assert_eq!((e.line, e.column), (7, 12), "{}", e.message);
+        assert!(
+            e.message
+                .contains("sources.redis `cache`: queues: a queue needs exactly one of key, bullmq, sidekiq, celery, rq (found sidekiq, rq)"),
+            "{}",
+            e.message
+        );
+        let too_many = "sources:\n  redis:\n    - name: cache\n      address: /run/redis.sock\n      max_queues: 3\n      queues:\n        - {bullmq: emails}\n";
+        let e = parse_str(too_many, "c.yaml").unwrap_err();
+        assert_eq!(e.line, 5, "{}", e.message);
+        assert!(e.message.contains("4 queue keys"), "{}", e.message);
+        let user_no_pw = "sources:\n  redis:\n    - {name: cache, address: \"127.0.0.1:6379\", username: vitals}\n";
+        let e = parse_str(user_no_pw, "c.yaml").unwrap_err();
+        assert!(
+            e.message.contains("username needs a password"),
+            "{}",
+            e.message
+        );
+        let unknown = "sources:\n  redis:\n    - {name: cache, address: \"127.0.0.1:6379\", pasword_file: /x}\n";
+        let e = parse_str(unknown, "c.yaml").unwrap_err();
+        assert_eq!(e.line, 3, "{}", e.message);
+        assert!(e.message.contains("pasword_file"), "{}", e.message);
     }
 
     #[test]
