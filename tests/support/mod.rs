@@ -586,12 +586,13 @@ pub fn block_on<F: Future>(future: F) -> F::Output {
         .block_on(future)
 }
 
-/// A test case of a suite: a name and a function of the shared cluster.
-pub type Case = (&'static str, fn(&Cluster));
+/// A test case of a suite: a name and a function of the shared services
+/// (the PostgreSQL cluster, or another suite's own).
+pub type Case<T = Cluster> = (&'static str, fn(&T));
 
 /// Runs every case (or those whose name contains `VITALS_CASE`), each
 /// isolated by `catch_unwind`, and panics at the end listing the failures.
-pub fn run_cases(cluster: &Cluster, cases: &[Case]) {
+pub fn run_cases<T>(cluster: &T, cases: &[Case<T>]) {
     let filter = std::env::var("VITALS_CASE").ok();
     let mut failed = Vec::new();
     for (name, case) in cases {

@@ -13,10 +13,11 @@
 //! `LLEN`, `ZCARD`, `SCARD` or `XLEN` by the key's type. The type is known
 //! from the library pattern (BullMQ `wait`/`active` are lists,
 //! `delayed`/`failed` sorted sets; Sidekiq, Celery and RQ queues are lists)
-//! or learnt with one `TYPE` the first time; a `WRONGTYPE` answer or a
-//! missing key sends `TYPE` instead of the length next, so a round never
-//! sends more than `1 + 2 × queues` commands and in the steady state
-//! exactly `1 + queues`.
+//! or learnt with one `TYPE` the first time (a key of unknown type that does
+//! not exist yet is asked with `TYPE` each round: one command, answer 0). A
+//! key that changed type answers `WRONGTYPE` and is re-learnt in the same
+//! round (`TYPE`, then the length). So the steady state is exactly
+//! `1 + queues` commands per round, in two round trips at most.
 //!
 //! Rates and the hit ratio are over the interval, from the difference of two
 //! consecutive `INFO` replies (the server's own clock, `server_time_usec`),
@@ -662,14 +663,15 @@ impl RedisSource {
         Ok((info, lengths))
     }
 
-    /// At most two pipelined exchanges: the length (or `TYPE` when the type
-    /// is unknown), then the length of keys whose type was just learnt.
+    /// Pipelined exchanges: the length (or `TYPE` when the type is unknown),
+    /// then for the keys whose type was just learnt or changed, `TYPE` and
+    /// the length: three passes at most.
     async fn queue_lengths(
         &mut self,
         deadline: Instant,
     ) -> Result<Vec<Result<Outcome, String>>, (String, bool)> {
         let mut results: Vec<Option<Result<Outcome, String>>> = vec![None; self.queues.len()];
-        for _pass in 0..2 {
+        for _pass in 0..3 {
             let pending: Vec<usize> = (0..self.queues.len())
                 .filter(|i| results[*i].is_none())
                 .collect();
