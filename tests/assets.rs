@@ -36,6 +36,7 @@ const DASHBOARDS: &[(&str, &str, &str)] = &[
         "vitals-postgres",
         "vitals / PostgreSQL and PgBouncer",
     ),
+    ("vitals-redis.json", "vitals-redis", "vitals / Redis"),
 ];
 
 /// The rule files and their one group each.
@@ -130,6 +131,33 @@ const DEFAULT_LEVELS: &[Level] = &[
     },
     above("probe_latency", "vitals_probe_duration_seconds", 1.0, 5.0),
     above("probe_errors", "vitals_probe_error_ratio", 0.05, 0.1),
+    above(
+        "redis_memory",
+        "vitals_redis_memory_utilization_ratio",
+        0.8,
+        0.95,
+    ),
+    Level {
+        check: "redis_hit_ratio",
+        metric: "vitals_redis_keyspace_hit_ratio",
+        warning: Some(0.8),
+        critical: 0.5,
+        above: false,
+    },
+    above(
+        "redis_evictions",
+        "vitals_redis_evicted_keys_per_second",
+        0.0,
+        100.0,
+    ),
+    Level {
+        check: "redis_replica_link",
+        metric: "vitals_redis_replica_link_up",
+        warning: None,
+        critical: 0.5,
+        above: false,
+    },
+    above("redis_queue", "vitals_redis_queue_length", 100.0, 500.0),
 ];
 
 fn level_of(metric: &str) -> Option<&'static Level> {
