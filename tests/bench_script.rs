@@ -1,6 +1,7 @@
-//! `bench/run.sh` is not part of the test run (it installs packages, starts
-//! servers and takes minutes; see the README's Performance section). This
-//! keeps it from rotting silently: bash must at least be able to parse it.
+//! `bench/run.sh` and `bench/redis.sh` are not part of the test run (they
+//! install packages, start servers and take minutes; see the README's
+//! Performance section). This keeps them from rotting silently: bash (and
+//! python) must at least be able to parse them.
 
 use std::process::Command;
 
@@ -16,4 +17,28 @@ fn bench_script_is_valid_bash() {
         "bash -n bench/run.sh: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+#[test]
+fn redis_bench_script_is_valid_bash_and_python() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/bench");
+    for (tool, args, file) in [
+        ("bash", &["-n"][..], "redis.sh"),
+        (
+            "python3",
+            &["-c", "import ast, sys; ast.parse(open(sys.argv[1]).read())"][..],
+            "redis_measure.py",
+        ),
+    ] {
+        let out = Command::new(tool)
+            .args(args)
+            .arg(format!("{dir}/{file}"))
+            .output()
+            .unwrap_or_else(|e| panic!("running {tool}: {e}"));
+        assert!(
+            out.status.success(),
+            "{tool} {file}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }

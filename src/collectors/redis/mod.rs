@@ -512,6 +512,9 @@ pub struct RedisSource {
     own_lookups: (f64, f64),
     /// Commands sent on connections that are gone.
     sent_before: u64,
+    /// Whether the connection was opened in this round (a reused one may
+    /// have been closed by the server since: a restart, an idle timeout).
+    fresh: bool,
 }
 
 impl RedisSource {
@@ -546,6 +549,7 @@ impl RedisSource {
             previous: None,
             own_lookups: (0.0, 0.0),
             sent_before: 0,
+            fresh: false,
         }
     }
 
@@ -563,6 +567,7 @@ impl RedisSource {
     /// Connects (unless a backoff delay runs), authenticates and selects
     /// the database, before `deadline`.
     async fn ensure(&mut self, deadline: Instant) -> Result<(), String> {
+        self.fresh = false;
         if self.link.conn.is_some() {
             return Ok(());
         }
@@ -593,6 +598,7 @@ impl RedisSource {
                 self.previous = None;
                 self.own_lookups = (0.0, 0.0);
                 self.link.conn = Some(conn);
+                self.fresh = true;
                 Ok(())
             }
             Err((message, sent)) => {
@@ -807,7 +813,18 @@ impl Source for RedisSource {
         let deadline = Instant::now() + self.timeout.mul_f64(0.9);
         let target = self.name.clone();
         let t = [("target", target.as_str())];
-        let result = self.round(deadline).await;
+        let started = Instant::now();
+        let mut result = self.round(deadline).await;
+        // A connection kept from an earlier round that turns out dead (Redis
+        // restarted, or closed it) gets one fresh attempt in the same round,
+        // if at least half of the round's time is left.
+        if let Err((message, true)) = &result {
+            if !self.fresh && Instant::now() < started + (deadline - started) / 2 {
+                let message = message.clone();
+                self.drop_conn(&message);
+                result = self.round(deadline).await;
+            }
+        }
         let (info, lengths) = match result {
             Ok(r) => r,
             Err((message, drop)) => {
