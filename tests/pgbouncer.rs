@@ -8,10 +8,10 @@ mod support;
 
 use std::time::Duration;
 use support::{
-    block_on, Cluster, LogCapture, Options, MONITOR_PASSWORD, MONITOR_USER, SUPER_PASSWORD,
+    block_on, ok_round, round, value, Cluster, LogCapture, Options, MONITOR_PASSWORD, MONITOR_USER,
+    SUPER_PASSWORD,
 };
 use vitals::collectors::pgbouncer::{parse_databases, parse_pools, PgBouncerSource, Table};
-use vitals::collectors::{CollectError, Source};
 use vitals::config::{self, PgBouncerConfig, Secret};
 use vitals::metrics::{render, Format, Output};
 
@@ -50,28 +50,6 @@ fn bouncer_config(c: &Cluster, name: &str) -> PgBouncerConfig {
         interval: None,
         timeout: config::Duration::from_secs(2),
     }
-}
-
-async fn round(src: &mut PgBouncerSource) -> (Output, Result<(), CollectError>) {
-    let mut out = Output::new();
-    // A guard against a hang, far above the round budget (2 s).
-    let result = tokio::time::timeout(Duration::from_secs(60), src.collect(&mut out))
-        .await
-        .expect("a round never hangs");
-    (out, result)
-}
-
-async fn ok_round(src: &mut PgBouncerSource) -> Output {
-    let (out, result) = round(src).await;
-    if let Err(e) = result {
-        panic!("round failed: {e}");
-    }
-    out
-}
-
-fn value(out: &Output, name: &str, labels: &[(&str, &str)]) -> f64 {
-    out.value(name, labels)
-        .unwrap_or_else(|| panic!("{name}{labels:?} missing"))
 }
 
 /// A client of database `db` through PgBouncer.

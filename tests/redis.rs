@@ -8,13 +8,12 @@ mod support;
 #[path = "support/redis.rs"]
 mod redis_support;
 
-use common::{sample, temp_config, Daemon};
+use common::{assert_no_secret, last_error, sample, temp_config, Daemon};
 use redis_support::{Pair, REDIS_PASSWORD};
 use std::time::Duration;
-use support::block_on;
+use support::{block_on, ok_round, value};
 use vitals::checks::{CheckEngine, Now, SourceRound};
 use vitals::collectors::redis::RedisSource;
-use vitals::collectors::{CollectError, Source};
 use vitals::config::{self, Config};
 use vitals::metrics::Output;
 
@@ -57,28 +56,6 @@ fn config_for(p: &Pair, port: u16, extra: &str) -> Config {
 
 fn source(config: &Config) -> RedisSource {
     RedisSource::new(&config.sources.redis[0])
-}
-
-async fn round(src: &mut RedisSource) -> (Output, Result<(), CollectError>) {
-    let mut out = Output::new();
-    // A guard against a hang, far above the round budget (2 s).
-    let result = tokio::time::timeout(Duration::from_secs(60), src.collect(&mut out))
-        .await
-        .expect("a round never hangs");
-    (out, result)
-}
-
-async fn ok_round(src: &mut RedisSource) -> Output {
-    let (out, result) = round(src).await;
-    if let Err(e) = result {
-        panic!("round failed: {e}");
-    }
-    out
-}
-
-fn value(out: &Output, name: &str, labels: &[(&str, &str)]) -> f64 {
-    out.value(name, labels)
-        .unwrap_or_else(|| panic!("{name}{labels:?} missing"))
 }
 
 const T: (&str, &str) = ("target", "cache");
@@ -459,27 +436,17 @@ fn wrong_password_never_leaks(p: &Pair) {
             .any(|l| l.contains("redis target wrong") && l.contains("WRONGPASS")),
         "the failure is logged with Redis' reason: {log}"
     );
-    let json: serde_json::Value = serde_json::from_str(&status).unwrap();
-    let wrong = json["sources"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["source"] == "redis/wrong")
-        .unwrap();
-    let error = wrong["last_error"]
-        .as_str()
-        .expect("an error for the wrong password");
+    let error = last_error(&status, "redis/wrong").expect("an error for the wrong password");
     assert!(error.contains("AUTH refused"), "{error}");
-    for secret in [REDIS_PASSWORD, WRONG_PASSWORD] {
-        for (what, text) in [
+    assert_no_secret(
+        &[REDIS_PASSWORD, WRONG_PASSWORD],
+        &[
             ("/metrics", &metrics),
             ("/status", &status),
             ("/", &index),
             ("log", &log),
-        ] {
-            assert!(!text.contains(secret), "{what} contains a password");
-        }
-    }
+        ],
+    );
     d.stop();
 }
 
