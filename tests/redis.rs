@@ -35,6 +35,7 @@ fn redis_suite() {
                 "replica_offset_lag_grows_and_recovers",
                 replica_offset_lag_grows_and_recovers,
             ),
+            ("silent_and_garbage_servers", silent_and_garbage_servers),
             ("wrong_password_never_leaks", wrong_password_never_leaks),
             (
                 "redis_restart_under_a_running_daemon",
@@ -366,6 +367,42 @@ fn replica_offset_lag_grows_and_recovers(p: &Pair) {
         );
     });
     p.primary.cli(&["FLUSHALL"]);
+}
+
+/// A listener that accepts and answers nothing, or answers HTTP: the round
+/// ends at its deadline (or at once) with `up 0` and a clear error, and the
+/// next round tries again.
+fn silent_and_garbage_servers(p: &Pair) {
+    use std::io::{Read, Write};
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let garbage = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let garbage_port = garbage.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut conn in garbage.incoming().flatten() {
+            let mut buf = [0u8; 512];
+            let _ = conn.read(&mut buf);
+            let _ = conn.write_all(b"HTTP/1.1 400 Bad Request\r\n\r\n");
+        }
+    });
+    let cases = [
+        (
+            silent.local_addr().unwrap().port(),
+            "no answer within the timeout",
+        ),
+        (garbage_port, "protocol error"),
+    ];
+    block_on(async {
+        for (port, want) in cases {
+            let mut config = config_for(p, port, "      timeout: 1s\n");
+            config.sources.redis[0].password_file = None;
+            let mut src = source(&config);
+            let (out, result) = support::round(&mut src).await;
+            assert_eq!(value(&out, "vitals_redis_up", &[T]), 0.0);
+            let e = result.expect_err("a failed round").to_string();
+            assert!(e.contains("redis target cache") && e.contains(want), "{e}");
+        }
+    });
+    drop(silent);
 }
 
 const WRONG_PASSWORD: &str = "Wr0ng-Redis-Guess-42";
