@@ -646,12 +646,9 @@ impl RedisSource {
         Ok(conn)
     }
 
-    /// `INFO` and the queue lengths. On failure: the message, and whether
-    /// the connection must go.
-    async fn round(
-        &mut self,
-        deadline: Instant,
-    ) -> Result<(Info, Vec<Result<Outcome, String>>), (String, bool)> {
+    /// Connects if needed and reads `INFO`. On failure: the message, and
+    /// whether the connection must go.
+    async fn round(&mut self, deadline: Instant) -> Result<Info, (String, bool)> {
         self.ensure(deadline).await.map_err(|m| (m, false))?;
         let conn = self
             .link
@@ -664,9 +661,18 @@ impl RedisSource {
             Ok(other) => return Err((format!("INFO: unexpected reply {other:?}"), true)),
             Err(e) => return Err((format!("INFO: {e}"), true)),
         };
-        let info = parse_info(&text).map_err(|e| (e.to_string(), false))?;
-        let lengths = self.queue_lengths(deadline).await?;
-        Ok((info, lengths))
+        parse_info(&text).map_err(|e| (e.to_string(), false))
+    }
+
+    /// Drops the connection if needed and turns `message` into the round's
+    /// error, without any secret.
+    fn fail(&mut self, out: &mut Output, message: String, drop: bool) -> CollectError {
+        if drop {
+            self.drop_conn(&message);
+        }
+        out.add(&SENT, &[("target", self.name.as_str())], self.sent() as f64);
+        let message = scrub(&message, &self.link.secrets);
+        CollectError::Other(format!("redis target {}: {message}", self.name))
     }
 
     /// Pipelined exchanges: the length (or `TYPE` when the type is unknown),
@@ -825,18 +831,11 @@ impl Source for RedisSource {
                 result = self.round(deadline).await;
             }
         }
-        let (info, lengths) = match result {
-            Ok(r) => r,
+        let info = match result {
+            Ok(info) => info,
             Err((message, drop)) => {
-                if drop {
-                    self.drop_conn(&message);
-                }
                 out.add(&UP, &t, 0.0);
-                out.add(&SENT, &t, self.sent() as f64);
-                let message = scrub(&message, &self.link.secrets);
-                return Err(CollectError::Other(format!(
-                    "redis target {target}: {message}"
-                )));
+                return Err(self.fail(out, message, drop));
             }
         };
         out.add(&UP, &t, 1.0);
@@ -856,7 +855,12 @@ impl Source for RedisSource {
         }
         self.previous = now;
         self.own_lookups = (0.0, 0.0);
-        self.emit_queues(out, lengths);
+        // INFO's figures stay when the queue commands fail: the round
+        // fails, the server was up.
+        match self.queue_lengths(deadline).await {
+            Ok(lengths) => self.emit_queues(out, lengths),
+            Err((message, drop)) => return Err(self.fail(out, message, drop)),
+        }
         out.add(&SENT, &t, self.sent() as f64);
         Ok(())
     }
