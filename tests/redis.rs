@@ -36,6 +36,7 @@ fn redis_suite() {
                 replica_offset_lag_grows_and_recovers,
             ),
             ("silent_and_garbage_servers", silent_and_garbage_servers),
+            ("unix_socket_and_db", unix_socket_and_db),
             ("wrong_password_never_leaks", wrong_password_never_leaks),
             (
                 "redis_restart_under_a_running_daemon",
@@ -365,6 +366,34 @@ fn replica_offset_lag_grows_and_recovers(p: &Pair) {
                 (lag_of(&out) == 0.0).then_some(())
             }
         );
+    });
+    p.primary.cli(&["FLUSHALL"]);
+}
+
+/// The same server through its unix socket, with `db: 3` selected for the
+/// queue keys.
+fn unix_socket_and_db(p: &Pair) {
+    p.primary
+        .batch(&["SELECT 3".into(), "RPUSH queue:mailers a b".into()]);
+    let text = format!(
+        "sources:\n  redis:\n    - name: cache\n      address: {}\n      password_file: {}\n      db: 3\n      queues: [{{sidekiq: mailers}}]\n",
+        p.primary.socket.display(),
+        p.password_file.display()
+    );
+    let config = config::parse_str(&text, "test.yaml").unwrap_or_else(|e| panic!("{e}"));
+    block_on(async {
+        let out = ok_round(&mut source(&config)).await;
+        assert_eq!(value(&out, "vitals_redis_up", &[T]), 1.0);
+        assert_eq!(
+            value(
+                &out,
+                "vitals_redis_queue_length",
+                &[T, ("queue", "mailers")]
+            ),
+            2.0,
+            "read in db 3"
+        );
+        assert_eq!(value(&out, "vitals_redis_db_keys", &[T, ("db", "3")]), 1.0);
     });
     p.primary.cli(&["FLUSHALL"]);
 }

@@ -21,6 +21,8 @@ pub const REDIS_PASSWORD: &str = "R3dis-Secret-Pw-5k";
 /// One redis-server process.
 pub struct Server {
     pub port: u16,
+    /// Its unix socket, beside the TCP port.
+    pub socket: PathBuf,
     dir: PathBuf,
     args: Vec<String>,
     /// Behind a lock so a case holding `&Pair` can stop and start it.
@@ -186,6 +188,10 @@ fn server(dir: &Path, extra: &[String]) -> Server {
         REDIS_PASSWORD,
         "--daemonize",
         "no",
+        "--unixsocket",
+        &dir.join(format!("redis-{port}.sock")).display().to_string(),
+        "--unixsocketperm",
+        "700",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -193,6 +199,7 @@ fn server(dir: &Path, extra: &[String]) -> Server {
     args.extend_from_slice(extra);
     let s = Server {
         port,
+        socket: dir.join(format!("redis-{port}.sock")),
         dir: dir.to_owned(),
         args,
         child: Mutex::new(None),
