@@ -3,13 +3,16 @@
 //! Performance section). This keeps them from rotting silently: bash (and
 //! python) must at least be able to parse them.
 
+mod common;
+
 use std::process::Command;
 
 #[test]
 fn bench_script_is_valid_bash() {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/bench/run.sh");
+    let script = common::repo().join("bench/run.sh");
     let out = Command::new("bash")
-        .args(["-n", script])
+        .arg("-n")
+        .arg(&script)
         .output()
         .expect("running bash -n");
     assert!(

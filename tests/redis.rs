@@ -8,12 +8,13 @@ mod support;
 #[path = "support/redis.rs"]
 mod redis_support;
 
-use common::{assert_no_secret, last_error, sample, temp_config, Daemon};
+use common::{assert_no_secret, last_error, sample, Daemon};
 use redis_support::{Pair, REDIS_PASSWORD};
 use std::time::Duration;
-use support::{block_on, ok_round, value};
+use support::{block_on, value};
 use vitals::checks::{CheckEngine, Now, SourceRound};
 use vitals::collectors::redis::RedisSource;
+use vitals::collectors::CollectError;
 use vitals::config::{self, Config};
 use vitals::metrics::Output;
 
@@ -44,6 +45,29 @@ fn redis_suite() {
             ),
         ],
     );
+    // Only when every case ran (VITALS_CASE picks some).
+    if std::env::var_os("VITALS_CASE").is_none() {
+        SEEN.assert_covered("vitals_redis_");
+    }
+}
+
+/// One round (`support::round`), its families checked against the catalog
+/// and remembered.
+async fn round(src: &mut RedisSource) -> (Output, Result<(), CollectError>) {
+    let (out, result) = support::round(src).await;
+    SEEN.record(&out);
+    (out, result)
+}
+
+/// The families the rounds of this suite emitted, for the catalog coverage.
+static SEEN: common::catalog::Seen = common::catalog::Seen::new();
+
+async fn ok_round(src: &mut RedisSource) -> Output {
+    let (out, result) = round(src).await;
+    if let Err(e) = result {
+        panic!("round failed: {e}");
+    }
+    out
 }
 
 /// A config with one Redis target `cache` on the primary (or `port`),
@@ -425,7 +449,7 @@ fn silent_and_garbage_servers(p: &Pair) {
             let mut config = config_for(p, port, "      timeout: 1s\n");
             config.sources.redis[0].password_file = None;
             let mut src = source(&config);
-            let (out, result) = support::round(&mut src).await;
+            let (out, result) = round(&mut src).await;
             assert_eq!(value(&out, "vitals_redis_up", &[T]), 0.0);
             let e = result.expect_err("a failed round").to_string();
             assert!(e.contains("redis target cache") && e.contains(want), "{e}");
@@ -457,23 +481,22 @@ fn daemon_config(p: &Pair, extra: &str) -> String {
 }
 
 fn wrong_password_never_leaks(p: &Pair) {
-    let dir = tempfile::tempdir().unwrap();
     let extra = format!(
         "\x20   - name: wrong\n\
          \x20     address: \"127.0.0.1:{}\"\n\
          \x20     password_env: VITALS_TEST_WRONG_PW\n",
         p.primary.port
     );
-    let path = temp_config(dir.path(), "vitals.yaml", &daemon_config(p, &extra));
-    let d = Daemon::start_with(
-        &["--config", path.to_str().unwrap()],
+    let d = Daemon::run_in(
+        tempfile::tempdir().unwrap(),
+        &daemon_config(p, &extra),
+        &[],
         &[
             ("VITALS_TEST_WRONG_PW", WRONG_PASSWORD),
             ("VITALS_TEST_REDIS_PW", REDIS_PASSWORD),
             ("RUST_LOG", "debug"),
         ],
     );
-    d.wait_ready();
     d.wait_until("a few rounds of every target", |d| {
         let text = d.get("/metrics").text();
         ["redis/primary", "redis/replica", "redis/wrong"]
@@ -485,6 +508,7 @@ fn wrong_password_never_leaks(p: &Pair) {
     // Past the first backoff, so a reconnect attempt ran too.
     std::thread::sleep(Duration::from_millis(2500));
     let metrics = d.get("/metrics").text();
+    common::catalog::assert_families_in_catalog(&metrics);
     let status = d.get("/status").text();
     let index = d.get("/").text();
     let log = d.log();
@@ -517,10 +541,10 @@ fn wrong_password_never_leaks(p: &Pair) {
 }
 
 fn redis_restart_under_a_running_daemon(p: &Pair) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = temp_config(dir.path(), "vitals.yaml", &daemon_config(p, ""));
-    let d = Daemon::start_with(
-        &["--config", path.to_str().unwrap()],
+    let d = Daemon::spawn_in(
+        tempfile::tempdir().unwrap(),
+        &daemon_config(p, ""),
+        &[],
         &[("VITALS_TEST_REDIS_PW", REDIS_PASSWORD)],
     );
     let up = |d: &Daemon, target: &str| {
@@ -544,6 +568,16 @@ fn redis_restart_under_a_running_daemon(p: &Pair) {
     p.primary.stop();
     d.wait_until("primary down", |d| up(d, "primary") == Some(0.0));
     d.wait_until("replica link down", |d| link(d) == Some(0.0));
+    d.wait_until("replica link down seconds", |d| {
+        let text = d.get("/metrics").text();
+        common::catalog::assert_families_in_catalog(&text);
+        sample(
+            &text,
+            "vitals_redis_replica_link_down_seconds",
+            &[("target", "replica")],
+        )
+        .is_some()
+    });
     d.wait_until("a failed reconnect", |d| {
         d.log().contains("redis target primary: cannot connect")
     });
