@@ -16,6 +16,8 @@ declare -A needs=(
   [systemd]=/usr/bin/systemd-analyze
   [chromium]=/usr/bin/chromium
   [util-linux]=/usr/bin/setpriv
+  [redis-server]=/usr/bin/redis-server
+  [redis-tools]=/usr/bin/redis-cli
 )
 missing=()
 for pkg in "${!needs[@]}"; do
@@ -28,7 +30,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   # --no-install-recommends: only what the tests use.
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   # Packages may start their own services; the tests run their own instances.
-  for svc in postgresql pgbouncer prometheus prometheus-alertmanager; do
+  for svc in postgresql pgbouncer prometheus prometheus-alertmanager redis-server; do
     service "$svc" stop >/dev/null 2>&1 || true
   done
 fi

@@ -31,7 +31,7 @@ fn every_bench_script_is_valid_bash() {
         .collect();
     scripts.sort();
     // The listing must find the scripts the README names.
-    for name in ["run.sh", "overload.sh"] {
+    for name in ["run.sh", "overload.sh", "redis.sh"] {
         assert!(
             scripts.iter().any(|p| p.ends_with(name)),
             "bench/{name} not found in {scripts:?}"
@@ -39,6 +39,30 @@ fn every_bench_script_is_valid_bash() {
     }
     for script in &scripts {
         assert_bash_parses(script);
+    }
+}
+
+#[test]
+fn every_bench_python_helper_parses() {
+    let dir = common::repo().join("bench");
+    let helpers: Vec<_> = std::fs::read_dir(&dir)
+        .expect("reading bench/")
+        .map(|e| e.expect("bench/ entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "py"))
+        .collect();
+    assert!(!helpers.is_empty(), "no Python helper found in bench/");
+    for helper in &helpers {
+        let out = Command::new("python3")
+            .args(["-c", "import ast, sys; ast.parse(open(sys.argv[1]).read())"])
+            .arg(helper)
+            .output()
+            .expect("running python3");
+        assert!(
+            out.status.success(),
+            "python3 {}: {}",
+            helper.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }
 

@@ -24,6 +24,7 @@ const COVERED_BY: &[(&str, &str)] = &[
     ("vitals_pg_", "tests/postgres.rs"),
     ("vitals_pgbouncer_", "tests/pgbouncer.rs"),
     ("vitals_probe_", "tests/checks_probe.rs"),
+    ("vitals_redis_", "tests/redis.rs"),
 ];
 
 /// The families covered here: everything but the prefixes of [`COVERED_BY`].

@@ -1,6 +1,7 @@
 //! End to end with real programs, all on loopback:
 //! - vitals runs every source against the throwaway cluster (primary,
-//!   streaming standby, PgBouncer), a local "application" and this machine;
+//!   streaming standby, PgBouncer), a Redis primary and replica, a local
+//!   "application" and this machine;
 //!   every metric the bundled dashboards and rules name must be in its live
 //!   scrape (or, for figures this kernel cannot have, in the golden files of
 //!   the cgroup v2 fixture trees);
@@ -14,6 +15,8 @@ mod common;
 #[macro_use]
 #[allow(unused_macros)]
 mod support;
+#[path = "support/redis.rs"]
+mod redis_support;
 
 use common::{free_port, request, sample, Daemon};
 use std::collections::BTreeSet;
@@ -92,7 +95,7 @@ fn serve_ok(limit: usize, received: Option<Received>) -> u16 {
     port
 }
 
-fn vitals_config(c: &Cluster, dir: &Path, probe_port: u16) -> String {
+fn vitals_config(c: &Cluster, redis: &redis_support::Pair, dir: &Path, probe_port: u16) -> String {
     // Downward-API limit files, so the limit figures exist on a machine
     // whose own cgroup is unlimited.
     let podinfo = dir.join("podinfo");
@@ -121,6 +124,14 @@ sources:
       password_file: {pw}
   http_probes:
     - {{name: app, url: \"http://127.0.0.1:{probe_port}/health\", timeout: 2s}}
+  redis:
+    - name: cache
+      address: \"127.0.0.1:{redis_primary}\"
+      password_file: {redis_pw}
+      queues: [{{bullmq: emails}}, {{key: jobs:hash}}]
+    - name: cache_replica
+      address: \"127.0.0.1:{redis_replica}\"
+      password_file: {redis_pw}
 checks:
   # The default levels, without the agent-side `for`, so that the alert's
   # own `for` is what the end-to-end delay is made of.
@@ -135,6 +146,9 @@ checks:
         replica = c.monitor_dsn(c.standby().port),
         pw = c.password_file.display(),
         bouncer = c.bouncer().port,
+        redis_primary = redis.primary.port,
+        redis_replica = redis.replica.port,
+        redis_pw = redis.password_file.display(),
     )
 }
 
@@ -155,13 +169,16 @@ fn e2e_suite() {
         bouncer: true,
     });
     cluster.wait_streaming();
+    let redis = redis_support::Pair::start();
+    // A key of another type: vitals_redis_queue_up 0.
+    redis.primary.cli(&["HSET", "jobs:hash", "f", "v"]);
     let dir = tempfile::tempdir().unwrap();
     let probe_port = serve_ok(100_000, None);
-    let config = vitals_config(&cluster, dir.path(), probe_port);
+    let config = vitals_config(&cluster, &redis, dir.path(), probe_port);
     let vitals = Daemon::run_in(dir, &config, &[], &[]);
     // Both parts run even when the first fails; the test fails if either did.
     let metrics = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        bundled_metrics_are_exported(&vitals)
+        bundled_metrics_are_exported(&vitals, &redis)
     }));
     let alert = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         replica_lag_alert_reaches_webhook_and_resolves(&cluster, &vitals, vitals.dir())
@@ -174,7 +191,9 @@ fn e2e_suite() {
     );
 }
 
-fn bundled_metrics_are_exported(vitals: &Daemon) {
+fn bundled_metrics_are_exported(vitals: &Daemon, redis: &redis_support::Pair) {
+    // Enough key lookups per interval for the Redis hit ratio to exist.
+    let lookups: Vec<String> = (0..150).map(|i| format!("GET key:{i}")).collect();
     // Two rounds of everything: ratios need a previous reading.
     vitals.wait_until("every source succeeded twice, ratios present", |d| {
         let text = d.get("/metrics").text();
@@ -186,7 +205,10 @@ fn bundled_metrics_are_exported(vitals: &Daemon) {
             "postgres/replica",
             "pgbouncer/bouncer",
             "probe/app",
+            "redis/cache",
+            "redis/cache_replica",
         ];
+        redis.primary.batch(&lookups);
         sources
             .iter()
             .all(|s| sample(&text, "vitals_source_success", &[("source", s)]) == Some(1.0))
@@ -195,6 +217,12 @@ fn bundled_metrics_are_exported(vitals: &Daemon) {
                 &text,
                 "vitals_pg_heartbeat_lag_seconds",
                 &[("target", "replica")],
+            )
+            .is_some()
+            && sample(
+                &text,
+                "vitals_redis_keyspace_hit_ratio",
+                &[("target", "cache")],
             )
             .is_some()
     });

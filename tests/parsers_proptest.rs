@@ -21,7 +21,20 @@ fn seeds() -> Vec<(&'static str, Vec<u8>)> {
     let v2 = "cgroup/v2-throttled-oom/sys/fs/cgroup";
     let v1 = "cgroup/v1/sys/fs/cgroup";
     let pid = "process/proc/12177";
+    let info = fixture("redis/info-7.0.15-primary.txt");
+    // The INFO reply as it comes off the wire: a RESP bulk string.
+    let mut resp = format!("${}\r\n", info.len()).into_bytes();
+    resp.extend_from_slice(&info);
+    resp.extend_from_slice(b"\r\n");
     let mut seeds = vec![
+        ("redis/info", info.clone()),
+        ("redis/info", fixture("redis/info-7.0.15-replica.txt")),
+        ("redis/resp", resp),
+        (
+            "redis/resp",
+            b"*2\r\n:150\r\n-WRONGTYPE Operation against a key holding the wrong kind of value\r\n"
+                .to_vec(),
+        ),
         ("host/stat", fixture("host/proc/stat")),
         ("host/loadavg", fixture("host/proc/loadavg")),
         ("host/meminfo", fixture("host/proc/meminfo")),
@@ -213,6 +226,7 @@ fn invariants(name: &str, result: &Result<String, String>) {
         }
         "cgroup/v2_cpu_max" => assert!(!value.contains("period_us: 0 "), "{name}: {value}"),
         "process/pidfile" => assert_ne!(value, "Some(0)", "{name}"),
+        "redis/info" => assert!(!value.contains("maxmemory: Some(0.0)"), "{name}: {value}"),
         _ => {}
     }
 }

@@ -9,10 +9,10 @@ mod support;
 
 use std::time::Duration;
 use support::{
-    block_on, Cluster, LogCapture, Options, MONITOR_PASSWORD, MONITOR_USER, SUPER_PASSWORD,
+    block_on, value, Cluster, LogCapture, Options, MONITOR_PASSWORD, MONITOR_USER, SUPER_PASSWORD,
 };
 use vitals::collectors::pgbouncer::{parse_databases, parse_pools, PgBouncerSource, Table};
-use vitals::collectors::{CollectError, Source};
+use vitals::collectors::CollectError;
 use vitals::config::{self, Dsn, PgBouncerConfig};
 use vitals::metrics::{render, Format, Output};
 
@@ -58,12 +58,10 @@ fn bouncer_config(c: &Cluster, name: &str) -> PgBouncerConfig {
     }
 }
 
+/// One round (`support::round`), its families checked against the catalog
+/// and remembered.
 async fn round(src: &mut PgBouncerSource) -> (Output, Result<(), CollectError>) {
-    let mut out = Output::new();
-    // A guard against a hang, far above the round budget (2 s).
-    let result = tokio::time::timeout(Duration::from_secs(60), src.collect(&mut out))
-        .await
-        .expect("a round never hangs");
+    let (out, result) = support::round(src).await;
     SEEN.record(&out);
     (out, result)
 }
@@ -77,11 +75,6 @@ async fn ok_round(src: &mut PgBouncerSource) -> Output {
         panic!("round failed: {e}");
     }
     out
-}
-
-fn value(out: &Output, name: &str, labels: &[(&str, &str)]) -> f64 {
-    out.value(name, labels)
-        .unwrap_or_else(|| panic!("{name}{labels:?} missing"))
 }
 
 /// A client of database `db` through PgBouncer.

@@ -158,6 +158,60 @@ const DEFAULTS: &[Default] = &[
         for_secs: 0,
         description: "Share of the application health probes over the probe's window that failed (no answer, timeout or an unexpected status).",
     },
+    Default {
+        name: "redis_memory",
+        metric: "vitals_redis_memory_utilization_ratio",
+        direction: ABOVE,
+        warning: Some(0.8),
+        critical: Some(0.95),
+        hysteresis: Some(Band::Absolute(0.02)),
+        for_secs: 60,
+        description: "Memory Redis uses as a share of its maxmemory; at the limit it evicts keys or refuses writes, by maxmemory-policy.",
+    },
+    Default {
+        name: "redis_hit_ratio",
+        metric: "vitals_redis_keyspace_hit_ratio",
+        direction: Direction::Below,
+        warning: Some(0.8),
+        critical: Some(0.5),
+        hysteresis: Some(Band::Absolute(0.02)),
+        // The ratio only exists once min_lookups lookups happened in an
+        // interval; a few bad intervals are normal after a deploy.
+        for_secs: 120,
+        description: "Share of Redis key lookups over the interval that found their key; a falling ratio sends the load to the database behind the cache.",
+    },
+    Default {
+        name: "redis_evictions",
+        metric: "vitals_redis_evicted_keys_per_second",
+        direction: ABOVE,
+        warning: Some(0.0),
+        critical: Some(100.0),
+        hysteresis: None,
+        for_secs: 60,
+        description: "Keys Redis evicts per second because it reached maxmemory; any sustained eviction means the cache is too small for its data.",
+    },
+    Default {
+        name: "redis_replica_link",
+        metric: "vitals_redis_replica_link_up",
+        direction: Direction::Below,
+        warning: None,
+        critical: Some(0.5),
+        hysteresis: None,
+        // A replica reconnects in seconds after a primary restart.
+        for_secs: 30,
+        description: "Whether a Redis replica's link to its primary is up; down, the replica serves ever older data.",
+    },
+    Default {
+        name: "redis_queue",
+        metric: "vitals_redis_queue_length",
+        direction: ABOVE,
+        warning: Some(100.0),
+        critical: Some(500.0),
+        hysteresis: Some(Band::Percent(10.0)),
+        // Bursts are what queues are for; a minute of backlog is a trend.
+        for_secs: 60,
+        description: "Items waiting in a configured Redis queue key (BullMQ, Sidekiq, Celery, RQ or a plain key); a growing backlog means the workers do not keep up.",
+    },
 ];
 
 /// The built-in checks, in a stable order.
@@ -230,11 +284,17 @@ mod tests {
             ("replica_stream", None, Some(0.5)),
             ("probe_latency", Some(1.0), Some(5.0)),
             ("probe_errors", Some(0.05), Some(0.1)),
+            ("redis_memory", Some(0.8), Some(0.95)),
+            ("redis_hit_ratio", Some(0.8), Some(0.5)),
+            ("redis_evictions", Some(0.0), Some(100.0)),
+            ("redis_replica_link", None, Some(0.5)),
+            ("redis_queue", Some(100.0), Some(500.0)),
         ] {
             let c = by_name(name);
             assert_eq!((c.warning, c.critical), (warning, critical), "{name}");
         }
         assert_eq!(by_name("replica_stream").direction, Direction::Below);
-        assert_eq!(default_checks().len(), 13);
+        assert_eq!(by_name("redis_hit_ratio").direction, Direction::Below);
+        assert_eq!(default_checks().len(), 18);
     }
 }

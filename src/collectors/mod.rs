@@ -8,6 +8,7 @@
 //! | postgres    | `postgres/`     | `vitals_pg_`         |
 //! | pgbouncer   | `pgbouncer.rs`  | `vitals_pgbouncer_`  |
 //! | http probe  | `http_probe.rs` | `vitals_probe_`      |
+//! | redis       | `redis/`        | `vitals_redis_`      |
 //!
 //! `footprint.rs` is not a source: it reads vitals' own `<proc>/self` for the
 //! conventional `process_*` self metrics, on the runtime's own tick.
@@ -24,6 +25,7 @@ pub mod pgbouncer;
 pub mod postgres;
 pub mod process;
 pub mod procfs;
+pub mod redis;
 
 use crate::config::{Config, Duration, Paths};
 use crate::metrics::{Desc, Output};
@@ -97,6 +99,7 @@ pub enum AnySource {
     Postgres(postgres::PostgresSource),
     PgBouncer(pgbouncer::PgBouncerSource),
     HttpProbe(http_probe::HttpProbeSource),
+    Redis(redis::RedisSource),
     /// A source the runtime's own tests script (panics, counts rebuilds).
     #[cfg(test)]
     Test(TestSource),
@@ -111,6 +114,7 @@ impl Source for AnySource {
             AnySource::Postgres(s) => s.collect(out).await,
             AnySource::PgBouncer(s) => s.collect(out).await,
             AnySource::HttpProbe(s) => s.collect(out).await,
+            AnySource::Redis(s) => s.collect(out).await,
             #[cfg(test)]
             AnySource::Test(s) => {
                 assert!(!s.panics, "test source panics as scripted");
@@ -228,6 +232,15 @@ pub fn build(config: &Config) -> Vec<Scheduled> {
             move || AnySource::HttpProbe(http_probe::HttpProbeSource::new(&p)),
         ));
     }
+    for target in &sources.redis {
+        let t = target.clone();
+        list.push(Scheduled::new(
+            format!("redis/{}", target.name),
+            config.interval_or_default(target.interval),
+            target.timeout,
+            move || AnySource::Redis(redis::RedisSource::new(&t)),
+        ));
+    }
     list
 }
 
@@ -248,6 +261,7 @@ pub fn catalog() -> Vec<&'static Desc> {
         http_probe::METRICS,
         crate::runtime::METRICS,
         footprint::METRICS,
+        redis::METRICS,
         crate::checks::METRICS,
     ];
     tables.iter().flat_map(|t| t.iter()).collect()
@@ -283,6 +297,7 @@ pub fn kernel_file_parsers() -> Vec<FuzzParser> {
     ];
     all.extend(cgroup::fuzz::parsers());
     all.extend(process::fuzz::parsers());
+    all.extend(redis::fuzz::parsers());
     all
 }
 

@@ -192,6 +192,8 @@ pub struct Sources {
     pub pgbouncer: Vec<PgBouncerConfig>,
     #[serde(default)]
     pub http_probes: Vec<HttpProbeConfig>,
+    #[serde(default)]
+    pub redis: Vec<RedisConfig>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -348,6 +350,234 @@ pub struct PgBouncerConfig {
     pub interval: Option<Duration>,
     #[serde(default = "default_pg_timeout")]
     pub timeout: Duration,
+}
+
+/// A Redis target (see `collectors::redis`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisConfig {
+    /// Becomes the `target` label.
+    pub name: String,
+    /// `host:port` (`[::1]:6379` for IPv6) or the path of a unix socket.
+    pub address: RedisAddress,
+    /// ACL user (Redis 6+); without it AUTH uses the password alone.
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+    #[serde(default)]
+    pub password_env: Option<String>,
+    /// Database selected for the queue keys.
+    #[serde(default)]
+    pub db: u32,
+    #[serde(default)]
+    pub interval: Option<Duration>,
+    #[serde(default = "default_pg_timeout")]
+    pub timeout: Duration,
+    /// Keys whose length is exported as `vitals_redis_queue_length`.
+    #[serde(default)]
+    pub queues: Vec<QueueConfig>,
+    /// Most queue keys (after expanding the library patterns) allowed, so
+    /// the series count stays bounded.
+    #[serde(default = "default_max_queues")]
+    pub max_queues: usize,
+    /// Lookups (hits + misses) needed in an interval before the interval's
+    /// hit ratio is exported: a ratio of three lookups means nothing.
+    #[serde(default = "default_min_lookups")]
+    pub min_lookups: u64,
+}
+
+fn default_max_queues() -> usize {
+    50
+}
+fn default_min_lookups() -> u64 {
+    100
+}
+
+/// Where a Redis server listens.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RedisAddress {
+    /// `host:port`, resolved at each connect.
+    Tcp(String),
+    Unix(PathBuf),
+}
+
+impl fmt::Display for RedisAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RedisAddress::Tcp(a) => f.write_str(a),
+            RedisAddress::Unix(p) => write!(f, "unix:{}", p.display()),
+        }
+    }
+}
+
+impl RedisAddress {
+    /// `host:port` or an absolute socket path (`unix:` prefix optional).
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        if let Some(path) = text
+            .strip_prefix("unix:")
+            .or(text.starts_with('/').then_some(text))
+        {
+            return if path.starts_with('/') {
+                Ok(RedisAddress::Unix(PathBuf::from(path)))
+            } else {
+                Err(format!("unix socket path {path:?} must be absolute"))
+            };
+        }
+        let (host, port) = text.rsplit_once(':').ok_or_else(|| {
+            format!("address {text:?} must be host:port or an absolute unix socket path")
+        })?;
+        if host.is_empty() || host.contains(char::is_whitespace) {
+            return Err(format!("address {text:?}: missing host"));
+        }
+        if host.contains(':') && !(host.starts_with('[') && host.ends_with(']')) {
+            return Err(format!(
+                "address {text:?}: write an IPv6 host in brackets, [::1]:6379"
+            ));
+        }
+        match port.parse::<u16>() {
+            Ok(p) if p > 0 => Ok(RedisAddress::Tcp(text.to_owned())),
+            _ => Err(format!(
+                "address {text:?}: port {port:?} is not a port number"
+            )),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for RedisAddress {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        RedisAddress::parse(&text).map_err(de::Error::custom)
+    }
+}
+
+/// One configured queue: a plain key, or a queue of a known library that
+/// expands to its keys. Exactly one of `key`, `bullmq`, `sidekiq`, `celery`,
+/// `rq` is set (checked in `validate`).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueueConfig {
+    /// A key holding a list, sorted set, set or stream.
+    #[serde(default)]
+    pub key: Option<String>,
+    /// The `queue` label; default: the key (or the library queue's name).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// A BullMQ (or Bull 3) queue: `<prefix>:<queue>:wait`, `active`,
+    /// `delayed`, `failed`.
+    #[serde(default)]
+    pub bullmq: Option<String>,
+    /// BullMQ key prefix (its `prefix` option); default `bull`.
+    #[serde(default)]
+    pub prefix: Option<String>,
+    /// A Sidekiq queue: the list `queue:<name>`.
+    #[serde(default)]
+    pub sidekiq: Option<String>,
+    /// A Celery queue (Redis broker): the list named after the queue.
+    #[serde(default)]
+    pub celery: Option<String>,
+    /// An RQ queue: the list `rq:queue:<name>`.
+    #[serde(default)]
+    pub rq: Option<String>,
+}
+
+/// The kind of Redis value a queue key is expected to hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum QueueKind {
+    List,
+    SortedSet,
+    /// Not known until the server says (`TYPE`).
+    Unknown,
+}
+
+/// One key whose length is exported, after expanding library patterns.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QueueKey {
+    /// The `queue` label.
+    pub name: String,
+    pub key: String,
+    /// What the library stores there, so the first round needs no `TYPE`.
+    pub kind: QueueKind,
+}
+
+impl QueueConfig {
+    /// The keys this entry stands for, or why it is invalid.
+    pub fn keys(&self) -> Result<Vec<QueueKey>, String> {
+        let set: Vec<&str> = [
+            ("key", &self.key),
+            ("bullmq", &self.bullmq),
+            ("sidekiq", &self.sidekiq),
+            ("celery", &self.celery),
+            ("rq", &self.rq),
+        ]
+        .iter()
+        .filter(|(_, v)| v.is_some())
+        .map(|(k, _)| *k)
+        .collect();
+        if set.len() != 1 {
+            return Err(format!(
+                "a queue needs exactly one of key, bullmq, sidekiq, celery, rq (found {})",
+                if set.is_empty() {
+                    "none".to_owned()
+                } else {
+                    set.join(", ")
+                }
+            ));
+        }
+        if self.prefix.is_some() && self.bullmq.is_none() {
+            return Err("prefix applies to bullmq queues only".into());
+        }
+        let one = |name: &str, key: String, kind| QueueKey {
+            name: self.name.clone().unwrap_or_else(|| name.to_owned()),
+            key,
+            kind,
+        };
+        let keys = if let Some(key) = &self.key {
+            vec![one(key, key.clone(), QueueKind::Unknown)]
+        } else if let Some(q) = &self.bullmq {
+            let prefix = self.prefix.as_deref().unwrap_or("bull");
+            let base = self.name.as_deref().unwrap_or(q);
+            [
+                ("wait", QueueKind::List),
+                ("active", QueueKind::List),
+                ("delayed", QueueKind::SortedSet),
+                ("failed", QueueKind::SortedSet),
+            ]
+            .into_iter()
+            .map(|(state, kind)| QueueKey {
+                name: format!("{base}:{state}"),
+                key: format!("{prefix}:{q}:{state}"),
+                kind,
+            })
+            .collect()
+        } else if let Some(q) = &self.sidekiq {
+            vec![one(q, format!("queue:{q}"), QueueKind::List)]
+        } else if let Some(q) = &self.celery {
+            vec![one(q, q.clone(), QueueKind::List)]
+        } else if let Some(q) = &self.rq {
+            vec![one(q, format!("rq:queue:{q}"), QueueKind::List)]
+        } else {
+            Vec::new()
+        };
+        if keys.iter().any(|k| k.key.is_empty() || k.name.is_empty()) {
+            return Err("queue key and name must not be empty".into());
+        }
+        Ok(keys)
+    }
+}
+
+impl RedisConfig {
+    /// Every queue key, in configuration order; entries that do not expand
+    /// are skipped (validation refuses them at load time).
+    pub fn queue_keys(&self) -> Vec<QueueKey> {
+        self.queues
+            .iter()
+            .filter_map(|q| q.keys().ok())
+            .flatten()
+            .take(self.max_queues)
+            .collect()
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]

@@ -40,6 +40,7 @@ pub(super) fn validate(config: &Config) -> Result<(), Invalid> {
         sources.http_probes.iter().map(|p| p.name.as_str()),
     )?;
     database_targets(config)?;
+    redis_targets(config)?;
     for (i, probe) in sources.http_probes.iter().enumerate() {
         let at = format!("sources.http_probes[{i}]");
         for (key, value) in [("timeout", probe.timeout), ("window", probe.window)] {
@@ -122,8 +123,8 @@ fn database_targets(config: &Config) -> Result<(), Invalid> {
     Ok(())
 }
 
-/// What PostgreSQL and PgBouncer targets share: one password source at
-/// most, a timeout above 0.
+/// What PostgreSQL, PgBouncer and Redis targets share: one password source
+/// at most, a timeout above 0.
 fn connection(
     at: &str,
     password_file: &Option<PathBuf>,
@@ -138,6 +139,68 @@ fn connection(
     }
     if timeout.as_std().is_zero() {
         return Err(invalid(format!("{at}.timeout"), "must be above 0"));
+    }
+    Ok(())
+}
+
+/// Redis targets: unique names, one password source, a user only with a
+/// password, a timeout above 0, queues that expand and stay within
+/// `max_queues`, unique queue labels.
+fn redis_targets(config: &Config) -> Result<(), Invalid> {
+    unique_names(
+        "sources.redis",
+        config.sources.redis.iter().map(|r| r.name.as_str()),
+    )?;
+    for (i, r) in config.sources.redis.iter().enumerate() {
+        let at = format!("sources.redis[{i}]");
+        connection(&at, &r.password_file, &r.password_env, r.timeout)?;
+        if r.username.is_some() && r.password_file.is_none() && r.password_env.is_none() {
+            return Err(invalid(
+                format!("{at}.username"),
+                "username needs a password (password_file or password_env)",
+            ));
+        }
+        if r.max_queues == 0 {
+            return Err(invalid(format!("{at}.max_queues"), "must be at least 1"));
+        }
+        let mut labels = BTreeSet::new();
+        let mut count = 0;
+        for (n, q) in r.queues.iter().enumerate() {
+            // The entry's first kind key, e.g. `sidekiq`, as its position.
+            let key = [
+                ("key", &q.key),
+                ("bullmq", &q.bullmq),
+                ("sidekiq", &q.sidekiq),
+                ("celery", &q.celery),
+                ("rq", &q.rq),
+                ("name", &q.name),
+            ]
+            .into_iter()
+            .find(|(_, v)| v.is_some())
+            .map_or(format!("{at}.queues[{n}]"), |(k, _)| {
+                format!("{at}.queues[{n}].{k}")
+            });
+            let keys = q.keys().map_err(|m| invalid(&key, m))?;
+            for k in keys {
+                count += 1;
+                if !labels.insert(k.name.clone()) {
+                    return Err(invalid(
+                        &key,
+                        format!("queue name `{}` is used twice", k.name),
+                    ));
+                }
+            }
+        }
+        if count > r.max_queues {
+            // Points at max_queues when set, else at the nearest parent.
+            return Err(invalid(
+                format!("{at}.max_queues"),
+                format!(
+                    "{count} queue keys (BullMQ queues count 4 each) exceed max_queues {}",
+                    r.max_queues
+                ),
+            ));
+        }
     }
     Ok(())
 }
@@ -272,6 +335,45 @@ mod tests {
             "{}",
             e.message
         );
+    }
+
+    #[test]
+    fn redis_targets_are_checked_with_positions() {
+        let ok = "sources:\n  redis:\n    - name: cache\n      address: 127.0.0.1:6379\n      queues:\n        - {bullmq: emails}\n        - {sidekiq: default}\n        - {key: jobs, name: jobs}\n";
+        let c = parse_str(ok, "c.yaml").unwrap();
+        let keys = c.sources.redis[0].queue_keys();
+        assert_eq!(keys.len(), 6);
+        assert_eq!(keys[0].key, "bull:emails:wait");
+        assert_eq!(keys[0].name, "emails:wait");
+        assert_eq!(keys[4].key, "queue:default");
+        let bad_address = "sources:\n  redis:\n    - name: cache\n      address: \"127.0.0.1\"\n";
+        let e = parse_str(bad_address, "c.yaml").unwrap_err();
+        assert_eq!(e.line, 4, "{}", e.message);
+        assert!(e.message.contains("host:port"), "{}", e.message);
+        let two_kinds = "sources:\n  redis:\n    - name: cache\n      address: 127.0.0.1:6379\n      queues:\n        - {key: a}\n        - {sidekiq: x, rq: y}\n";
+        let e = parse_str(two_kinds, "c.yaml").unwrap_err();
+        assert_eq!((e.line, e.column), (7, 21), "{}", e.message);
+        assert!(
+            e.message
+                == "key `sources.redis[0].queues[1].sidekiq`: a queue needs exactly one of key, bullmq, sidekiq, celery, rq (found sidekiq, rq)",
+            "{}",
+            e.message
+        );
+        let too_many = "sources:\n  redis:\n    - name: cache\n      address: /run/redis.sock\n      max_queues: 3\n      queues:\n        - {bullmq: emails}\n";
+        let e = parse_str(too_many, "c.yaml").unwrap_err();
+        assert_eq!(e.line, 5, "{}", e.message);
+        assert!(e.message.contains("4 queue keys"), "{}", e.message);
+        let user_no_pw = "sources:\n  redis:\n    - {name: cache, address: \"127.0.0.1:6379\", username: vitals}\n";
+        let e = parse_str(user_no_pw, "c.yaml").unwrap_err();
+        assert!(
+            e.message.contains("username needs a password"),
+            "{}",
+            e.message
+        );
+        let unknown = "sources:\n  redis:\n    - {name: cache, address: \"127.0.0.1:6379\", pasword_file: /x}\n";
+        let e = parse_str(unknown, "c.yaml").unwrap_err();
+        assert_eq!(e.line, 3, "{}", e.message);
+        assert!(e.message.contains("pasword_file"), "{}", e.message);
     }
 
     #[test]

@@ -51,6 +51,7 @@ const DASHBOARDS: &[(&str, &str, &str)] = &[
         "vitals-postgres",
         "vitals / PostgreSQL and PgBouncer",
     ),
+    ("vitals-redis.json", "vitals-redis", "vitals / Redis"),
 ];
 
 /// The rule files and their one group each.

@@ -18,6 +18,21 @@ pub const EMITTED_ONLY_WHEN: &[(&str, &str)] = &[
         "from the second round of a cgroup with a CPU limit, as above; tests/cgroup_fixtures.rs \
          checks its value",
     ),
+    (
+        "vitals_redis_replica_link_down_seconds",
+        "on a Redis replica whose link to its primary is down; tests/redis.rs \
+         (redis_restart_under_a_running_daemon) waits for it in the daemon's scrape while the \
+         primary is stopped, info.rs checks its parsing",
+    ),
+    (
+        "vitals_redis_aof_last_write_success",
+        "on a Redis with appendonly yes (the test servers run without persistence); src/collectors/redis/info.rs \
+         checks the parsing of its INFO fields",
+    ),
+    (
+        "vitals_redis_aof_last_rewrite_success",
+        "on a Redis with appendonly yes, as above",
+    ),
 ];
 
 /// Asserts that every family of a text-format exposition is in the catalog

@@ -318,6 +318,27 @@ pub fn request(addr: &str, method: &str, path: &str, headers: &[(&str, &str)]) -
     }
 }
 
+/// The `last_error` of `source` in the daemon's `/status` JSON.
+pub fn last_error(status: &str, source: &str) -> Option<String> {
+    let json: serde_json::Value = serde_json::from_str(status).expect("/status is JSON");
+    json["sources"]
+        .as_array()?
+        .iter()
+        .find(|s| s["source"] == source)?["last_error"]
+        .as_str()
+        .map(str::to_owned)
+}
+
+/// Panics when any secret appears in any of the `(what, text)` a user can
+/// see (`/metrics`, `/status`, `/`, the log).
+pub fn assert_no_secret(secrets: &[&str], visible: &[(&str, &String)]) {
+    for secret in secrets {
+        for (what, text) in visible {
+            assert!(!text.contains(secret), "{what} contains a password");
+        }
+    }
+}
+
 /// The value of the first sample line `name{...labels...} value` whose
 /// labels contain every `k="v"` of `labels`.
 pub fn sample(exposition: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {

@@ -579,12 +579,43 @@ pub fn block_on<F: Future>(future: F) -> F::Output {
         .block_on(future)
 }
 
-/// A test case of a suite: a name and a function of the shared cluster.
-pub type Case = (&'static str, fn(&Cluster));
+/// One sampling round of `src`, guarded against a hang far above any
+/// round budget.
+pub async fn round<S: vitals::collectors::Source>(
+    src: &mut S,
+) -> (
+    vitals::metrics::Output,
+    Result<(), vitals::collectors::CollectError>,
+) {
+    let mut out = vitals::metrics::Output::new();
+    let result = tokio::time::timeout(Duration::from_secs(60), src.collect(&mut out))
+        .await
+        .expect("a round never hangs");
+    (out, result)
+}
+
+/// One round that must succeed.
+pub async fn ok_round<S: vitals::collectors::Source>(src: &mut S) -> vitals::metrics::Output {
+    let (out, result) = round(src).await;
+    if let Err(e) = result {
+        panic!("round failed: {e}");
+    }
+    out
+}
+
+/// The value of a sample that must be there.
+pub fn value(out: &vitals::metrics::Output, name: &str, labels: &[(&str, &str)]) -> f64 {
+    out.value(name, labels)
+        .unwrap_or_else(|| panic!("{name}{labels:?} missing"))
+}
+
+/// A test case of a suite: a name and a function of the shared services
+/// (the PostgreSQL cluster, or another suite's own).
+pub type Case<T = Cluster> = (&'static str, fn(&T));
 
 /// Runs every case (or those whose name contains `VITALS_CASE`), each
 /// isolated by `catch_unwind`, and panics at the end listing the failures.
-pub fn run_cases(cluster: &Cluster, cases: &[Case]) {
+pub fn run_cases<T>(cluster: &T, cases: &[Case<T>]) {
     let filter = std::env::var("VITALS_CASE").ok();
     let mut failed = Vec::new();
     for (name, case) in cases {

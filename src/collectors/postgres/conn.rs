@@ -31,7 +31,7 @@ impl PasswordFrom {
 
     /// The password, if this source provides one. The message of an error
     /// names the file or the variable, never its content.
-    fn read(&self) -> Result<Option<String>, String> {
+    pub(crate) fn read(&self) -> Result<Option<String>, String> {
         match self {
             PasswordFrom::Dsn => Ok(None),
             PasswordFrom::File(path) => std::fs::read_to_string(path)
