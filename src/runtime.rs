@@ -106,6 +106,8 @@ pub struct Shared {
     state: Mutex<State>,
     exposition: RwLock<Arc<Exposition>>,
     started: f64,
+    /// Remote-write receivers, fed after every round.
+    remote_write: crate::remote_write::Hub,
 }
 
 impl Shared {
@@ -126,6 +128,7 @@ impl Shared {
             }),
             exposition: RwLock::new(Arc::new(Exposition::new(String::new(), String::new()))),
             started: unix_now(),
+            remote_write: crate::remote_write::Hub::default(),
         });
         shared.render();
         shared
@@ -182,6 +185,10 @@ impl Shared {
 
     pub fn started(&self) -> f64 {
         self.started
+    }
+
+    pub fn remote_write(&self) -> &crate::remote_write::Hub {
+        &self.remote_write
     }
 
     /// Replaces the set of sources and checks (start or successful reload).
@@ -262,6 +269,13 @@ impl Shared {
             }
         }
         evaluate_checks(&mut state);
+        if let Some(slot) = state.slots.get(index) {
+            self.remote_write.offer(&slot.id, now, &slot.output, || {
+                let mut own = self_metrics(&state);
+                own.extend(state.check_output.clone());
+                own
+            });
+        }
         drop(state);
         self.render();
     }
@@ -270,11 +284,12 @@ impl Shared {
     fn render(&self) {
         let state = self.lock();
         let own = self_metrics(&state);
+        let remote = self.remote_write.output();
         let outputs: Vec<&Output> = state
             .slots
             .iter()
             .map(|s| &s.output)
-            .chain([&own, &state.check_output])
+            .chain([&own, &state.check_output, &remote])
             .collect();
         let text = metrics::render(outputs.iter().copied(), Format::Text);
         let openmetrics = metrics::render(outputs.iter().copied(), Format::OpenMetrics);
@@ -420,6 +435,11 @@ impl Agent {
         let config = Arc::new(config.clone());
         let sources = collectors::build(&config);
         let generation = self.shared.install(&config, &sources);
+        let most_frequent = sources
+            .iter()
+            .min_by_key(|s| s.interval)
+            .map(|s| s.id.clone());
+        self.shared.remote_write.apply(&config, most_frequent);
         for (index, scheduled) in sources.into_iter().enumerate() {
             let shared = self.shared.clone();
             let config = config.clone();

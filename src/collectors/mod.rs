@@ -187,7 +187,7 @@ pub fn build(config: &Config) -> Vec<Scheduled> {
 /// source declares beside its emit code. Sources not yet converted to
 /// [`crate::metrics::Desc`] tables contribute nothing here yet.
 pub fn catalog() -> Vec<&'static crate::metrics::Desc> {
-    let tables: &[&[crate::metrics::Desc]] = &[];
+    let tables: &[&[crate::metrics::Desc]] = &[crate::remote_write::METRICS];
     tables.iter().flat_map(|t| t.iter()).collect()
 }
 

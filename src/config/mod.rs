@@ -4,10 +4,14 @@
 
 mod duration;
 mod load;
+mod remote_write;
 mod validate;
 
 pub use duration::{parse_duration, Duration};
 pub use load::{load_file, parse_str, ConfigError, EMBEDDED_DEFAULT};
+pub use remote_write::{
+    expand_env, BasicAuth, EnvString, QueueConfig, RemoteWriteConfig, TlsClientConfig,
+};
 
 use serde::de::{self, Deserializer};
 use serde::Deserialize;
@@ -45,6 +49,9 @@ pub struct Config {
     pub default_checks: bool,
     #[serde(default)]
     pub checks: Vec<Spanned<CheckConfig>>,
+    /// Receivers every round is pushed to (see `remote_write/`).
+    #[serde(default)]
+    pub remote_write: Vec<RemoteWriteConfig>,
 }
 
 fn default_listen() -> SocketAddr {

@@ -274,6 +274,7 @@ impl Server {
             "config": self.shared.reload_status(),
             "sources": self.shared.source_statuses(),
             "checks": self.shared.check_statuses(),
+            "remote_write": self.shared.remote_write().statuses(),
         });
         let mut resp = Response::new(Full::new(Bytes::from(body.to_string())));
         resp.headers_mut()
