@@ -9,6 +9,7 @@ cd "$(dirname "$0")/.."
 # package -> a file it installs
 declare -A needs=(
   [prometheus]=/usr/bin/promtool
+  [victoria-metrics]=/usr/bin/victoria-metrics
   [postgresql-15]=/usr/lib/postgresql/15/bin/postgres
   [postgresql-client-15]=/usr/bin/psql
   [pgbouncer]=/usr/sbin/pgbouncer
@@ -27,7 +28,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   # --no-install-recommends: only what the tests use.
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   # Packages may start their own services; the tests run their own instances.
-  for svc in postgresql pgbouncer prometheus prometheus-alertmanager; do
+  for svc in postgresql pgbouncer prometheus prometheus-alertmanager victoria-metrics; do
     service "$svc" stop >/dev/null 2>&1 || true
   done
 fi
