@@ -562,3 +562,60 @@ fn receivers_that_throttle_refuse_or_hang_behave_as_specified_and_scrapes_go_on(
         }
     }
 }
+
+#[test]
+fn the_kubernetes_push_example_is_a_valid_configuration_fed_by_the_downward_api() {
+    let k8s = common::repo().join("deploy/kubernetes/push");
+    let yaml = |file: &str| -> Value {
+        serde_saphyr::from_str(&std::fs::read_to_string(k8s.join(file)).unwrap()).unwrap()
+    };
+    let patch = yaml("configmap-patch.yaml");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("password"), "pw\n").unwrap();
+    let text = patch["data"]["vitals.yaml"].as_str().unwrap().replace(
+        "/etc/vitals-remote-write/",
+        &format!("{}/", dir.path().display()),
+    );
+    let path = temp_config(dir.path(), "vitals.yaml", &text);
+
+    // Every ${VAR} of the config is set by the Deployment from the pod.
+    let deployment = yaml("deployment-patch.yaml");
+    let env: Vec<&str> = deployment["spec"]["template"]["spec"]["initContainers"][0]["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["valueFrom"]["fieldRef"]["fieldPath"].is_string())
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
+    let used: Vec<&str> = text
+        .split("${")
+        .skip(1)
+        .map(|s| s.split('}').next().unwrap())
+        .collect();
+    assert_eq!(used.len(), 3);
+    for var in &used {
+        assert!(env.contains(var), "{var} is not set by the Deployment");
+    }
+
+    let check = |env: &[&str]| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_vitals"));
+        cmd.arg("check-config").arg(&path);
+        for var in used.iter() {
+            cmd.env_remove(var);
+        }
+        for var in env {
+            cmd.env(var, "x");
+        }
+        cmd.output().unwrap()
+    };
+    let out = check(&env);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Without the downward API the pod fails to start, naming the variable.
+    let out = check(&[]);
+    assert_eq!(out.status.code(), Some(64));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("environment variable"));
+}
