@@ -35,6 +35,11 @@ pub const SAMPLES_SENT: Desc = Desc::counter(
     &["remote"],
     "Samples the remote-write receiver accepted (a 2xx answer to the request that carried them).",
 );
+pub const BYTES_SENT: Desc = Desc::counter(
+    "vitals_remote_write_bytes_sent_total",
+    &["remote"],
+    "Bytes of remote-write request bodies (protobuf, snappy-compressed) the receiver accepted.",
+);
 pub const SAMPLES_FAILED: Desc = Desc::counter(
     "vitals_remote_write_samples_failed_total",
     &["remote"],
@@ -68,6 +73,7 @@ pub const LAST_SUCCESS: Desc = Desc::gauge(
 
 pub const METRICS: &[Desc] = &[
     SAMPLES_SENT,
+    BYTES_SENT,
     SAMPLES_FAILED,
     SAMPLES_RETRIED,
     SAMPLES_DROPPED,
@@ -89,6 +95,7 @@ pub fn remote_label(url: &str) -> String {
 #[derive(Clone, Debug, Default)]
 pub struct Stats {
     pub samples_sent: u64,
+    pub bytes_sent: u64,
     pub samples_failed: u64,
     pub samples_retried: u64,
     pub dropped: BTreeMap<&'static str, u64>,
@@ -107,6 +114,7 @@ impl Stats {
 pub struct RemoteStatus {
     pub remote: String,
     pub samples_sent_total: u64,
+    pub bytes_sent_total: u64,
     pub samples_failed_total: u64,
     pub samples_retried_total: u64,
     pub samples_dropped_total: BTreeMap<&'static str, u64>,
@@ -348,6 +356,7 @@ impl Writer {
         RemoteStatus {
             remote: self.remote.clone(),
             samples_sent_total: stats.samples_sent,
+            bytes_sent_total: stats.bytes_sent,
             samples_failed_total: stats.samples_failed,
             samples_retried_total: stats.samples_retried,
             samples_dropped_total: dropped,
@@ -479,6 +488,7 @@ impl Hub {
         for s in self.statuses() {
             let remote = [("remote", s.remote.as_str())];
             out.add(&SAMPLES_SENT, &remote, s.samples_sent_total as f64);
+            out.add(&BYTES_SENT, &remote, s.bytes_sent_total as f64);
             out.add(&SAMPLES_FAILED, &remote, s.samples_failed_total as f64);
             out.add(&SAMPLES_RETRIED, &remote, s.samples_retried_total as f64);
             for (reason, n) in &s.samples_dropped_total {

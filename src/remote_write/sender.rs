@@ -106,9 +106,12 @@ pub(super) async fn run(writer: Arc<Writer>) {
             .map(|b| b.samples)
             .sum();
         writer.stats(|s| s.samples_retried += retried as u64);
-        let outcome = match body(&batches) {
-            Ok(body) => writer.send(body).await,
-            Err(e) => Err(format!("re-reading queued rounds: {e}")),
+        let (outcome, bytes) = match body(&batches) {
+            Ok(body) => {
+                let bytes = body.len() as u64;
+                (writer.send(body).await, bytes)
+            }
+            Err(e) => (Err(format!("re-reading queued rounds: {e}")), 0),
         };
         let now = SystemTime::now();
         let verdict = match &outcome {
@@ -120,6 +123,7 @@ pub(super) async fn run(writer: Arc<Writer>) {
                 writer.lock_queue().remove_through(last_seq);
                 writer.stats(|s| {
                     s.samples_sent += samples as u64;
+                    s.bytes_sent += bytes;
                     s.last_success = Some(crate::runtime::unix_now());
                     s.last_error = None;
                 });
