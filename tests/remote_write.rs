@@ -619,3 +619,85 @@ fn the_kubernetes_push_example_is_a_valid_configuration_fed_by_the_downward_api(
     assert_eq!(out.status.code(), Some(64));
     assert!(String::from_utf8_lossy(&out.stderr).contains("environment variable"));
 }
+
+/// A CA, a server certificate for 127.0.0.1 and a client certificate, as
+/// PEM files in `dir`.
+fn pki(dir: &Path) {
+    use rcgen::{
+        BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose,
+        IsCa, KeyPair, KeyUsagePurpose,
+    };
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "vitals push test CA");
+    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    let ca = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
+    std::fs::write(dir.join("ca.crt"), ca.pem()).unwrap();
+    for (name, san, usage) in [
+        ("server", "127.0.0.1", ExtendedKeyUsagePurpose::ServerAuth),
+        (
+            "client",
+            "vitals.example",
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ),
+    ] {
+        let mut params = CertificateParams::new(vec![san.to_owned()]).unwrap();
+        params.distinguished_name.push(DnType::CommonName, san);
+        params.extended_key_usages = vec![usage];
+        let key = KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &ca).unwrap();
+        std::fs::write(dir.join(format!("{name}.crt")), cert.pem()).unwrap();
+        std::fs::write(dir.join(format!("{name}.key")), key.serialize_pem()).unwrap();
+    }
+}
+
+#[test]
+fn https_with_a_private_ca_and_a_client_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path();
+    pki(p);
+    let web = temp_config(
+        p,
+        "web.yml",
+        &format!(
+            "tls_server_config:\n  cert_file: {0}/server.crt\n  key_file: {0}/server.key\n  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: {0}/ca.crt\n",
+            p.display()
+        ),
+    );
+    let prom = Receiver::start_with(Kind::Prometheus, Some(web));
+    let url = prom.write_url();
+    let client = format!(
+        "cert_file: {0}/client.crt, key_file: {0}/client.key",
+        p.display()
+    );
+    let path = config(
+        p,
+        "vitals.yaml",
+        &format!(
+            "  - {{url: \"{url}\", tls: {{ca_file: {0}/ca.crt, {client}}}}}\n\
+             \x20 - {{url: \"{url}\", tls: {{insecure_skip_verify: true, {client}}}}}\n\
+             \x20 - {{url: \"{url}\", tls: {{ca_file: {0}/ca.crt}}}}\n\
+             \x20 - {{url: \"{url}\", tls: {{ca_file: {0}/client.crt, {client}}}}}\n",
+            p.display()
+        ),
+    );
+    let d = Daemon::start(&path);
+    d.wait_ready();
+    for i in [0, 1] {
+        poll("delivery over mutual TLS", Duration::from_secs(60), || {
+            remote(&d, i)["samples_sent_total"].as_u64().unwrap() > 0
+        });
+    }
+    // No client certificate: refused by the receiver. A CA that did not
+    // sign the server's certificate: refused by vitals.
+    for (i, error) in [(2, ""), (3, "certificate")] {
+        poll("a failed TLS request", Duration::from_secs(60), || {
+            remote(&d, i)["samples_failed_total"].as_u64().unwrap() > 0
+        });
+        let r = remote(&d, i);
+        assert_eq!(r["samples_sent_total"], 0, "{r}");
+        assert!(r["last_error"].as_str().unwrap().contains(error), "{r}");
+    }
+}

@@ -28,15 +28,24 @@ pub struct Receiver {
     pub port: u16,
     dir: tempfile::TempDir,
     child: Option<Child>,
+    /// Prometheus' `--web.config.file` (TLS): readiness is then only the
+    /// port accepting connections.
+    web_config: Option<PathBuf>,
 }
 
 impl Receiver {
     pub fn start(kind: Kind) -> Receiver {
+        Self::start_with(kind, None)
+    }
+
+    /// Prometheus serving HTTPS with this exporter-toolkit web config.
+    pub fn start_with(kind: Kind, web_config: Option<PathBuf>) -> Receiver {
         let mut r = Receiver {
             kind,
             port: free_port(),
             dir: tempfile::tempdir().expect("temp dir"),
             child: None,
+            web_config,
         };
         r.restart();
         r
@@ -46,12 +55,14 @@ impl Receiver {
         format!("127.0.0.1:{}", self.port)
     }
 
-    /// The remote-write URL.
+    /// The remote-write URL (the same path on both).
     pub fn write_url(&self) -> String {
-        match self.kind {
-            Kind::VictoriaMetrics => format!("http://{}/api/v1/write", self.addr()),
-            Kind::Prometheus => format!("http://{}/api/v1/write", self.addr()),
-        }
+        let scheme = if self.web_config.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}/api/v1/write", self.addr())
     }
 
     pub fn data_dir(&self) -> PathBuf {
@@ -85,6 +96,9 @@ impl Receiver {
                     .arg(format!("--web.listen-address={}", self.addr()))
                     .arg("--web.enable-remote-write-receiver")
                     .arg("--log.level=warn");
+                if let Some(web) = &self.web_config {
+                    c.arg(format!("--web.config.file={}", web.display()));
+                }
                 c
             }
         };
@@ -104,7 +118,8 @@ impl Receiver {
                 Kind::VictoriaMetrics => "/health",
                 Kind::Prometheus => "/-/ready",
             };
-            if TcpStream::connect(self.addr()).is_ok() && self.get(ready).status == 200 {
+            let up = TcpStream::connect(self.addr()).is_ok();
+            if up && (self.web_config.is_some() || self.get(ready).status == 200) {
                 return;
             }
             assert!(
