@@ -361,6 +361,14 @@ fn an_outage_loses_nothing_that_fits_the_buffer_and_the_queue_dir_survives_sigki
         0,
         "delivered rounds stay on disk"
     );
+    eprintln!(
+        "outage of {} s: run=full {a_rounds} rounds, {} load1 samples at the receiver; \
+         run=small {b_rounds} rounds, {missing} missing, {dropped} samples dropped \
+         ({round_size} a round); run=killed {c_rounds} rounds before SIGKILL, all delivered \
+         after the restart, then {c2_rounds} more",
+        outage.as_secs(),
+        full_load.len()
+    );
 }
 
 /// How a tiny receiver answers.
