@@ -532,4 +532,36 @@ mod tests {
         );
         assert_eq!(remote_label("http://u:pw@host/x"), "invalid");
     }
+
+    #[tokio::test]
+    async fn a_reload_keeps_the_queue_of_a_receiver_whose_url_stays() {
+        // Port 9 (discard) on loopback: nothing listens, every send fails.
+        let config = |timeout: &str, url: &str| {
+            crate::config::parse_str(
+                &format!("remote_write:\n  - {{url: \"{url}\", timeout: {timeout}}}\n"),
+                "c.yaml",
+            )
+            .unwrap()
+        };
+        let mut round = Output::new();
+        round.gauge("vitals_host_load1", "Load.", &[], 0.5);
+        let hub = Hub::default();
+        hub.apply(&config("1s", "http://127.0.0.1:9/a"), Some("host".into()));
+        hub.offer("host", 1000.0, &round, Output::new);
+        hub.offer("cgroup", 1001.0, &round, || {
+            unreachable!("not the agent's source")
+        });
+        assert_eq!(hub.statuses()[0].queue_rounds, 2);
+        // Same URL, another timeout: a new writer with the old queue.
+        hub.apply(&config("2s", "http://127.0.0.1:9/a"), Some("host".into()));
+        let s = &hub.statuses()[0];
+        // The host round carries the 10 `vitals_remote_write_*` samples too.
+        assert_eq!((s.queue_rounds, s.queue_samples), (2, 12));
+        // Another URL: a fresh queue.
+        hub.apply(&config("2s", "http://127.0.0.1:9/b"), Some("host".into()));
+        assert_eq!(hub.statuses()[0].queue_rounds, 0);
+        assert_eq!(hub.statuses()[0].remote, "127.0.0.1:9/b");
+        hub.apply(&crate::config::parse_str("", "c.yaml").unwrap(), None);
+        assert!(hub.is_empty());
+    }
 }
