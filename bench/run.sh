@@ -416,7 +416,7 @@ EOF
 - command: \`BENCH_PUSH_MINUTES=$PUSH_MINUTES bash bench/run.sh\` (BENCH_INTERVAL_SECS=$INTERVAL_SECS)
 - machine: $(nproc) CPUs, $(awk '/^MemTotal:/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo) RAM, Linux $(uname -r); load average $load0 at the start of the window
 - each vitals: sources host, cgroup, postgres primary + standby, pgbouncer, a process target, an HTTP probe; interval ${INTERVAL_SECS}s
-- receiver: $(victoria-metrics -version 2>&1 | head -1); agent: $(prometheus --version 2>&1 | head -1)
+- receiver: VictoriaMetrics $(dpkg-query -W -f='${Version}' victoria-metrics); agent: Prometheus $(dpkg-query -W -f='${Version}' prometheus)
 
 | process | what it does | CPU s/min | RSS MiB | samples sent/min | bytes sent/sample |
 |---|---|---:|---:|---:|---:|
