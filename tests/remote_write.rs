@@ -382,6 +382,8 @@ enum Mode {
     BadRequest,
     /// Reads the request and never answers.
     Silent,
+    /// 204 to everything.
+    Accept,
 }
 
 #[derive(Clone, Debug)]
@@ -390,6 +392,8 @@ struct Seen {
     authorization: String,
     /// Timestamp and value of the first sample.
     first: (i64, f64),
+    /// Distinct sample timestamps: the rounds the request carried.
+    rounds: usize,
 }
 
 fn tiny_receiver(mode: Mode) -> (String, Arc<Mutex<Vec<Seen>>>) {
@@ -438,18 +442,25 @@ fn tiny_receiver(mode: Mode) -> (String, Arc<Mutex<Vec<Seen>>>) {
                 assert_eq!(header("content-encoding"), "snappy");
                 assert_eq!(header("x-prometheus-remote-write-version"), "0.1.0");
                 let first = &req.timeseries[0].samples[0];
+                let rounds = req
+                    .timeseries
+                    .iter()
+                    .map(|t| t.samples[0].timestamp)
+                    .collect::<std::collections::BTreeSet<_>>()
+                    .len();
                 let n = {
                     let mut log = log.lock().unwrap();
                     log.push(Seen {
                         at: Instant::now(),
                         authorization: header("authorization"),
                         first: (first.timestamp, first.value),
+                        rounds,
                     });
                     log.len()
                 };
                 let answer = match mode {
                     Mode::TooMany if n <= 2 => "HTTP/1.1 429 Too Many Requests\r\nRetry-After: 2\r\nContent-Length: 0\r\n\r\n",
-                    Mode::TooMany => "HTTP/1.1 204 No Content\r\n\r\n",
+                    Mode::TooMany | Mode::Accept => "HTTP/1.1 204 No Content\r\n\r\n",
                     Mode::BadRequest => "HTTP/1.1 400 Bad Request\r\nContent-Length: 17\r\n\r\nout of order: no\n",
                     Mode::Silent => {
                         // Hold the connection open until vitals gives up.
@@ -478,13 +489,15 @@ fn receivers_that_throttle_refuse_or_hang_behave_as_specified_and_scrapes_go_on(
     let (throttle_url, throttle) = tiny_receiver(Mode::TooMany);
     let (refuse_url, refuse) = tiny_receiver(Mode::BadRequest);
     let (hang_url, hang) = tiny_receiver(Mode::Silent);
+    let (every_url, every) = tiny_receiver(Mode::Accept);
     let path = config(
         dir.path(),
         "vitals.yaml",
         &format!(
             "  - url: {throttle_url}\n    bearer_token_file: {}\n\
              \x20 - url: {refuse_url}\n    basic_auth: {{username: pusher, password_file: {}}}\n\
-             \x20 - url: {hang_url}\n    timeout: 1s\n    headers: {{X-Api-Key: {TOKEN}}}\n",
+             \x20 - url: {hang_url}\n    timeout: 1s\n    headers: {{X-Api-Key: {TOKEN}}}\n\
+             \x20 - url: {every_url}\n    interval: 4s\n",
             token.display(),
             password.display()
         ),
@@ -541,6 +554,25 @@ fn receivers_that_throttle_refuse_or_hang_behave_as_specified_and_scrapes_go_on(
     assert!(r["last_error"].as_str().unwrap().contains("timeout"), "{r}");
     assert_eq!(r["samples_sent_total"], 0);
     assert!(!hang.lock().unwrap().is_empty());
+
+    // `interval: 4s`: requests at least that far apart, carrying the
+    // rounds of the meantime (1 s rounds).
+    poll(
+        "three requests at the interval",
+        Duration::from_secs(60),
+        || every.lock().unwrap().len() >= 3,
+    );
+    let seen = every.lock().unwrap().clone();
+    for w in seen.windows(2) {
+        assert!(
+            w[1].at - w[0].at >= Duration::from_secs(4),
+            "sent before the interval"
+        );
+    }
+    assert!(
+        seen.iter().any(|s| s.rounds >= 2),
+        "no request carried several rounds"
+    );
 
     // Scrapes and rounds go on meanwhile.
     poll("three more host rounds", Duration::from_secs(30), || {
