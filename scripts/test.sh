@@ -2,7 +2,8 @@
 # Runs the whole vitals test suite on a Debian 12 machine with the Rust
 # toolchain, as root. Installs the Debian packages the tests use when they
 # are missing; starts nothing that outlives the run (the tests start and stop
-# their own PostgreSQL, PgBouncer, Prometheus and Alertmanager on loopback).
+# their own PostgreSQL, PgBouncer, Prometheus, Alertmanager and
+# VictoriaMetrics on loopback).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
