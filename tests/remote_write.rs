@@ -743,3 +743,29 @@ fn https_with_a_private_ca_and_a_client_certificate() {
         assert!(r["last_error"].as_str().unwrap().contains(error), "{r}");
     }
 }
+
+#[test]
+fn sigterm_sends_what_is_queued_before_exiting() {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, seen) = tiny_receiver(Mode::Accept);
+    // With `interval: 1h` only the first round goes out on its own.
+    let path = config(
+        dir.path(),
+        "vitals.yaml",
+        &format!("  - {{url: \"{url}\", interval: 1h}}\n"),
+    );
+    let d = Daemon::start(&path);
+    d.wait_ready();
+    poll(
+        "the first request and three more rounds",
+        Duration::from_secs(60),
+        || seen.lock().unwrap().len() == 1 && remote(&d, 0)["queue_rounds"].as_u64().unwrap() >= 3,
+    );
+    let log = d.log();
+    let status = d.stop();
+    assert!(status.success(), "{status:?}\n{log}");
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 2, "one request at exit");
+    assert!(seen[1].rounds >= 3, "{:?}", seen[1]);
+    assert!(seen[1].first.0 > seen[0].first.0);
+}

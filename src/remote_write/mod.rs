@@ -150,6 +150,9 @@ pub struct Writer {
     queue: Mutex<Queue>,
     stats: Mutex<Stats>,
     notify: Notify,
+    /// Set at shutdown: send what is queued now, without waiting for
+    /// `interval` (a backoff is still honoured).
+    flushing: std::sync::atomic::AtomicBool,
 }
 
 impl Writer {
@@ -236,6 +239,7 @@ impl Writer {
             queue: Mutex::new(queue),
             stats: Mutex::new(stats),
             notify: Notify::new(),
+            flushing: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -469,6 +473,29 @@ impl Hub {
         let timestamp_ms = (timestamp * 1000.0).round() as i64;
         for writer in writers {
             writer.offer([output, &own], timestamp_ms);
+        }
+    }
+
+    /// At shutdown: sends what is queued without waiting for `interval`,
+    /// for at most `limit`; returns the samples still undelivered.
+    pub async fn flush(&self, limit: Duration) -> usize {
+        let writers: Vec<Arc<Writer>> = self
+            .lock()
+            .running
+            .iter()
+            .map(|r| r.writer.clone())
+            .collect();
+        for w in &writers {
+            w.flushing.store(true, std::sync::atomic::Ordering::Relaxed);
+            w.notify.notify_one();
+        }
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let left: usize = writers.iter().map(|w| w.lock_queue().samples()).sum();
+            if left == 0 || tokio::time::Instant::now() >= deadline {
+                return left;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 

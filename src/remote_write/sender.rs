@@ -92,6 +92,10 @@ pub(super) async fn run(writer: Arc<Writer>) {
         }
         // Wait for the send interval or the backoff, persisting rounds that
         // arrive meanwhile.
+        let flushing = writer.flushing.load(std::sync::atomic::Ordering::Relaxed);
+        if flushing && backoff.is_zero() {
+            next_send = tokio::time::Instant::now();
+        }
         if tokio::time::Instant::now() < next_send {
             tokio::select! {
                 _ = tokio::time::sleep_until(next_send) => {}
