@@ -2,13 +2,16 @@
 //! servers and takes minutes; see the README's Performance section). This
 //! keeps it from rotting silently: bash must at least be able to parse it.
 
+mod common;
+
 use std::process::Command;
 
 #[test]
 fn bench_script_is_valid_bash() {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/bench/run.sh");
+    let script = common::repo().join("bench/run.sh");
     let out = Command::new("bash")
-        .args(["-n", script])
+        .arg("-n")
+        .arg(&script)
         .output()
         .expect("running bash -n");
     assert!(

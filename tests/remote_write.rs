@@ -585,6 +585,10 @@ fn receivers_that_throttle_refuse_or_hang_behave_as_specified_and_scrapes_go_on(
         sample(&text, "vitals_host_load1", &[]).is_some(),
         "no host samples in /metrics"
     );
+    // The scrape matches the catalog, and every remote-write family of the
+    // catalog is in it (tests/catalog.rs leaves them to this binary).
+    let seen = common::catalog::assert_families_in_catalog(&text);
+    common::catalog::assert_covered("vitals_remote_write_", &seen);
     assert!(sample(
         &text,
         "vitals_remote_write_samples_dropped_total",

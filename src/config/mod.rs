@@ -1,17 +1,34 @@
 //! The configuration schema (the public contract of `config.example.yaml`) and
 //! its loading. Every struct refuses unknown keys; `load` turns any problem
-//! into a [`ConfigError`] that names `file:line:column`.
+//! into a [`ConfigError`] that names `file:line:column` and the dotted key.
+//!
+//! Values are parsed into what they mean while the file is read, so the rest
+//! of the agent never parses a config string: a DSN ([`Dsn`], `dsn.rs`), a
+//! probe URL ([`ProbeTarget`], `probe.rs`, from `url.rs`, which remote
+//! write's receiver URLs also use), a check selector ([`Selector`],
+//! `selector.rs`), a duration, a regex. `paths.rs` names the key at a
+//! position (and the reverse) from the YAML parser's own spans;
+//! `validate.rs` checks what spans several keys. This module depends on
+//! nothing else in the crate.
 
+mod dsn;
 mod duration;
 mod load;
+mod paths;
+mod probe;
 mod remote_write;
+pub mod selector;
+pub mod url;
 mod validate;
 
+pub use dsn::{parse_dsn, Dsn};
 pub use duration::{parse_duration, Duration};
 pub use load::{load_file, parse_str, ConfigError, EMBEDDED_DEFAULT};
+pub use probe::{parse_target, ProbeTarget};
 pub use remote_write::{
     expand_env, BasicAuth, EnvString, QueueConfig, RemoteWriteConfig, TlsClientConfig,
 };
+pub use selector::{Selector, SelectorError};
 
 use serde::de::{self, Deserializer};
 use serde::Deserialize;
@@ -279,7 +296,7 @@ pub struct PostgresConfig {
     /// Becomes the `target` label.
     pub name: String,
     /// libpq key=value or URL. A password in it works but is never echoed.
-    pub dsn: Secret,
+    pub dsn: Dsn,
     #[serde(default)]
     pub password_file: Option<PathBuf>,
     #[serde(default)]
@@ -319,7 +336,7 @@ pub struct HeartbeatConfig {
 #[serde(deny_unknown_fields)]
 pub struct PgBouncerConfig {
     pub name: String,
-    pub dsn: Secret,
+    pub dsn: Dsn,
     #[serde(default)]
     pub password_file: Option<PathBuf>,
     #[serde(default)]
@@ -334,7 +351,8 @@ pub struct PgBouncerConfig {
 #[serde(deny_unknown_fields)]
 pub struct HttpProbeConfig {
     pub name: String,
-    pub url: String,
+    /// `http://` only, without credentials.
+    pub url: ProbeTarget,
     #[serde(default)]
     pub interval: Option<Duration>,
     #[serde(default = "default_pg_timeout")]
@@ -357,7 +375,7 @@ fn default_probe_window() -> Duration {
 pub struct CheckConfig {
     pub name: String,
     /// A PromQL-style selector: `name{label="v",other=~"re"}`.
-    pub metric: String,
+    pub metric: Selector,
     #[serde(default)]
     pub direction: Direction,
     #[serde(default)]
