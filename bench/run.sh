@@ -26,6 +26,14 @@
 # scrapes it with wrk (2 connections, as fast as it answers) for that many
 # minutes, and prints vitals' RSS and peak RSS once a minute instead of the
 # side-by-side table. Exit status 0 unless the run itself failed.
+# Push: BENCH_PUSH_MINUTES=3 bash bench/run.sh starts the same cluster, a
+# VictoriaMetrics, and two vitals with every source on: one pushing to
+# VictoriaMetrics with remote_write (no scraper), one scraped by Prometheus
+# in agent mode (--enable-feature=agent, Debian's prometheus) that
+# remote-writes to the same VictoriaMetrics, both at BENCH_INTERVAL_SECS.
+# After a warm-up it measures CPU seconds per minute and RSS of each process
+# over that many minutes, and bytes sent per sample from each pusher's own
+# counters, and prints that table instead of the side-by-side one.
 # Exit status: 0 all budget lines pass, 2 one fails, 1 the run failed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -37,6 +45,7 @@ CONC_SECS=${BENCH_CONC_SECS:-10}
 IDLE_SECS=${BENCH_IDLE_SECS:-60}
 INTERVAL_SECS=${BENCH_INTERVAL_SECS:-5}
 SOAK_MINUTES=${BENCH_SOAK_MINUTES:-0}
+PUSH_MINUTES=${BENCH_PUSH_MINUTES:-0}
 PG_BIN=/usr/lib/postgresql/15/bin
 
 say() { printf '[bench] %s\n' "$*" >&2; }
@@ -59,6 +68,7 @@ declare -A SERVICE=(
     [prometheus-pgbouncer-exporter]=prometheus-pgbouncer-exporter
 )
 ((SOAK_MINUTES > 0)) && SERVICE[wrk]=none
+((PUSH_MINUTES > 0)) && SERVICE[victoria-metrics]=victoria-metrics && SERVICE[prometheus]=prometheus
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
 missing=()
 for p in "${!SERVICE[@]}"; do installed "$p" || missing+=("$p"); done
@@ -271,7 +281,7 @@ sources:
   pgbouncer:
     - {name: bouncer, dsn: "host=127.0.0.1 port=$B_PORT user=monitor dbname=pgbouncer", password_file: $TMP/monitor.pw}
 EOF
-if ((SOAK_MINUTES > 0)); then
+if ((SOAK_MINUTES > 0 || PUSH_MINUTES > 0)); then
     # Every source on: also a process target and an HTTP probe (of vitals'
     # own liveness endpoint, the one HTTP server sure to be there).
     cat >>"$TMP/vitals.yaml" <<EOF
@@ -334,6 +344,94 @@ if ((SOAK_MINUTES > 0)); then
     echo
     echo "sources succeeding at the end: $(grep -c '^vitals_source_success{.*} 1$' "$TMP/soak-end.prom") of $(grep -c '^vitals_source_success{' "$TMP/soak-end.prom")"
     echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
+    exit 0
+fi
+
+# ----------------------------------------------------------------- push ---
+if ((PUSH_MINUTES > 0)); then
+    VM_PORT=$(port)
+    start victoria-metrics "$TMP/victoria-metrics.log" \
+        victoria-metrics -storageDataPath="$TMP/vm" -httpListenAddr="127.0.0.1:$VM_PORT" -loggerLevel=WARN
+    "$MEASURE" wait "http://127.0.0.1:$VM_PORT/health" 60 || die "victoria-metrics not answering"
+    VP_PORT=$(port)
+    sed "s/^listen: .*/listen: 127.0.0.1:$VP_PORT/" "$TMP/vitals.yaml" >"$TMP/vitals-push.yaml"
+    cat >>"$TMP/vitals-push.yaml" <<EOF
+remote_write:
+  - url: http://127.0.0.1:$VM_PORT/api/v1/write
+    external_labels: {instance: vitals-push}
+EOF
+    start vitals-push "$TMP/vitals-push.log" "$VITALS" --config "$TMP/vitals-push.yaml"
+    VP_PID=$LAST_PID
+    AG_PORT=$(port)
+    cat >"$TMP/agent.yml" <<EOF
+global:
+  scrape_interval: ${INTERVAL_SECS}s
+scrape_configs:
+  - job_name: vitals
+    static_configs: [{targets: ["127.0.0.1:$V_PORT"]}]
+remote_write:
+  - url: http://127.0.0.1:$VM_PORT/api/v1/write
+EOF
+    start prometheus-agent "$TMP/agent.log" prometheus --enable-feature=agent \
+        --config.file="$TMP/agent.yml" --storage.agent.path="$TMP/agent" \
+        --web.listen-address="127.0.0.1:$AG_PORT" --log.level=warn
+    AG_PID=$LAST_PID
+    "$MEASURE" wait "http://127.0.0.1:$VP_PORT/health/ready" 60 || die "vitals (push) not ready"
+    "$MEASURE" wait "http://127.0.0.1:$AG_PORT/-/ready" 60 || die "prometheus agent not ready"
+    # Warm-up: connections open, first sends done, series created.
+    sleep $((INTERVAL_SECS * 4))
+    ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+    kib() { awk -v k="$2" '$1 == k":" {print $2}' "/proc/$1/status"; }
+    counter() { # URL NAME: the sum of every series of NAME
+        "$MEASURE" get "$1" | awk -v n="$2" '$1 ~ "^"n"({|$)" {s += $NF} END {printf "%.0f", s}'
+    }
+    VP_URL=http://127.0.0.1:$VP_PORT/metrics
+    AG_URL=http://127.0.0.1:$AG_PORT/metrics
+    t0_vp=$(ticks "$VP_PID"); t0_v=$(ticks "$V_PID"); t0_ag=$(ticks "$AG_PID")
+    s0_vp=$(counter "$VP_URL" vitals_remote_write_samples_sent_total)
+    b0_vp=$(counter "$VP_URL" vitals_remote_write_bytes_sent_total)
+    s0_ag=$(counter "$AG_URL" prometheus_remote_storage_samples_total)
+    b0_ag=$(counter "$AG_URL" prometheus_remote_storage_bytes_total)
+    load0=$(cut -d' ' -f1-3 /proc/loadavg)
+    say "measuring for $PUSH_MINUTES min"
+    sleep $((PUSH_MINUTES * 60))
+    t1_vp=$(ticks "$VP_PID"); t1_v=$(ticks "$V_PID"); t1_ag=$(ticks "$AG_PID")
+    s1_vp=$(counter "$VP_URL" vitals_remote_write_samples_sent_total)
+    b1_vp=$(counter "$VP_URL" vitals_remote_write_bytes_sent_total)
+    s1_ag=$(counter "$AG_URL" prometheus_remote_storage_samples_total)
+    b1_ag=$(counter "$AG_URL" prometheus_remote_storage_bytes_total)
+    dropped=$(counter "$VP_URL" vitals_remote_write_samples_dropped_total)
+    ((s1_vp > s0_vp)) || die "vitals sent nothing"
+    ((s1_ag > s0_ag)) || die "the prometheus agent sent nothing"
+    hz=$(getconf CLK_TCK)
+    cpu() { awk -v a="$1" -v b="$2" -v hz="$hz" -v m="$PUSH_MINUTES" 'BEGIN {printf "%.3f", (b - a) / hz / m}'; }
+    mib() { awk -v k="$1" 'BEGIN {printf "%.1f", k / 1024}'; }
+    per() { awk -v b="$1" -v s="$2" 'BEGIN {printf "%.2f", b / s}'; }
+    c_vp=$(cpu "$t0_vp" "$t1_vp"); c_v=$(cpu "$t0_v" "$t1_v"); c_ag=$(cpu "$t0_ag" "$t1_ag")
+    r_vp=$(kib "$VP_PID" VmRSS); r_v=$(kib "$V_PID" VmRSS); r_ag=$(kib "$AG_PID" VmRSS)
+    cat <<EOF
+
+## vitals push vs Prometheus agent, $(date -u '+%Y-%m-%d %H:%M UTC')
+
+- command: \`BENCH_PUSH_MINUTES=$PUSH_MINUTES bash bench/run.sh\` (BENCH_INTERVAL_SECS=$INTERVAL_SECS)
+- machine: $(nproc) CPUs, $(awk '/^MemTotal:/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo) RAM, Linux $(uname -r); load average $load0 at the start of the window
+- each vitals: sources host, cgroup, postgres primary + standby, pgbouncer, a process target, an HTTP probe; interval ${INTERVAL_SECS}s
+- receiver: VictoriaMetrics $(dpkg-query -W -f='${Version}' victoria-metrics); agent: Prometheus $(dpkg-query -W -f='${Version}' prometheus)
+
+| process | what it does | CPU s/min | RSS MiB | samples sent/min | bytes sent/sample |
+|---|---|---:|---:|---:|---:|
+| vitals (push) | samples, remote-writes every round | $c_vp | $(mib "$r_vp") | $(((s1_vp - s0_vp) / PUSH_MINUTES)) | $(per $((b1_vp - b0_vp)) $((s1_vp - s0_vp))) |
+| vitals (scraped) | samples, serves /metrics to the agent | $c_v | $(mib "$r_v") | – | – |
+| prometheus --enable-feature=agent | scrapes vitals (scraped), remote-writes | $c_ag | $(mib "$r_ag") | $(((s1_ag - s0_ag) / PUSH_MINUTES)) | $(per $((b1_ag - b0_ag)) $((s1_ag - s0_ag))) |
+
+EOF
+    awk -v vp="$c_vp" -v v="$c_v" -v ag="$c_ag" -v rvp="$r_vp" -v rv="$r_v" -v rag="$r_ag" 'BEGIN {
+        push_cpu = vp - v; push_rss = (rvp - rv) / 1024
+        printf "- push cost (vitals push minus vitals scraped): %.3f CPU s/min, %.1f MiB RSS\n", push_cpu, push_rss
+        printf "- push cost / agent: CPU %.3f, RSS %.3f (goal: below 0.1)\n", push_cpu / ag, push_rss / (rag / 1024)
+        printf "- whole vitals (push) / agent: CPU %.3f, RSS %.3f\n", vp / ag, rvp / rag
+    }'
+    echo "- samples dropped by vitals (push): ${dropped:-0}; load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
     exit 0
 fi
 

@@ -2,13 +2,15 @@
 # Runs the whole vitals test suite on a Debian 12 machine with the Rust
 # toolchain, as root. Installs the Debian packages the tests use when they
 # are missing; starts nothing that outlives the run (the tests start and stop
-# their own PostgreSQL, PgBouncer, Prometheus and Alertmanager on loopback).
+# their own PostgreSQL, PgBouncer, Prometheus, Alertmanager and
+# VictoriaMetrics on loopback).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # package -> a file it installs
 declare -A needs=(
   [prometheus]=/usr/bin/promtool
+  [victoria-metrics]=/usr/bin/victoria-metrics
   [postgresql-15]=/usr/lib/postgresql/15/bin/postgres
   [postgresql-client-15]=/usr/bin/psql
   [pgbouncer]=/usr/sbin/pgbouncer
@@ -30,7 +32,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   # --no-install-recommends: only what the tests use.
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   # Packages may start their own services; the tests run their own instances.
-  for svc in postgresql pgbouncer prometheus prometheus-alertmanager redis-server; do
+  for svc in postgresql pgbouncer prometheus prometheus-alertmanager redis-server victoria-metrics; do
     service "$svc" stop >/dev/null 2>&1 || true
   done
 fi

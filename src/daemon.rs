@@ -134,6 +134,20 @@ pub async fn run(options: Options, config: Config) -> anyhow::Result<()> {
         follow.abort();
     }
     drop(agent);
+    // What is queued for remote write goes out now, within a bound (with
+    // `queue.dir` the rest is sent after the next start).
+    if !shared.remote_write().is_empty() {
+        let left = shared
+            .remote_write()
+            .flush(std::time::Duration::from_secs(5))
+            .await;
+        if left > 0 {
+            tracing::warn!(
+                samples = left,
+                "remote write: samples not delivered at exit"
+            );
+        }
+    }
     Ok(())
 }
 

@@ -10,6 +10,8 @@ pub mod checks;
 pub mod collectors;
 pub mod config;
 pub mod daemon;
+pub mod http_client;
 pub mod metrics;
+pub mod remote_write;
 pub mod runtime;
 pub mod server;

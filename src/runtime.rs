@@ -151,6 +151,8 @@ pub struct Shared {
     state: Mutex<State>,
     exposition: RwLock<Arc<Exposition>>,
     started: f64,
+    /// Remote-write receivers, fed after every round.
+    remote_write: crate::remote_write::Hub,
 }
 
 impl Shared {
@@ -173,6 +175,7 @@ impl Shared {
             }),
             exposition: RwLock::new(Arc::new(Exposition::new(String::new(), String::new()))),
             started: unix_now(),
+            remote_write: crate::remote_write::Hub::default(),
         });
         shared.render();
         shared
@@ -210,6 +213,10 @@ impl Shared {
                 .map(CheckEngine::snapshot)
                 .unwrap_or_default(),
         }
+    }
+
+    pub fn remote_write(&self) -> &crate::remote_write::Hub {
+        &self.remote_write
     }
 
     /// Replaces the set of sources and checks (start or successful reload).
@@ -295,6 +302,14 @@ impl Shared {
             }
         }
         evaluate_checks(&mut state);
+        if let Some(slot) = state.slots.get(index) {
+            self.remote_write.offer(&slot.id, now, &slot.output, || {
+                let mut own = self_metrics(&state);
+                own.extend(state.check_output.clone());
+                own.extend(state.footprint.clone());
+                own
+            });
+        }
         drop(state);
         self.render();
     }
@@ -314,11 +329,12 @@ impl Shared {
     fn render(&self) {
         let state = self.lock();
         let own = self_metrics(&state);
+        let remote = self.remote_write.output();
         let outputs: Vec<&Output> = state
             .slots
             .iter()
             .map(|s| &s.output)
-            .chain([&own, &state.check_output, &state.footprint])
+            .chain([&own, &state.check_output, &state.footprint, &remote])
             .collect();
         let text = metrics::render(outputs.iter().copied(), Format::Text);
         let openmetrics = metrics::render(outputs.iter().copied(), Format::OpenMetrics);
@@ -507,6 +523,11 @@ impl Agent {
         }
         let sources = collectors::build(config);
         let generation = self.shared.install(config, &sources);
+        let most_frequent = sources
+            .iter()
+            .min_by_key(|s| s.interval)
+            .map(|s| s.id.clone());
+        self.shared.remote_write.apply(config, most_frequent);
         self.tasks.push(tokio::spawn(run_footprint(
             self.shared.clone(),
             generation,

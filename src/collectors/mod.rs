@@ -245,7 +245,7 @@ pub fn build(config: &Config) -> Vec<Scheduled> {
 }
 
 /// Every metric family vitals itself can export, gathered from the `METRICS`
-/// table each source (and the agent and the checks) declares beside its emit
+/// table each source (and the agent, the checks and remote write) declares beside its emit
 /// code. A source's output that is not vitals' own (an application's series
 /// re-exported by an app source) is not in the catalog. Anything that needs
 /// "every metric vitals exports" reads this: the check selector warning, the
@@ -263,6 +263,7 @@ pub fn catalog() -> Vec<&'static Desc> {
         footprint::METRICS,
         redis::METRICS,
         crate::checks::METRICS,
+        crate::remote_write::METRICS,
     ];
     tables.iter().flat_map(|t| t.iter()).collect()
 }

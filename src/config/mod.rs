@@ -4,7 +4,8 @@
 //!
 //! Values are parsed into what they mean while the file is read, so the rest
 //! of the agent never parses a config string: a DSN ([`Dsn`], `dsn.rs`), a
-//! probe URL ([`ProbeTarget`], `probe.rs`), a check selector ([`Selector`],
+//! probe URL ([`ProbeTarget`], `probe.rs`, from `url.rs`, which remote
+//! write's receiver URLs also use), a check selector ([`Selector`],
 //! `selector.rs`), a duration, a regex. `paths.rs` names the key at a
 //! position (and the reverse) from the YAML parser's own spans;
 //! `validate.rs` checks what spans several keys. This module depends on
@@ -15,13 +16,18 @@ mod duration;
 mod load;
 mod paths;
 mod probe;
+mod remote_write;
 pub mod selector;
+pub mod url;
 mod validate;
 
 pub use dsn::{parse_dsn, Dsn};
 pub use duration::{parse_duration, Duration};
 pub use load::{load_file, parse_str, ConfigError, EMBEDDED_DEFAULT};
 pub use probe::{parse_target, ProbeTarget};
+pub use remote_write::{
+    expand_env, BasicAuth, EnvString, RemoteQueueConfig, RemoteWriteConfig, TlsClientConfig,
+};
 pub use selector::{Selector, SelectorError};
 
 use serde::de::{self, Deserializer};
@@ -60,6 +66,9 @@ pub struct Config {
     pub default_checks: bool,
     #[serde(default)]
     pub checks: Vec<Spanned<CheckConfig>>,
+    /// Receivers every round is pushed to (see `remote_write/`).
+    #[serde(default)]
+    pub remote_write: Vec<RemoteWriteConfig>,
 }
 
 fn default_listen() -> SocketAddr {

@@ -1,6 +1,7 @@
 //! An HTTP probe's target, parsed from its `http://` URL when the config is
 //! read.
 
+use super::url::{parse_url, shown, Scheme};
 use serde::de::{self, Deserializer};
 use serde::Deserialize;
 use std::fmt;
@@ -21,66 +22,25 @@ pub struct ProbeTarget {
 /// that is not an absolute http URL; the message never repeats a URL that
 /// may hold a password.
 pub fn parse_target(url: &str) -> Result<ProbeTarget, String> {
-    let scheme_end = url.find("://");
-    let scheme = scheme_end.map(|i| url[..i].to_ascii_lowercase());
-    let rest = scheme_end.map_or("", |i| &url[i + 3..]);
-    let authority_text = rest.split(['/', '?', '#']).next().unwrap_or("");
-    if authority_text.contains('@') {
+    let rest = url.find("://").map_or("", |i| &url[i + 3..]);
+    if rest
+        .split(['/', '?', '#'])
+        .next()
+        .unwrap_or("")
+        .contains('@')
+    {
         return Err(
             "probe URL must not contain a user or password; the probe sends no credentials".into(),
         );
     }
-    match scheme.as_deref() {
-        Some("http") => {}
-        Some("https") => {
-            return Err(format!(
-                "probe URL {url:?}: https is not supported; probe the application's own endpoint on loopback with http://"
-            ))
-        }
-        _ => return Err(format!("probe URL {url:?} must start with http://")),
+    let (scheme, target) = parse_url(url, "probe URL")?;
+    if scheme == Scheme::Https {
+        return Err(format!(
+            "probe URL {:?}: https is not supported; probe the application's own endpoint on loopback with http://",
+            shown(url)
+        ));
     }
-    let uri: hyper::Uri = url
-        .parse()
-        .map_err(|e| format!("invalid probe URL {url:?}: {e}"))?;
-    let authority = uri
-        .authority()
-        .ok_or_else(|| format!("probe URL {url:?} has no host"))?;
-    let host = authority
-        .host()
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .to_owned();
-    if host.is_empty() {
-        return Err(format!("probe URL {url:?} has no host"));
-    }
-    // `port_u16` is None for both "no port" and "port 99999": tell them apart.
-    let port = match authority
-        .as_str()
-        .get(authority.host().len()..)
-        .and_then(|rest| rest.strip_prefix(':'))
-    {
-        None | Some("") => 80,
-        Some(p) => p
-            .parse::<u16>()
-            .ok()
-            .filter(|p| *p != 0)
-            .ok_or_else(|| format!("invalid probe URL {url:?}: bad port {p:?}"))?,
-    };
-    let path = uri
-        .path_and_query()
-        .map(|p| p.as_str())
-        .filter(|p| !p.is_empty())
-        .unwrap_or("/");
-    Ok(ProbeTarget {
-        host,
-        port,
-        path: if path.starts_with('/') {
-            path.to_owned()
-        } else {
-            format!("/{path}")
-        },
-        host_header: authority.as_str().to_owned(),
-    })
+    Ok(target)
 }
 
 impl ProbeTarget {

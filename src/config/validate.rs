@@ -41,6 +41,7 @@ pub(super) fn validate(config: &Config) -> Result<(), Invalid> {
     )?;
     database_targets(config)?;
     redis_targets(config)?;
+    remote_writes(config)?;
     for (i, probe) in sources.http_probes.iter().enumerate() {
         let at = format!("sources.http_probes[{i}]");
         for (key, value) in [("timeout", probe.timeout), ("window", probe.window)] {
@@ -118,6 +119,128 @@ fn database_targets(config: &Config) -> Result<(), Invalid> {
                 format!("{at}.dsn"),
                 format!("dbname must be pgbouncer (the admin console), not {db:?}"),
             ));
+        }
+    }
+    Ok(())
+}
+
+/// Headers vitals sets itself; a configured one would break the protocol.
+const RESERVED_HEADERS: &[&str] = &[
+    "host",
+    "content-type",
+    "content-encoding",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "user-agent",
+    "x-prometheus-remote-write-version",
+];
+
+/// `remote_write[]`: the URL parses (messages never repeat its query or
+/// credentials), one kind of credentials, readable credential and TLS
+/// files, headers and label names that are valid, bounds above 0.
+fn remote_writes(config: &Config) -> Result<(), Invalid> {
+    let mut dirs = BTreeSet::new();
+    for (i, rw) in config.remote_write.iter().enumerate() {
+        let fail =
+            |key: &str, message: String| Err(invalid(format!("remote_write[{i}].{key}"), message));
+        if let Err(e) = super::url::parse_url(&rw.url, "url") {
+            let hint = if e.contains("user or password") {
+                "; use basic_auth with a password_file"
+            } else {
+                ""
+            };
+            return fail("url", format!("{e}{hint}"));
+        }
+        if rw.timeout.as_std().is_zero() {
+            return fail("timeout", "must be above 0".into());
+        }
+        if rw.interval.is_some_and(|d| d.as_std().is_zero()) {
+            return fail(
+                "interval",
+                "must be above 0 (leave it out to send after each round)".into(),
+            );
+        }
+        if rw.queue.max_samples == 0 {
+            return fail("queue.max_samples", "must be at least 1".into());
+        }
+        if let Some(dir) = &rw.queue.dir {
+            if !dirs.insert(dir) {
+                return fail(
+                    "queue.dir",
+                    format!(
+                        "{} is used by another remote_write entry; each needs its own",
+                        dir.display()
+                    ),
+                );
+            }
+        }
+        if rw.basic_auth.is_some() && rw.bearer_token_file.is_some() {
+            return fail(
+                "bearer_token_file",
+                "set basic_auth or bearer_token_file, not both".into(),
+            );
+        }
+        let mut files: Vec<(&str, &std::path::Path)> = Vec::new();
+        if let Some(b) = &rw.basic_auth {
+            files.push(("basic_auth.password_file", &b.password_file));
+        }
+        if let Some(f) = &rw.bearer_token_file {
+            files.push(("bearer_token_file", f));
+        }
+        for (key, f) in [
+            ("tls.ca_file", &rw.tls.ca_file),
+            ("tls.cert_file", &rw.tls.cert_file),
+            ("tls.key_file", &rw.tls.key_file),
+        ] {
+            if let Some(f) = f {
+                files.push((key, f));
+            }
+        }
+        for (key, path) in files {
+            if let Err(e) = std::fs::metadata(path).and_then(|_| std::fs::File::open(path)) {
+                return fail(key, format!("{}: {e}", path.display()));
+            }
+        }
+        if rw.tls.cert_file.is_some() != rw.tls.key_file.is_some() {
+            return fail("tls", "tls.cert_file and tls.key_file go together".into());
+        }
+        for (name, value) in &rw.headers {
+            let key = format!("headers.{name}");
+            let fail = |message: String| fail(&key, message);
+            if RESERVED_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+                return fail(format!("vitals sets {name} itself"));
+            }
+            if name.eq_ignore_ascii_case("authorization")
+                && (rw.basic_auth.is_some() || rw.bearer_token_file.is_some())
+            {
+                return fail("Authorization conflicts with basic_auth or bearer_token_file".into());
+            }
+            if hyper::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                return fail(format!("{name:?} is not a valid header name"));
+            }
+            // The value is never repeated: it may be a key.
+            if hyper::header::HeaderValue::from_str(value).is_err() {
+                return fail(format!(
+                    "the value of {name} has characters not allowed in a header"
+                ));
+            }
+        }
+        for name in rw.external_labels.keys() {
+            let key = format!("external_labels.{name}");
+            let mut chars = name.chars();
+            let valid = chars
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !valid || name.starts_with("__") {
+                return fail(
+                    &key,
+                    format!(
+                        "{name:?} is not a label name (letters, digits, _; not starting with __)"
+                    ),
+                );
+            }
         }
     }
     Ok(())
@@ -324,6 +447,91 @@ mod tests {
         let bad = "sources:\n  postgres:\n    - name: a\n      dsn: host=127.0.0.1\n      heartbeat: {table: \"hb; DROP TABLE x\"}\n";
         let e = parse_str(bad, "c.yaml").unwrap_err();
         assert!(e.message.contains("heartbeat table"), "{}", e.message);
+    }
+
+    #[test]
+    fn remote_write_entries_are_checked_without_echoing_secrets() {
+        let dir = tempfile::tempdir().unwrap();
+        let pw = dir.path().join("pw");
+        std::fs::write(&pw, "hunter2hunter2\n").unwrap();
+        let pw = pw.display();
+        let ok = format!(
+            "remote_write:\n  - url: https://mimir.example/api/v1/push\n    basic_auth: {{username: u, password_file: {pw}}}\n    headers: {{X-Scope-OrgID: team-a}}\n    queue: {{max_samples: 500, dir: /var/lib/vitals/rw}}\n"
+        );
+        let config = parse_str(&ok, "c.yaml").unwrap();
+        assert_eq!(config.remote_write[0].queue.max_samples, 500);
+        for (text, line, message) in [
+            (
+                "remote_write:\n  - url: \"https://u:hunter2hunter2@h/push\"\n".to_owned(),
+                2,
+                "key `remote_write[0].url`: url must not contain a user or password; use basic_auth with a password_file",
+            ),
+            (
+                "remote_write:\n  - {url: \"ftp://h/push?key=hunter2hunter2\"}\n".to_owned(),
+                2,
+                "key `remote_write[0].url`: url \"ftp://h/push\" must start with http://",
+            ),
+            (
+                format!("remote_write:\n  - url: http://h/push\n    basic_auth: {{username: u, password_file: {pw}}}\n    bearer_token_file: {pw}\n"),
+                4,
+                "key `remote_write[0].bearer_token_file`: set basic_auth or bearer_token_file, not both",
+            ),
+            (
+                "remote_write:\n  - url: http://h/push\n    bearer_token_file: /nonexistent/token\n".to_owned(),
+                3,
+                "key `remote_write[0].bearer_token_file`: /nonexistent/token: No such file or directory (os error 2)",
+            ),
+            (
+                "remote_write:\n  - url: http://h/push\n    headers: {Content-Encoding: gzip}\n".to_owned(),
+                3,
+                "key `remote_write[0].headers.Content-Encoding`: vitals sets Content-Encoding itself",
+            ),
+            (
+                "remote_write:\n  - url: http://h/push\n    headers: {X-Key: \"hunter2hunter2\\n\"}\n".to_owned(),
+                3,
+                "key `remote_write[0].headers.X-Key`: the value of X-Key has characters not allowed in a header",
+            ),
+            (
+                "remote_write:\n  - url: http://h/push\n    external_labels: {__pod: x}\n".to_owned(),
+                3,
+                "key `remote_write[0].external_labels.__pod`: \"__pod\" is not a label name (letters, digits, _; not starting with __)",
+            ),
+            (
+                "remote_write:\n  - url: http://h/a\n  - url: http://h/b\n    queue: {max_samples: 0}\n".to_owned(),
+                4,
+                "key `remote_write[1].queue.max_samples`: must be at least 1",
+            ),
+            (
+                "remote_write:\n  - {url: http://h/a, queue: {dir: /q}}\n  - {url: http://h/b, queue: {dir: /q}}\n".to_owned(),
+                3,
+                "key `remote_write[1].queue.dir`: /q is used by another remote_write entry; each needs its own",
+            ),
+        ] {
+            let e = parse_str(&text, "c.yaml").expect_err(&text);
+            assert_eq!(e.message, message, "{text}");
+            assert_eq!(e.line, line, "{text}");
+            assert!(!e.to_string().contains("hunter2"), "{e}");
+        }
+    }
+
+    #[test]
+    fn external_label_values_come_from_the_environment() {
+        // PATH is set in every test environment.
+        let path = std::env::var("PATH").unwrap();
+        let text = "remote_write:\n  - url: http://h/push\n    external_labels: {path: \"p=${PATH}\", cost: \"$$5\"}\n";
+        let config = parse_str(text, "c.yaml").unwrap();
+        let labels = &config.remote_write[0].external_labels;
+        assert_eq!(labels["path"].0, format!("p={path}"));
+        assert_eq!(labels["cost"].0, "$5");
+        let text = "remote_write:\n  - url: http://h/push\n    external_labels:\n      pod: \"${VITALS_TEST_SURELY_UNSET}\"\n";
+        let e = parse_str(text, "c.yaml").unwrap_err();
+        assert_eq!(e.line, 4);
+        assert!(
+            e.message
+                .contains("environment variable VITALS_TEST_SURELY_UNSET is not set"),
+            "{}",
+            e.message
+        );
     }
 
     #[test]

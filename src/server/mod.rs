@@ -345,6 +345,7 @@ impl Server {
             "config": report.config,
             "sources": report.sources,
             "checks": report.checks,
+            "remote_write": self.shared.remote_write().statuses(),
         });
         let mut resp = Response::new(Full::new(Bytes::from(body.to_string())));
         resp.headers_mut()

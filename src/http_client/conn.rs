@@ -1,0 +1,273 @@
+//! One HTTP/1.1 client connection (hyper 1) over TCP, or TLS with rustls and
+//! the ring provider, kept open between requests and opened again after an
+//! error. Used by remote write.
+
+use super::{Scheme, Target};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
+use std::sync::Arc;
+use tokio::net::TcpStream;
+use tokio_rustls::rustls::client::danger::{
+    HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier,
+};
+use tokio_rustls::rustls::crypto::ring as provider;
+use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use tokio_rustls::rustls::{self, ClientConfig, DigitallySignedStruct, RootCertStore};
+
+/// The client side of TLS, read from files.
+#[derive(Clone, Debug, Default)]
+pub struct TlsFiles<'a> {
+    pub ca_file: Option<&'a std::path::Path>,
+    pub cert_file: Option<&'a std::path::Path>,
+    pub key_file: Option<&'a std::path::Path>,
+    pub insecure_skip_verify: bool,
+}
+
+/// Builds a rustls client configuration: the CA file's roots (or the
+/// system's), an optional client certificate, HTTP/1.1 by ALPN.
+pub fn client_config(files: &TlsFiles<'_>) -> Result<Arc<ClientConfig>, String> {
+    let read = |what: &str, path: &std::path::Path| {
+        std::fs::read(path).map_err(|e| format!("tls {what} {}: {e}", path.display()))
+    };
+    let builder = ClientConfig::builder_with_provider(Arc::new(provider::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("tls: {e}"))?;
+    let builder = if files.insecure_skip_verify {
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(SkipVerify))
+    } else {
+        let mut roots = RootCertStore::empty();
+        match files.ca_file {
+            Some(path) => {
+                for cert in crate::server::tls::parse_certs(&read("ca_file", path)?)
+                    .map_err(|e| format!("tls ca_file {}: {e}", path.display()))?
+                {
+                    roots
+                        .add(cert)
+                        .map_err(|e| format!("tls ca_file {}: {e}", path.display()))?;
+                }
+            }
+            None => {
+                let native = rustls_native_certs::load_native_certs();
+                roots.add_parsable_certificates(native.certs);
+                if roots.is_empty() {
+                    return Err(
+                        "tls: no CA certificates found on the system; set tls.ca_file".into(),
+                    );
+                }
+            }
+        }
+        builder.with_root_certificates(roots)
+    };
+    let mut config = match (files.cert_file, files.key_file) {
+        (Some(cert), Some(key)) => {
+            let chain = crate::server::tls::parse_certs(&read("cert_file", cert)?)
+                .map_err(|e| format!("tls cert_file {}: {e}", cert.display()))?;
+            let key = crate::server::tls::parse_key(&read("key_file", key)?)
+                .map_err(|e| format!("tls key_file {}: {e}", key.display()))?;
+            builder
+                .with_client_auth_cert(chain, key)
+                .map_err(|e| format!("tls client certificate: {e}"))?
+        }
+        (None, None) => builder.with_no_client_auth(),
+        _ => return Err("tls: cert_file and key_file go together".into()),
+    };
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// `insecure_skip_verify`: any certificate is accepted; signatures are still
+/// checked so the handshake itself is sound.
+#[derive(Debug)]
+struct SkipVerify;
+
+impl ServerCertVerifier for SkipVerify {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &provider::default_provider().signature_verification_algorithms,
+        )
+    }
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &provider::default_provider().signature_verification_algorithms,
+        )
+    }
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        provider::default_provider()
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+/// A response, as far as a sender cares.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub headers: hyper::HeaderMap,
+    /// The start of the body (for error messages), at most 512 bytes.
+    pub body: String,
+}
+
+/// A reusable connection to one endpoint.
+pub struct Client {
+    scheme: Scheme,
+    target: Target,
+    tls: Option<(Arc<ClientConfig>, ServerName<'static>)>,
+    sender: Option<SendRequest<Full<Bytes>>>,
+    /// The task driving the open connection; aborted when it is replaced,
+    /// so a receiver that never answers does not keep sockets around.
+    driver: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        if let Some(driver) = self.driver.take() {
+            driver.abort();
+        }
+    }
+}
+
+impl Client {
+    pub fn new(
+        scheme: Scheme,
+        target: Target,
+        tls: Option<Arc<ClientConfig>>,
+    ) -> Result<Self, String> {
+        let tls = match (scheme, tls) {
+            (Scheme::Https, Some(config)) => {
+                let name = ServerName::try_from(target.host.clone())
+                    .map_err(|e| format!("tls server name {:?}: {e}", target.host))?;
+                Some((config, name))
+            }
+            (Scheme::Https, None) => return Err("https needs a TLS configuration".into()),
+            (Scheme::Http, _) => None,
+        };
+        Ok(Client {
+            scheme,
+            target,
+            tls,
+            sender: None,
+            driver: None,
+        })
+    }
+
+    pub fn target(&self) -> &Target {
+        &self.target
+    }
+
+    /// Sends `request` (its URI is set to the target's path) on the open
+    /// connection or a new one. The caller bounds the time it takes; on any
+    /// error the connection is dropped.
+    pub async fn send(
+        &mut self,
+        mut request: hyper::Request<Full<Bytes>>,
+    ) -> Result<Answer, String> {
+        let mut reusable = self.sender.take();
+        if let Some(s) = reusable.as_mut() {
+            if s.ready().await.is_err() {
+                reusable = None;
+            }
+        }
+        let sender = match reusable {
+            Some(s) => s,
+            None => {
+                if let Some(driver) = self.driver.take() {
+                    driver.abort();
+                }
+                let (sender, driver) = self.connect().await?;
+                self.driver = Some(driver);
+                sender
+            }
+        };
+        let mut sender = sender;
+        *request.uri_mut() = self.target.path.parse().map_err(|e| format!("path: {e}"))?;
+        let host = hyper::header::HeaderValue::from_str(&self.target.host_header)
+            .map_err(|e| format!("host header: {e}"))?;
+        request.headers_mut().insert(hyper::header::HOST, host);
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|e| format!("sending the request: {e}"))?;
+        let (parts, body) = response.into_parts();
+        // Read the whole body so the connection can be reused; cap what is
+        // kept for messages.
+        let bytes = http_body_util::Limited::new(body, 64 * 1024)
+            .collect()
+            .await
+            .map_err(|e| format!("reading the response: {e}"))?
+            .to_bytes();
+        let text = String::from_utf8_lossy(bytes.get(..bytes.len().min(512)).unwrap_or_default())
+            .trim()
+            .to_owned();
+        self.sender = Some(sender);
+        Ok(Answer {
+            status: parts.status.as_u16(),
+            headers: parts.headers,
+            body: text,
+        })
+    }
+
+    async fn connect(&self) -> Result<(SendRequest<Full<Bytes>>, Driver), String> {
+        let where_ = &self.target.host_header;
+        let tcp = TcpStream::connect((self.target.host.as_str(), self.target.port))
+            .await
+            .map_err(|e| format!("connecting to {where_}: {e}"))?;
+        let _ = tcp.set_nodelay(true);
+        match (&self.scheme, &self.tls) {
+            (Scheme::Https, Some((config, name))) => {
+                let stream = tokio_rustls::TlsConnector::from(config.clone())
+                    .connect(name.clone(), tcp)
+                    .await
+                    .map_err(|e| format!("TLS handshake with {where_}: {e}"))?;
+                handshake(TokioIo::new(stream)).await
+            }
+            _ => handshake(TokioIo::new(tcp)).await,
+        }
+    }
+}
+
+type Driver = tokio::task::JoinHandle<()>;
+
+async fn handshake<I>(io: I) -> Result<(SendRequest<Full<Bytes>>, Driver), String>
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let (sender, conn) = hyper::client::conn::http1::handshake(io)
+        .await
+        .map_err(|e| format!("HTTP handshake: {e}"))?;
+    let driver = tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::debug!(error = %e, "client connection ended with an error");
+        }
+    });
+    Ok((sender, driver))
+}
