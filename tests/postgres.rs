@@ -59,6 +59,8 @@ fn pg_config(c: &Cluster, port: u16, name: &str) -> PostgresConfig {
         pools: BTreeMap::new(),
         top_applications: 10,
         heartbeat: None,
+        statements: config::StatementsConfig::default(),
+        catalog_interval: config::Duration::from_secs(60),
     }
 }
 

@@ -290,6 +290,38 @@ pub struct PostgresConfig {
     pub top_applications: usize,
     #[serde(default)]
     pub heartbeat: Option<HeartbeatConfig>,
+    /// Top statements from pg_stat_statements (`top: 0` turns them off).
+    #[serde(default)]
+    pub statements: StatementsConfig,
+    /// The slower interval of the catalog figures (wraparound, xmin
+    /// horizon, dead tuples, unused indexes).
+    #[serde(default = "default_catalog_interval")]
+    pub catalog_interval: Duration,
+}
+
+/// `statements: {top: 20}` on a PostgreSQL target.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct StatementsConfig {
+    /// How many statements get their own series; the rest are summed as
+    /// `queryid="other"`. 0 turns the statement figures off.
+    #[serde(default = "default_top_statements")]
+    pub top: usize,
+}
+
+impl Default for StatementsConfig {
+    fn default() -> Self {
+        StatementsConfig {
+            top: default_top_statements(),
+        }
+    }
+}
+
+fn default_top_statements() -> usize {
+    20
+}
+fn default_catalog_interval() -> Duration {
+    Duration::from_secs(60)
 }
 
 fn default_pg_timeout() -> Duration {

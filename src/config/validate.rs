@@ -96,6 +96,9 @@ pub(super) fn validate(config: &Config, text: &str) -> Result<(), Invalid> {
     Ok(())
 }
 
+/// The largest `statements.top`: a few hundred series per target at most.
+const MAX_TOP_STATEMENTS: usize = 200;
+
 /// PostgreSQL and PgBouncer targets: the DSN parses (the message never
 /// repeats it), one password source at most, a heartbeat table that is a
 /// plain identifier, pool sizes above 0, a timeout above 0.
@@ -110,6 +113,23 @@ fn database_targets(config: &Config, text: &str) -> Result<(), Invalid> {
         }
         if pg.timeout.as_std().is_zero() {
             return fail("postgres", &pg.name, "timeout must be above 0".into());
+        }
+        if pg.catalog_interval.as_std().is_zero() {
+            return fail(
+                "postgres",
+                &pg.name,
+                "catalog_interval must be above 0".into(),
+            );
+        }
+        if pg.statements.top > MAX_TOP_STATEMENTS {
+            return fail(
+                "postgres",
+                &pg.name,
+                format!(
+                    "statements: top {} is above {MAX_TOP_STATEMENTS} (each one is a set of series)",
+                    pg.statements.top
+                ),
+            );
         }
         if let Some((app, _)) = pg.pools.iter().find(|(_, size)| **size == 0) {
             return fail(
@@ -340,6 +360,36 @@ mod tests {
         let bad = "sources:\n  postgres:\n    - name: a\n      dsn: host=127.0.0.1\n      heartbeat: {table: \"hb; DROP TABLE x\"}\n";
         let e = parse_str(bad, "c.yaml").unwrap_err();
         assert!(e.message.contains("heartbeat table"), "{}", e.message);
+    }
+
+    #[test]
+    fn statements_and_catalog_interval_are_read_and_checked() {
+        let ok = "sources:\n  postgres:\n    - name: a\n      dsn: host=127.0.0.1\n      statements: {top: 5}\n      catalog_interval: 2m\n";
+        let c = parse_str(ok, "c.yaml").unwrap();
+        let pg = &c.sources.postgres[0];
+        assert_eq!(pg.statements.top, 5);
+        assert_eq!(pg.catalog_interval.as_std().as_secs(), 120);
+        let defaults = "sources:\n  postgres:\n    - name: a\n      dsn: host=127.0.0.1\n";
+        let c = parse_str(defaults, "c.yaml").unwrap();
+        assert_eq!(c.sources.postgres[0].statements.top, 20);
+        assert_eq!(
+            c.sources.postgres[0].catalog_interval.as_std().as_secs(),
+            60
+        );
+        let too_many = "sources:\n  postgres:\n    - name: a\n      dsn: host=127.0.0.1\n      statements: {top: 5000}\n";
+        let e = parse_str(too_many, "c.yaml").unwrap_err();
+        assert_eq!(e.line, 3, "{}", e.message);
+        assert!(e.message.contains("statements: top 5000"), "{}", e.message);
+        let zero = "sources:\n  postgres:\n    - name: a\n      dsn: host=127.0.0.1\n      catalog_interval: 0s\n";
+        let e = parse_str(zero, "c.yaml").unwrap_err();
+        assert!(
+            e.message.contains("catalog_interval must be above 0"),
+            "{}",
+            e.message
+        );
+        let typo = "sources:\n  postgres:\n    - name: a\n      dsn: host=127.0.0.1\n      statements: {tpo: 5}\n";
+        let e = parse_str(typo, "c.yaml").unwrap_err();
+        assert!(e.message.contains("tpo"), "{}", e.message);
     }
 
     #[test]

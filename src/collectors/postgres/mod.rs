@@ -31,6 +31,7 @@
 pub(crate) mod conn;
 pub mod queries;
 pub mod replication;
+pub mod stats;
 
 pub use conn::{backoff, parse_dsn};
 
