@@ -6,7 +6,7 @@
 use crate::checks::{CheckEngine, InstanceStatus, Now, SourceRound};
 use crate::collectors::{self, AnySource, Scheduled, Source};
 use crate::config::{Config, Duration};
-use crate::metrics::{self, Format, Output};
+use crate::metrics::{self, Desc, Format, Output};
 use bytes::Bytes;
 use std::io::Write as _;
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
@@ -324,30 +324,79 @@ fn evaluate_checks(state: &mut State) {
     }
 }
 
+pub const BUILD_INFO: Desc = Desc::gauge(
+    "vitals_build_info",
+    &["version", "revision"],
+    "Always 1; labels give the vitals version and git revision it was built from.",
+);
+pub const CONFIG_LAST_RELOAD_SUCCESS: Desc = Desc::gauge(
+    "vitals_config_last_reload_success",
+    &[],
+    "1 if the last configuration load or reload succeeded, 0 if it was refused (the previous configuration keeps running).",
+);
+pub const CONFIG_LAST_RELOAD_TIMESTAMP_SECONDS: Desc = Desc::gauge(
+    "vitals_config_last_reload_timestamp_seconds",
+    &[],
+    "Unix time of the last configuration load or reload attempt.",
+);
+pub const CONFIG_RELOAD_FAILURES_TOTAL: Desc = Desc::counter(
+    "vitals_config_reload_failures_total",
+    &[],
+    "Configuration reloads refused because the new file was invalid.",
+);
+pub const SOURCE_SUCCESS: Desc = Desc::gauge(
+    "vitals_source_success",
+    &["source"],
+    "1 if the source's last sampling round succeeded, 0 if it failed or timed out.",
+);
+pub const SOURCE_DURATION_SECONDS: Desc = Desc::gauge(
+    "vitals_source_duration_seconds",
+    &["source"],
+    "Wall time the source's last sampling round took.",
+);
+pub const SOURCE_LAST_SUCCESS_TIMESTAMP_SECONDS: Desc = Desc::gauge(
+    "vitals_source_last_success_timestamp_seconds",
+    &["source"],
+    "Unix time of the source's last successful sampling round.",
+);
+pub const SOURCE_ERRORS_TOTAL: Desc = Desc::counter(
+    "vitals_source_errors_total",
+    &["source"],
+    "Sampling rounds of the source that failed or timed out.",
+);
+
+/// Every family the agent exports about itself, for `collectors::catalog()`.
+pub const METRICS: &[Desc] = &[
+    BUILD_INFO,
+    CONFIG_LAST_RELOAD_SUCCESS,
+    CONFIG_LAST_RELOAD_TIMESTAMP_SECONDS,
+    CONFIG_RELOAD_FAILURES_TOTAL,
+    SOURCE_SUCCESS,
+    SOURCE_DURATION_SECONDS,
+    SOURCE_LAST_SUCCESS_TIMESTAMP_SECONDS,
+    SOURCE_ERRORS_TOTAL,
+];
+
 /// `vitals_source_*`, `vitals_build_info`, `vitals_config_*`.
 fn self_metrics(state: &State) -> Output {
     let mut out = Output::new();
-    out.gauge(
-        "vitals_build_info",
-        "Always 1; labels give the vitals version and git revision it was built from.",
+    out.add(
+        &BUILD_INFO,
         &[("version", VERSION), ("revision", REVISION)],
         1.0,
     );
-    out.gauge(
-        "vitals_config_last_reload_success",
-        "1 if the last configuration load or reload succeeded, 0 if it was refused (the previous configuration keeps running).",
+    out.add(
+        &CONFIG_LAST_RELOAD_SUCCESS,
         &[],
         f64::from(u8::from(state.reload.last_reload_success)),
     );
-    out.gauge(
-        "vitals_config_last_reload_timestamp_seconds",
-        "Unix time of the last configuration load or reload attempt.",
+    out.add(
+        &CONFIG_LAST_RELOAD_TIMESTAMP_SECONDS,
         &[],
         state.reload.last_reload_timestamp_seconds,
     );
-    out.counter(
-        "vitals_config_reload_failures_total",
-        "Configuration reloads refused because the new file was invalid.",
+    out.add(
+        &CONFIG_RELOAD_FAILURES_TOTAL,
         &[],
         state.reload.reload_failures_total as f64,
     );
@@ -355,35 +404,15 @@ fn self_metrics(state: &State) -> Output {
         let s = &slot.status;
         let labels = [("source", s.source.as_str())];
         if let Some(success) = s.success {
-            out.gauge(
-                "vitals_source_success",
-                "1 if the source's last sampling round succeeded, 0 if it failed or timed out.",
-                &labels,
-                f64::from(u8::from(success)),
-            );
+            out.add(&SOURCE_SUCCESS, &labels, f64::from(u8::from(success)));
         }
         if let Some(took) = s.last_duration_seconds {
-            out.gauge(
-                "vitals_source_duration_seconds",
-                "Wall time the source's last sampling round took.",
-                &labels,
-                took,
-            );
+            out.add(&SOURCE_DURATION_SECONDS, &labels, took);
         }
         if let Some(ts) = s.last_success_timestamp_seconds {
-            out.gauge(
-                "vitals_source_last_success_timestamp_seconds",
-                "Unix time of the source's last successful sampling round.",
-                &labels,
-                ts,
-            );
+            out.add(&SOURCE_LAST_SUCCESS_TIMESTAMP_SECONDS, &labels, ts);
         }
-        out.counter(
-            "vitals_source_errors_total",
-            "Sampling rounds of the source that failed or timed out.",
-            &labels,
-            s.errors_total as f64,
-        );
+        out.add(&SOURCE_ERRORS_TOTAL, &labels, s.errors_total as f64);
     }
     out
 }

@@ -29,7 +29,7 @@ pub use selector::{Selector, SelectorError};
 pub use state::{Levels, Machine, State};
 
 use crate::config::{CheckConfig, Config, Direction};
-use crate::metrics::Output;
+use crate::metrics::{Desc, Output};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -41,115 +41,6 @@ pub const UNKNOWN_RETENTION: Duration = Duration::from_secs(600);
 
 /// Label names the `vitals_check_*` families use themselves.
 pub const RESERVED_LABELS: [&str; 3] = ["check", "severity", "to"];
-
-/// Every metric name vitals exports, for the load-time warning about a check
-/// naming a metric nothing produces. Keep in step with the collectors.
-pub const KNOWN_METRICS: &[&str] = &[
-    // host
-    "vitals_host_boot_time_seconds",
-    "vitals_host_cpu_seconds_total",
-    "vitals_host_load1",
-    "vitals_host_load5",
-    "vitals_host_load15",
-    "vitals_host_memory_total_bytes",
-    "vitals_host_memory_available_bytes",
-    "vitals_host_pressure_cpu_some_seconds_total",
-    "vitals_host_pressure_cpu_full_seconds_total",
-    "vitals_host_pressure_memory_some_seconds_total",
-    "vitals_host_pressure_memory_full_seconds_total",
-    "vitals_host_pressure_io_some_seconds_total",
-    "vitals_host_pressure_io_full_seconds_total",
-    "vitals_host_uptime_seconds",
-    // cgroup
-    "vitals_cgroup_info",
-    "vitals_cgroup_limit_source",
-    "vitals_cgroup_cpu_usage_seconds_total",
-    "vitals_cgroup_cpu_limit_cores",
-    "vitals_cgroup_cpu_limit_utilization_ratio",
-    "vitals_cgroup_cpu_periods_total",
-    "vitals_cgroup_cpu_throttled_periods_total",
-    "vitals_cgroup_cpu_throttled_seconds_total",
-    "vitals_cgroup_cpu_throttled_ratio",
-    "vitals_cgroup_memory_usage_bytes",
-    "vitals_cgroup_memory_working_set_bytes",
-    "vitals_cgroup_memory_rss_bytes",
-    "vitals_cgroup_memory_limit_bytes",
-    "vitals_cgroup_memory_limit_utilization_ratio",
-    "vitals_cgroup_memory_oom_events_total",
-    "vitals_cgroup_memory_oom_kills_total",
-    "vitals_cgroup_pids_current",
-    "vitals_cgroup_pids_limit",
-    "vitals_cgroup_pressure_cpu_some_seconds_total",
-    "vitals_cgroup_pressure_cpu_full_seconds_total",
-    "vitals_cgroup_pressure_memory_some_seconds_total",
-    "vitals_cgroup_pressure_memory_full_seconds_total",
-    "vitals_cgroup_pressure_io_some_seconds_total",
-    "vitals_cgroup_pressure_io_full_seconds_total",
-    // process
-    "vitals_process_count",
-    "vitals_process_cpu_seconds_total",
-    "vitals_process_max_fds",
-    "vitals_process_open_fds",
-    "vitals_process_resident_memory_bytes",
-    "vitals_process_start_time_seconds",
-    "vitals_process_threads",
-    "vitals_process_up",
-    // postgres
-    "vitals_pg_up",
-    "vitals_pg_info",
-    "vitals_pg_in_recovery",
-    "vitals_pg_connections",
-    "vitals_pg_connections_by_application",
-    "vitals_pg_max_connections",
-    "vitals_pg_reserved_connections",
-    "vitals_pg_connection_utilization_ratio",
-    "vitals_pg_pool_utilization_ratio",
-    "vitals_pg_idle_in_transaction_max_seconds",
-    "vitals_pg_longest_query_seconds",
-    "vitals_pg_lock_waiters",
-    "vitals_pg_probe_seconds",
-    "vitals_pg_replication_lag_seconds",
-    "vitals_pg_replication_lag_bytes",
-    "vitals_pg_replication_stream_up",
-    "vitals_pg_replication_last_message_age_seconds",
-    "vitals_pg_standby_write_lag_seconds",
-    "vitals_pg_standby_flush_lag_seconds",
-    "vitals_pg_standby_replay_lag_seconds",
-    "vitals_pg_standby_replay_lag_bytes",
-    "vitals_pg_slot_active",
-    "vitals_pg_slot_retained_bytes",
-    "vitals_pg_heartbeat_lag_seconds",
-    // pgbouncer
-    "vitals_pgbouncer_up",
-    "vitals_pgbouncer_pool_clients",
-    "vitals_pgbouncer_pool_servers",
-    "vitals_pgbouncer_pool_maxwait_seconds",
-    "vitals_pgbouncer_pool_size",
-    "vitals_pgbouncer_pool_utilization_ratio",
-    "vitals_pgbouncer_pool_info",
-    "vitals_pgbouncer_database_current_connections",
-    "vitals_pgbouncer_database_max_connections",
-    "vitals_pgbouncer_database_paused",
-    "vitals_pgbouncer_database_disabled",
-    "vitals_pgbouncer_client_wait_seconds_total",
-    "vitals_pgbouncer_queries_total",
-    "vitals_pgbouncer_query_seconds_total",
-    "vitals_pgbouncer_transactions_total",
-    "vitals_pgbouncer_transaction_seconds_total",
-    "vitals_pgbouncer_received_bytes_total",
-    "vitals_pgbouncer_sent_bytes_total",
-    // http probe
-    "vitals_probe_up",
-    "vitals_probe_status_code",
-    "vitals_probe_duration_seconds",
-    "vitals_probe_error_ratio",
-    // the agent
-    "vitals_source_success",
-    "vitals_source_duration_seconds",
-    "vitals_source_last_success_timestamp_seconds",
-    "vitals_source_errors_total",
-    "vitals_config_last_reload_success",
-];
 
 /// Where an effective check comes from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -244,12 +135,14 @@ pub fn unknown_metrics(config: &Config) -> Vec<UnknownMetric> {
         .iter()
         .filter_map(|c| {
             let selector = Selector::parse(&c.value.metric).ok()?;
-            (!KNOWN_METRICS.contains(&selector.metric.as_str())).then(|| UnknownMetric {
-                check: c.value.name.clone(),
-                metric: selector.metric,
-                line: c.referenced.line(),
-                column: c.referenced.column(),
-            })
+            crate::collectors::describe(&selector.metric)
+                .is_none()
+                .then(|| UnknownMetric {
+                    check: c.value.name.clone(),
+                    metric: selector.metric,
+                    line: c.referenced.line(),
+                    column: c.referenced.column(),
+                })
         })
         .collect()
 }
@@ -540,14 +433,6 @@ impl CheckEngine {
     }
 
     fn output(&self) -> Output {
-        const STATUS: &str = "vitals_check_status";
-        const VALUE: &str = "vitals_check_value";
-        const THRESHOLD: &str = "vitals_check_threshold";
-        const TRANSITIONS: &str = "vitals_check_transitions_total";
-        const STATUS_HELP: &str = "State of each check instance, evaluated by vitals after the sampling rounds: 0 ok, 1 warning, 2 critical, 3 unknown (no data or its source failed).";
-        const VALUE_HELP: &str = "Value of the checked series at the last evaluation, copied from the metric the check names; absent while unknown.";
-        const THRESHOLD_HELP: &str = "Warning or critical level of each check instance, from the check's configuration or the built-in defaults.";
-        const TRANSITIONS_HELP: &str = "State changes of each check instance since vitals started or the instance appeared, by the state entered.";
         let mut out = Output::new();
         for e in &self.checks {
             let name = e.check.config.name.as_str();
@@ -557,9 +442,9 @@ impl CheckEngine {
                 base.push(("check", name));
                 base.extend(exported.iter().map(|(k, v)| (k.as_str(), v.as_str())));
                 let state = inst.machine.state();
-                out.gauge(STATUS, STATUS_HELP, &base, state.code());
+                out.add(&STATUS, &base, state.code());
                 if let Some(v) = inst.machine.value() {
-                    out.gauge(VALUE, VALUE_HELP, &base, v);
+                    out.add(&VALUE, &base, v);
                 }
                 for (severity, level) in [
                     ("warning", e.check.config.warning),
@@ -568,20 +453,46 @@ impl CheckEngine {
                     if let Some(level) = level {
                         let mut l = base.clone();
                         l.push(("severity", severity));
-                        out.gauge(THRESHOLD, THRESHOLD_HELP, &l, level);
+                        out.add(&THRESHOLD, &l, level);
                     }
                 }
                 for to in State::ALL {
                     let mut l = base.clone();
                     l.push(("to", to.as_str()));
                     let count = inst.transitions.get(to as usize).copied().unwrap_or(0);
-                    out.counter(TRANSITIONS, TRANSITIONS_HELP, &l, count as f64);
+                    out.add(&TRANSITIONS, &l, count as f64);
                 }
             }
         }
         out
     }
 }
+
+/// The `vitals_check_*` families. Each sample also carries the labels of the
+/// series the check instance watches.
+pub const STATUS: Desc = Desc::gauge(
+    "vitals_check_status",
+    &["check"],
+    "State of each check instance, evaluated by vitals after the sampling rounds: 0 ok, 1 warning, 2 critical, 3 unknown (no data or its source failed).",
+);
+pub const VALUE: Desc = Desc::gauge(
+    "vitals_check_value",
+    &["check"],
+    "Value of the checked series at the last evaluation, copied from the metric the check names; absent while unknown.",
+);
+pub const THRESHOLD: Desc = Desc::gauge(
+    "vitals_check_threshold",
+    &["check", "severity"],
+    "Warning or critical level of each check instance, from the check's configuration or the built-in defaults.",
+);
+pub const TRANSITIONS: Desc = Desc::counter(
+    "vitals_check_transitions_total",
+    &["check", "to"],
+    "State changes of each check instance since vitals started or the instance appeared, by the state entered.",
+);
+
+/// Every family the checks export, for `collectors::catalog()`.
+pub const METRICS: &[Desc] = &[STATUS, VALUE, THRESHOLD, TRANSITIONS];
 
 impl Evaluated {
     fn evaluate(

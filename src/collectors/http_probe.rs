@@ -15,7 +15,7 @@
 
 use super::{CollectError, Source};
 use crate::config::HttpProbeConfig;
-use crate::metrics::Output;
+use crate::metrics::{Desc, Output};
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -332,37 +332,41 @@ impl Source for HttpProbeSource {
             tracing::debug!(probe = %self.name, "probe failed: {why}");
         }
         let labels = [("probe", self.name.as_str())];
-        out.gauge(
-            "vitals_probe_up",
-            "Whether the last GET of the application's health endpoint by the http probe answered with an expected status (1) or not (0).",
-            &labels,
-            if ok { 1.0 } else { 0.0 },
-        );
+        out.add(&UP, &labels, if ok { 1.0 } else { 0.0 });
         if let Some(status) = result.status {
-            out.gauge(
-                "vitals_probe_status_code",
-                "HTTP status code of the last answer of the application's health endpoint to the http probe.",
-                &labels,
-                f64::from(status),
-            );
+            out.add(&STATUS_CODE, &labels, f64::from(status));
         }
-        out.gauge(
-            "vitals_probe_duration_seconds",
-            "Duration of the last http probe of the application's health endpoint, from connecting to the end of the answer, or to the failure or timeout.",
-            &labels,
-            result.duration.as_secs_f64(),
-        );
+        out.add(&DURATION_SECONDS, &labels, result.duration.as_secs_f64());
         if let Some(ratio) = self.window.ratio() {
-            out.gauge(
-                "vitals_probe_error_ratio",
-                "Share of the http probes of the application's health endpoint within the probe's configured window that failed (no answer, timeout or an unexpected status).",
-                &labels,
-                ratio,
-            );
+            out.add(&ERROR_RATIO, &labels, ratio);
         }
         Ok(())
     }
 }
+
+pub const UP: Desc = Desc::gauge(
+    "vitals_probe_up",
+    &["probe"],
+    "Whether the last GET of the application's health endpoint by the http probe answered with an expected status (1) or not (0).",
+);
+pub const STATUS_CODE: Desc = Desc::gauge(
+    "vitals_probe_status_code",
+    &["probe"],
+    "HTTP status code of the last answer of the application's health endpoint to the http probe.",
+);
+pub const DURATION_SECONDS: Desc = Desc::gauge(
+    "vitals_probe_duration_seconds",
+    &["probe"],
+    "Duration of the last http probe of the application's health endpoint, from connecting to the end of the answer, or to the failure or timeout.",
+);
+pub const ERROR_RATIO: Desc = Desc::gauge(
+    "vitals_probe_error_ratio",
+    &["probe"],
+    "Share of the http probes of the application's health endpoint within the probe's configured window that failed (no answer, timeout or an unexpected status).",
+);
+
+/// Every family this source exports, for `collectors::catalog()`.
+pub const METRICS: &[Desc] = &[UP, STATUS_CODE, DURATION_SECONDS, ERROR_RATIO];
 
 #[cfg(test)]
 mod tests {

@@ -21,7 +21,7 @@ pub mod postgres;
 pub mod process;
 
 use crate::config::{Config, Duration, Paths};
-use crate::metrics::Output;
+use crate::metrics::{Desc, Output};
 use std::future::Future;
 use std::path::{Path, PathBuf};
 
@@ -182,13 +182,30 @@ pub fn build(config: &Config) -> Vec<Scheduled> {
     list
 }
 
-/// Every metric family vitals itself can export (not the application's own
-/// series re-exported by an app source), gathered from the `METRICS` table each
-/// source declares beside its emit code. Sources not yet converted to
-/// [`crate::metrics::Desc`] tables contribute nothing here yet.
-pub fn catalog() -> Vec<&'static crate::metrics::Desc> {
-    let tables: &[&[crate::metrics::Desc]] = &[];
+/// Every metric family vitals itself can export, gathered from the `METRICS`
+/// table each source (and the agent and the checks) declares beside its emit
+/// code. A source's output that is not vitals' own (an application's series
+/// re-exported by an app source) is not in the catalog. Anything that needs
+/// "every metric vitals exports" reads this: the check selector warning, the
+/// README reference test, the dashboard and alert cross-checks,
+/// `vitals catalog`.
+pub fn catalog() -> Vec<&'static Desc> {
+    let tables: &[&[Desc]] = &[
+        host::METRICS,
+        cgroup::METRICS,
+        process::METRICS,
+        postgres::metrics::METRICS,
+        pgbouncer::METRICS,
+        http_probe::METRICS,
+        crate::runtime::METRICS,
+        crate::checks::METRICS,
+    ];
     tables.iter().flat_map(|t| t.iter()).collect()
+}
+
+/// The catalog entry of the family called `name`.
+pub fn describe(name: &str) -> Option<&'static Desc> {
+    catalog().into_iter().find(|d| d.name == name)
 }
 
 /// One pure parser of a kernel file, by name: takes the file's bytes and
@@ -217,4 +234,44 @@ pub fn kernel_file_parsers() -> Vec<FuzzParser> {
     all.extend(cgroup::fuzz::parsers());
     all.extend(process::fuzz::parsers());
     all
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::Kind;
+    use std::collections::BTreeSet;
+
+    #[test]
+    fn catalog_names_are_unique_well_formed_and_described() {
+        let all = catalog();
+        let names: BTreeSet<&str> = all.iter().map(|d| d.name).collect();
+        assert_eq!(names.len(), all.len(), "a family is declared twice");
+        for d in &all {
+            let conventional = d.name.starts_with("vitals_") || d.name.starts_with("process_");
+            assert!(conventional, "{}: not a vitals_ or process_ name", d.name);
+            assert!(
+                d.name
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'),
+                "{}",
+                d.name
+            );
+            assert_eq!(
+                d.kind == Kind::Counter,
+                d.name.ends_with("_total"),
+                "{}: counters and only counters end in _total",
+                d.name
+            );
+            assert!(d.help.ends_with('.'), "{}: help is a sentence", d.name);
+            let labels: BTreeSet<&str> = d.labels.iter().copied().collect();
+            assert_eq!(labels.len(), d.labels.len(), "{}: repeated label", d.name);
+        }
+        assert_eq!(
+            describe("vitals_config_reload_failures_total").map(|d| d.kind),
+            Some(Kind::Counter)
+        );
+        assert!(describe("vitals_build_info").is_some());
+        assert!(describe("vitals_no_such_family").is_none());
+    }
 }

@@ -28,7 +28,7 @@
 
 use super::{CollectError, Source};
 use crate::config::{Paths, ProcessConfig, ProcessMatch};
-use crate::metrics::Output;
+use crate::metrics::{Desc, Output};
 use std::collections::HashMap;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -271,70 +271,83 @@ impl Scanner {
 
     fn write(&self, out: &mut Output, name: &str, figures: Option<&Figures>, btime: Option<u64>) {
         let labels = [("process", name)];
-        out.gauge(
-            "vitals_process_up",
-            "1 when at least one running process matches the target, 0 when none does; from a scan of /proc (comm, cmdline) or the pid file.",
-            &labels,
-            if figures.is_some() { 1.0 } else { 0.0 },
-        );
+        out.add(&UP, &labels, if figures.is_some() { 1.0 } else { 0.0 });
         let Some(f) = figures else {
             return;
         };
         let hz = self.ticks_per_second;
-        out.gauge(
-            "vitals_process_count",
-            "Number of running processes matching the target (zombies and vitals itself excluded), from a scan of /proc.",
-            &labels,
-            f.count as f64,
-        );
-        out.counter(
-            "vitals_process_cpu_seconds_total",
-            "CPU time in user and system mode of the target's processes, summed, from utime and stime in /proc/PID/stat.",
-            &labels,
-            f.cpu_ticks as f64 / hz as f64,
-        );
-        out.gauge(
-            "vitals_process_resident_memory_bytes",
-            "Resident memory of the target's processes, summed, from VmRSS in /proc/PID/status.",
-            &labels,
-            f.rss_bytes as f64,
-        );
-        out.gauge(
-            "vitals_process_threads",
-            "Threads of the target's processes, summed, from num_threads in /proc/PID/stat.",
-            &labels,
-            f.threads as f64,
-        );
+        out.add(&COUNT, &labels, f.count as f64);
+        out.add(&CPU_SECONDS_TOTAL, &labels, f.cpu_ticks as f64 / hz as f64);
+        out.add(&RESIDENT_MEMORY_BYTES, &labels, f.rss_bytes as f64);
+        out.add(&THREADS, &labels, f.threads as f64);
         if let Some(fds) = f.open_fds {
-            out.gauge(
-                "vitals_process_open_fds",
-                "Open file descriptors of the target's processes, summed, counted in /proc/PID/fd.",
-                &labels,
-                fds as f64,
-            );
+            out.add(&OPEN_FDS, &labels, fds as f64);
         }
         if let Some(max) = f.max_fds {
-            out.gauge(
-                "vitals_process_max_fds",
-                "Soft limit on open file descriptors, the lowest among the target's processes, from Max open files in /proc/PID/limits; absent when unlimited.",
-                &labels,
-                max as f64,
-            );
+            out.add(&MAX_FDS, &labels, max as f64);
         }
         if let Some(btime) = btime {
             // Integer first, one rounding: btime + starttime / USER_HZ.
             let start = btime
                 .saturating_mul(hz)
                 .saturating_add(f.oldest_start_ticks);
-            out.gauge(
-                "vitals_process_start_time_seconds",
-                "Unix time the oldest of the target's processes started, from starttime in /proc/PID/stat and btime in /proc/stat.",
-                &labels,
-                start as f64 / hz as f64,
-            );
+            out.add(&START_TIME_SECONDS, &labels, start as f64 / hz as f64);
         }
     }
 }
+
+pub const UP: Desc = Desc::gauge(
+    "vitals_process_up",
+    &["process"],
+    "1 when at least one running process matches the target, 0 when none does; from a scan of /proc (comm, cmdline) or the pid file.",
+);
+pub const COUNT: Desc = Desc::gauge(
+    "vitals_process_count",
+    &["process"],
+    "Number of running processes matching the target (zombies and vitals itself excluded), from a scan of /proc.",
+);
+pub const CPU_SECONDS_TOTAL: Desc = Desc::counter(
+    "vitals_process_cpu_seconds_total",
+    &["process"],
+    "CPU time in user and system mode of the target's processes, summed, from utime and stime in /proc/PID/stat.",
+);
+pub const RESIDENT_MEMORY_BYTES: Desc = Desc::gauge(
+    "vitals_process_resident_memory_bytes",
+    &["process"],
+    "Resident memory of the target's processes, summed, from VmRSS in /proc/PID/status.",
+);
+pub const THREADS: Desc = Desc::gauge(
+    "vitals_process_threads",
+    &["process"],
+    "Threads of the target's processes, summed, from num_threads in /proc/PID/stat.",
+);
+pub const OPEN_FDS: Desc = Desc::gauge(
+    "vitals_process_open_fds",
+    &["process"],
+    "Open file descriptors of the target's processes, summed, counted in /proc/PID/fd.",
+);
+pub const MAX_FDS: Desc = Desc::gauge(
+    "vitals_process_max_fds",
+    &["process"],
+    "Soft limit on open file descriptors, the lowest among the target's processes, from Max open files in /proc/PID/limits; absent when unlimited.",
+);
+pub const START_TIME_SECONDS: Desc = Desc::gauge(
+    "vitals_process_start_time_seconds",
+    &["process"],
+    "Unix time the oldest of the target's processes started, from starttime in /proc/PID/stat and btime in /proc/stat.",
+);
+
+/// Every family this source exports, for `collectors::catalog()`.
+pub const METRICS: &[Desc] = &[
+    UP,
+    COUNT,
+    CPU_SECONDS_TOTAL,
+    RESIDENT_MEMORY_BYTES,
+    THREADS,
+    OPEN_FDS,
+    MAX_FDS,
+    START_TIME_SECONDS,
+];
 
 /// One process's figures, in the kernel's units.
 #[derive(Clone, Debug, PartialEq)]
