@@ -130,6 +130,37 @@ const DEFAULT_LEVELS: &[Level] = &[
     },
     above("probe_latency", "vitals_probe_duration_seconds", 1.0, 5.0),
     above("probe_errors", "vitals_probe_error_ratio", 0.05, 0.1),
+    above(
+        "pg_slow_statement",
+        "vitals_pg_statement_mean_seconds",
+        1.0,
+        5.0,
+    ),
+    above(
+        "pg_rollback_ratio",
+        "vitals_pg_database_rollback_ratio",
+        0.05,
+        0.1,
+    ),
+    Level {
+        check: "pg_cache_hit_ratio",
+        metric: "vitals_pg_database_cache_hit_ratio",
+        warning: Some(0.9),
+        critical: 0.8,
+        above: false,
+    },
+    above(
+        "pg_wraparound",
+        "vitals_pg_database_wraparound_ratio",
+        0.5,
+        0.8,
+    ),
+    above(
+        "pg_oldest_xmin",
+        "vitals_pg_oldest_xmin_age_seconds",
+        3600.0,
+        21600.0,
+    ),
 ];
 
 fn level_of(metric: &str) -> Option<&'static Level> {

@@ -2,8 +2,12 @@
 //! which the source writes itself (see [`super::PostgresSource`]).
 
 use super::metrics;
+use super::queries::DatabaseCounters;
 use super::queries::{self, Snapshot};
 use super::replication;
+use super::stats::{
+    top_and_max_rest, DatabaseDelta, DatabaseRound, StatementDelta, StatementRound,
+};
 use super::{MAX_STANDBYS, STATES};
 use crate::metrics::Output;
 use std::collections::BTreeMap;
@@ -172,6 +176,309 @@ fn bool_value(b: bool) -> f64 {
     } else {
         0.0
     }
+}
+
+/// Fewer block accesses than this in a round give no cache hit ratio: a
+/// ratio of a handful of reads on an idle database means nothing and would
+/// only trip the check.
+pub const MIN_CACHE_BLOCKS: f64 = 1000.0;
+
+/// Transaction ID and multixact wraparound limit (2^31): PostgreSQL stops
+/// assigning IDs a few million before it.
+pub const WRAPAROUND_LIMIT: f64 = 2_147_483_648.0;
+
+/// At most this many databases get their own series in the per-database
+/// figures; the rest are `database="other"`.
+pub const TOP_DATABASES: usize = 10;
+
+/// Every kind of xmin holder, each with a series (0 when none holds one).
+pub const XMIN_KINDS: [&str; 3] = ["transaction", "replication", "prepared_transaction"];
+
+/// Characters of the normalised query text kept in the `query` label.
+pub const QUERY_LABEL_CHARS: usize = 48;
+
+/// The short `query` label of a statement: its normalised text (literals
+/// are `$n` already), whitespace collapsed, cut at [`QUERY_LABEL_CHARS`]
+/// characters with "…" when cut; "?" when the text is unknown.
+pub fn query_label(text: Option<&str>) -> String {
+    let Some(text) = text else {
+        return "?".to_owned();
+    };
+    let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if flat.chars().count() <= QUERY_LABEL_CHARS {
+        return flat;
+    }
+    let mut cut: String = flat.chars().take(QUERY_LABEL_CHARS - 1).collect();
+    cut.push('…');
+    cut
+}
+
+/// pg_stat_database, WAL, archiver, checkpoints and autovacuum workers.
+pub fn emit_activity(
+    out: &mut Output,
+    target: &str,
+    a: &queries::Activity,
+    databases: Option<&DatabaseRound>,
+    wal_bytes_per_second: Option<f64>,
+) {
+    let t = [("target", target)];
+    if let Some(r) = databases {
+        let mut rows: Vec<(&str, &DatabaseCounters, &DatabaseDelta)> = r
+            .top
+            .iter()
+            .map(|(name, c, d)| (name.as_str(), c, d))
+            .collect();
+        if r.has_other {
+            rows.push(("other", &r.other_totals, &r.other));
+        }
+        for (name, c, d) in rows {
+            let l = [("target", target), ("database", name)];
+            if let Some(v) = d.cache_hit_ratio(MIN_CACHE_BLOCKS) {
+                out.add(&metrics::DATABASE_CACHE_HIT_RATIO, &l, v);
+            }
+            if let Some(v) = d.rollback_ratio() {
+                out.add(&metrics::DATABASE_ROLLBACK_RATIO, &l, v);
+            }
+            out.add(
+                &metrics::DATABASE_COMMITS_PER_SECOND,
+                &l,
+                d.commits / r.seconds,
+            );
+            out.add(
+                &metrics::DATABASE_ROLLBACKS_PER_SECOND,
+                &l,
+                d.rollbacks / r.seconds,
+            );
+            out.add(&metrics::DATABASE_COMMITS_TOTAL, &l, c.commits);
+            out.add(&metrics::DATABASE_ROLLBACKS_TOTAL, &l, c.rollbacks);
+            out.add(&metrics::DATABASE_DEADLOCKS_TOTAL, &l, c.deadlocks);
+            out.add(&metrics::DATABASE_TEMP_FILES_TOTAL, &l, c.temp_files);
+            out.add(&metrics::DATABASE_TEMP_BYTES_TOTAL, &l, c.temp_bytes);
+            out.add(&metrics::DATABASE_CONFLICTS_TOTAL, &l, c.conflicts);
+            out.add(
+                &metrics::DATABASE_CHECKSUM_FAILURES_TOTAL,
+                &l,
+                c.checksum_failures,
+            );
+        }
+    }
+    if let Some(wal) = a.wal_bytes {
+        out.add(&metrics::WAL_BYTES_TOTAL, &t, wal);
+    }
+    if let Some(v) = wal_bytes_per_second {
+        out.add(&metrics::WAL_BYTES_PER_SECOND, &t, v);
+    }
+    out.add(&metrics::ARCHIVER_ARCHIVED_TOTAL, &t, a.archived);
+    out.add(&metrics::ARCHIVER_FAILED_TOTAL, &t, a.archive_failed);
+    if let Some(v) = a.archive_failed_age {
+        out.add(&metrics::ARCHIVER_LAST_FAILURE_AGE_SECONDS, &t, v.max(0.0));
+    }
+    if let Some(v) = a.archived_age {
+        out.add(&metrics::ARCHIVER_LAST_ARCHIVED_AGE_SECONDS, &t, v.max(0.0));
+    }
+    out.add(&metrics::CHECKPOINTS_TIMED_TOTAL, &t, a.checkpoints_timed);
+    out.add(
+        &metrics::CHECKPOINTS_REQUESTED_TOTAL,
+        &t,
+        a.checkpoints_requested,
+    );
+    out.add(
+        &metrics::AUTOVACUUM_WORKERS,
+        &t,
+        a.autovacuum_workers as f64,
+    );
+    out.add(
+        &metrics::AUTOVACUUM_MAX_WORKERS,
+        &t,
+        a.autovacuum_max_workers as f64,
+    );
+}
+
+/// What the statement figures of a round are made of.
+pub struct StatementFigures<'a> {
+    /// None: not read this round (top 0); Some(false): not installed or
+    /// not readable.
+    pub available: Option<bool>,
+    pub tracked: Option<usize>,
+    pub dealloc: Option<i64>,
+    pub round: Option<&'a StatementRound>,
+    pub texts: &'a BTreeMap<i64, String>,
+    /// Why there are no statement figures, when there are none.
+    pub note: Option<&'a str>,
+}
+
+/// The top statements and `other`: at most N+1 series per family.
+pub fn emit_statements(out: &mut Output, target: &str, f: &StatementFigures<'_>) {
+    let t = [("target", target)];
+    let Some(available) = f.available else {
+        return;
+    };
+    out.add(&metrics::STATEMENTS_AVAILABLE, &t, bool_value(available));
+    if let Some(n) = f.tracked {
+        out.add(&metrics::STATEMENTS_TRACKED, &t, n as f64);
+    }
+    if let Some(n) = f.dealloc {
+        out.add(&metrics::STATEMENTS_DEALLOC_TOTAL, &t, n as f64);
+    }
+    let Some(r) = f.round else {
+        return;
+    };
+    let mut rows: Vec<(String, String, &StatementDelta)> = r
+        .top
+        .iter()
+        .map(|(id, d)| {
+            (
+                id.to_string(),
+                query_label(f.texts.get(id).map(String::as_str)),
+                d,
+            )
+        })
+        .collect();
+    rows.push(("other".to_owned(), "other".to_owned(), &r.other));
+    for (id, query, d) in &rows {
+        let l = [
+            ("target", target),
+            ("queryid", id.as_str()),
+            ("query", query.as_str()),
+        ];
+        out.add(
+            &metrics::STATEMENT_CALLS_PER_SECOND,
+            &l,
+            d.calls / r.seconds,
+        );
+        if let Some(mean) = d.mean_seconds() {
+            out.add(&metrics::STATEMENT_MEAN_SECONDS, &l, mean);
+        }
+        out.add(&metrics::STATEMENT_MAX_SECONDS, &l, d.max_seconds);
+        out.add(
+            &metrics::STATEMENT_EXEC_SECONDS_PER_SECOND,
+            &l,
+            d.exec_seconds / r.seconds,
+        );
+        out.add(&metrics::STATEMENT_ROWS_PER_SECOND, &l, d.rows / r.seconds);
+        out.add(
+            &metrics::STATEMENT_SHARED_BLOCKS_HIT_PER_SECOND,
+            &l,
+            d.blks_hit / r.seconds,
+        );
+        out.add(
+            &metrics::STATEMENT_SHARED_BLOCKS_READ_PER_SECOND,
+            &l,
+            d.blks_read / r.seconds,
+        );
+    }
+}
+
+/// The catalog figures (read every `catalog_interval`, written every
+/// round from the last read). `replication_age` dates the replication
+/// holder's xmin (see [`super::stats::XminClock`]).
+pub fn emit_catalog(
+    out: &mut Output,
+    target: &str,
+    c: &queries::Catalog,
+    replication_age: Option<f64>,
+) {
+    let (top, rest) = top_and_max_rest(&c.wraparound, TOP_DATABASES, |w| w.1);
+    let mut rows: Vec<(&str, f64, f64)> =
+        top.iter().map(|(n, x, m)| (n.as_str(), *x, *m)).collect();
+    if let Some(max_xid) = rest {
+        let max_mxid = c
+            .wraparound
+            .iter()
+            .filter(|w| !top.contains(w))
+            .map(|w| w.2)
+            .fold(0.0, f64::max);
+        rows.push(("other", max_xid, max_mxid));
+    }
+    for (name, xid, mxid) in rows {
+        let l = [("target", target), ("database", name)];
+        out.add(&metrics::DATABASE_XID_AGE, &l, xid);
+        out.add(
+            &metrics::DATABASE_WRAPAROUND_RATIO,
+            &l,
+            xid / WRAPAROUND_LIMIT,
+        );
+        out.add(&metrics::DATABASE_MULTIXACT_AGE, &l, mxid);
+        out.add(
+            &metrics::DATABASE_MULTIXACT_WRAPAROUND_RATIO,
+            &l,
+            mxid / WRAPAROUND_LIMIT,
+        );
+    }
+    for kind in XMIN_KINDS {
+        let l = [("target", target), ("kind", kind)];
+        let holder = c.holders.iter().find(|h| h.kind == kind);
+        let seconds = match (kind, holder) {
+            (_, None) => 0.0,
+            ("replication", Some(_)) => replication_age.unwrap_or(0.0),
+            (_, Some(h)) => h.seconds.unwrap_or(0.0),
+        };
+        out.add(&metrics::OLDEST_XMIN_AGE_SECONDS, &l, seconds);
+        out.add(
+            &metrics::OLDEST_XMIN_AGE_XIDS,
+            &l,
+            holder.map_or(0.0, |h| h.xid_age),
+        );
+    }
+    let db = c.database.as_str();
+    for table in &c.tables {
+        let l = [
+            ("target", target),
+            ("database", db),
+            ("table", table.name.as_str()),
+        ];
+        out.add(&metrics::TABLE_DEAD_TUPLES, &l, table.dead);
+        let all = table.dead + table.live;
+        if all > 0.0 {
+            out.add(&metrics::TABLE_DEAD_TUPLE_RATIO, &l, table.dead / all);
+        }
+        if let Some(v) = table.vacuum_age {
+            out.add(&metrics::TABLE_LAST_VACUUM_AGE_SECONDS, &l, v);
+        }
+        if let Some(v) = table.analyze_age {
+            out.add(&metrics::TABLE_LAST_ANALYZE_AGE_SECONDS, &l, v);
+        }
+    }
+    let l = [("target", target), ("database", db)];
+    out.add(&metrics::UNUSED_INDEXES, &l, c.unused_indexes as f64);
+    out.add(&metrics::UNUSED_INDEX_BYTES, &l, c.unused_index_bytes);
+}
+
+/// What a PostgreSQL target adds to `/status`: the top statements with
+/// their normalised texts (cut at 200 characters by the query), the reason
+/// when there are none, and the largest unused indexes.
+pub fn details(f: &StatementFigures<'_>, catalog: Option<&queries::Catalog>) -> serde_json::Value {
+    let top: Vec<serde_json::Value> = f
+        .round
+        .map(|r| {
+            r.top
+                .iter()
+                .map(|(id, d)| {
+                    serde_json::json!({
+                        "queryid": id.to_string(),
+                        "query": f.texts.get(id),
+                        "calls_per_second": d.calls / r.seconds,
+                        "mean_seconds": d.mean_seconds(),
+                        "exec_seconds_per_second": d.exec_seconds / r.seconds,
+                        "max_seconds": d.max_seconds,
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    serde_json::json!({
+        "statements": {
+            "available": f.available,
+            "note": f.note,
+            "top": top,
+        },
+        "unused_indexes": catalog.map(|c| serde_json::json!({
+            "database": c.database,
+            "count": c.unused_indexes,
+            "bytes": c.unused_index_bytes,
+            "largest": c.unused_top,
+        })),
+    })
 }
 
 #[cfg(test)]

@@ -29,6 +29,7 @@
 //! session's state and the WAL receiver: `GRANT pg_monitor TO monitor;`.
 
 pub(crate) mod conn;
+pub mod deep;
 pub mod emit;
 pub mod metrics;
 pub mod queries;
@@ -83,6 +84,8 @@ pub struct PostgresSource {
     /// Statements prepared on the connection of the given generation (main
     /// query, heartbeat write or read), so a round sends no Parse.
     prepared: (u64, BTreeMap<&'static str, Statement>),
+    /// Boxed: the deeper figures' state is large next to the other sources.
+    deep: Box<deep::Deep>,
 }
 
 /// The part of a round's deadline a statement may use: the server cancels
@@ -151,6 +154,7 @@ struct Round {
     /// Heartbeat age read this round (reader side).
     heartbeat_lag: Option<f64>,
     heartbeat_error: Option<String>,
+    deep: Option<deep::DeepRound>,
 }
 
 impl PostgresSource {
@@ -176,6 +180,11 @@ impl PostgresSource {
             }),
             lag: LagTracker::new(),
             prepared: (0, BTreeMap::new()),
+            deep: Box::new(deep::Deep::new(
+                &config.name,
+                config.statements.top,
+                config.catalog_interval.as_std(),
+            )),
         }
     }
 
@@ -244,6 +253,14 @@ impl PostgresSource {
                 }
             }
         }
+        // The deeper figures need a usable connection.
+        let deep = match &heartbeat_failure {
+            Some(f) if f.drop_connection => None,
+            _ => {
+                let major = queries::major_version(&snapshot.version);
+                Some(self.deep.read(cache, client, deadline, major).await?)
+            }
+        };
         let heartbeat_error = heartbeat_failure.map(|f| {
             if f.drop_connection {
                 self.conn.reset(&f.message);
@@ -255,6 +272,7 @@ impl PostgresSource {
             snapshot,
             heartbeat_lag,
             heartbeat_error,
+            deep,
         })
     }
 }
@@ -287,12 +305,43 @@ impl Source for PostgresSource {
                 if let Some(v) = round.heartbeat_lag {
                     out.add(&metrics::HEARTBEAT_LAG_SECONDS, &labels, v);
                 }
-                match round.heartbeat_error {
-                    Some(e) => Err(CollectError::Other(format!(
+                let mut deep_errors = Vec::new();
+                if let Some(d) = &round.deep {
+                    deep_errors.clone_from(&d.errors);
+                    emit::emit_activity(
+                        out,
+                        &target,
+                        &d.activity,
+                        d.databases.as_ref(),
+                        d.wal_bytes_per_second,
+                    );
+                    let figures = emit::StatementFigures {
+                        available: d.statements_available,
+                        tracked: d.statements.as_ref().map(|s| s.rows.len()),
+                        dealloc: d.statements.as_ref().and_then(|s| s.dealloc),
+                        round: d.statement_round.as_ref(),
+                        texts: self.deep.texts(),
+                        note: self.deep.statements_note(),
+                    };
+                    emit::emit_statements(out, &target, &figures);
+                    out.details =
+                        Some(emit::details(&figures, self.deep.catalog().map(|(c, _)| c)));
+                }
+                if let Some((c, replication_age)) = self.deep.catalog() {
+                    emit::emit_catalog(out, &target, c, replication_age);
+                }
+                let errors: Vec<String> = round
+                    .heartbeat_error
+                    .into_iter()
+                    .chain(deep_errors)
+                    .collect();
+                if errors.is_empty() {
+                    Ok(())
+                } else {
+                    Err(CollectError::Other(format!(
                         "postgres target {target}: {}",
-                        self.conn.scrub(&e)
-                    ))),
-                    None => Ok(()),
+                        self.conn.scrub(&errors.join("; "))
+                    )))
                 }
             }
             Err(f) => {

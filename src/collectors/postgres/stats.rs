@@ -19,7 +19,7 @@ pub const DECAY: f64 = 0.8;
 /// its own by this factor, so two statements of nearly equal weight do not
 /// swap places every round.
 pub const MARGIN: f64 = 1.25;
-/// A score below this is forgotten.
+/// A score below this counts as 0 (an idle key).
 const FORGET: f64 = 1e-9;
 
 /// The increase of a cumulative counter; a counter that went down restarted
@@ -35,8 +35,8 @@ pub fn increase(previous: f64, current: f64) -> f64 {
 /// A top-N list with stable membership: keys are ranked by a score that
 /// decays each round ([`DECAY`]) and grows by the round's weight, an
 /// incumbent is displaced only by a newcomer scoring [`MARGIN`] times more,
-/// and a key whose score has decayed to nothing leaves. At most `n`
-/// members, whatever the input.
+/// so an idle member keeps its place until an active key needs it. At most
+/// `n` members, whatever the input.
 #[derive(Clone, Debug, Default)]
 pub struct StableTop<K: Ord + Clone> {
     n: usize,
@@ -61,9 +61,9 @@ impl<K: Ord + Clone + Hash> StableTop<K> {
         for (key, w) in weights {
             let old = self.scores.get(key).copied().unwrap_or(0.0);
             let score = old * DECAY + w.max(0.0);
-            if score >= FORGET {
-                scores.insert(key.clone(), score);
-            }
+            // Idle keys stay candidates (with fewer keys than places, all
+            // are members); they rank last.
+            scores.insert(key.clone(), if score < FORGET { 0.0 } else { score });
         }
         self.scores = scores;
         // Rank with the incumbents' advantage; ties by key, so the order
@@ -553,18 +553,19 @@ mod tests {
         assert!(joined);
         assert!(top.is_member(&1));
         assert_eq!(top.members().len(), 2);
-        // An idle member stays a while, then is forgotten once its score
-        // decays away; a statement gone from the source leaves at once.
-        let mut top = StableTop::new(3);
+        // An idle member keeps its place while no active key needs it,
+        // then gives it up; a statement gone from the source leaves at once.
+        let mut top = StableTop::new(2);
         top.update(&[(1, 1.0), (2, 1.0)]);
-        assert!(top.update(&[(1, 0.0), (2, 1.0)]).contains(&1));
-        assert!(!top.update(&[(2, 1.0)]).contains(&1));
-        let mut idle = 0;
-        while top.update(&[(2, 0.0)]).contains(&2) {
-            idle += 1;
-            assert!(idle < 200, "never forgotten");
+        for _ in 0..100 {
+            assert!(top.update(&[(1, 0.0), (2, 1.0)]).contains(&1));
         }
-        assert!(idle > 10, "{idle}");
+        assert!(top.update(&[(1, 0.0), (2, 1.0), (3, 0.01)]).contains(&3));
+        assert!(!top.is_member(&1));
+        assert!(!top.update(&[(2, 1.0)]).contains(&1));
+        // Fewer keys than places: all are members, idle or not.
+        let mut top = StableTop::new(10);
+        assert_eq!(top.update(&[(1, 0.0), (2, 0.0)]).len(), 2);
     }
 
     #[test]

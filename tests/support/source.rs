@@ -1,0 +1,66 @@
+//! Driving a `PostgresSource` round by round against the test cluster.
+
+use super::Cluster;
+use std::collections::BTreeMap;
+use std::time::Duration;
+use vitals::collectors::postgres::PostgresSource;
+use vitals::collectors::{CollectError, Source};
+use vitals::config::{self, PostgresConfig, Secret, StatementsConfig};
+use vitals::metrics::Output;
+
+/// A target on `port` as the monitor role, with the defaults users run with.
+pub fn pg_config(c: &Cluster, port: u16, name: &str) -> PostgresConfig {
+    PostgresConfig {
+        name: name.to_owned(),
+        dsn: Secret(c.monitor_dsn(port)),
+        password_file: Some(c.password_file.clone()),
+        password_env: None,
+        interval: None,
+        timeout: config::Duration::from_secs(2),
+        pools: BTreeMap::new(),
+        top_applications: 10,
+        heartbeat: None,
+        statements: StatementsConfig::default(),
+        catalog_interval: config::Duration::from_secs(60),
+    }
+}
+
+/// One round, with a generous guard against a hang (not a timing assertion:
+/// the round budget is the target's timeout, far below it).
+pub async fn round(src: &mut PostgresSource) -> (Output, Result<(), CollectError>) {
+    let mut out = Output::new();
+    let result = tokio::time::timeout(Duration::from_secs(60), src.collect(&mut out))
+        .await
+        .expect("a round never hangs");
+    (out, result)
+}
+
+pub async fn ok_round(src: &mut PostgresSource) -> Output {
+    let (out, result) = round(src).await;
+    if let Err(e) = result {
+        panic!("round failed: {e}");
+    }
+    out
+}
+
+pub fn value(out: &Output, name: &str, labels: &[(&str, &str)]) -> f64 {
+    out.value(name, labels).unwrap_or_else(|| {
+        panic!(
+            "{name}{labels:?} missing from {:#?}",
+            out.families.iter().map(|f| &f.name).collect::<Vec<_>>()
+        )
+    })
+}
+
+/// Statements the agent sent, counted from the server log
+/// (`log_statement = all`, `%a` = application_name in the prefix).
+pub fn agent_statements(log: &std::path::Path, from: u64) -> Vec<String> {
+    let text = std::fs::read(log).expect("reading the server log");
+    let text = String::from_utf8_lossy(text.get(from as usize..).unwrap_or_default()).into_owned();
+    text.lines()
+        .filter(|l| {
+            l.contains(" vitals: LOG:  statement: ") || l.contains(" vitals: LOG:  execute ")
+        })
+        .map(str::to_owned)
+        .collect()
+}
