@@ -163,6 +163,13 @@ fn e2e_suite() {
         bouncer: true,
     });
     cluster.wait_streaming();
+    // The statement figures need the extension (the harness preloads it);
+    // the cache hit ratio needs a round with enough block accesses.
+    cluster.psql(
+        cluster.primary.port,
+        "CREATE EXTENSION pg_stat_statements; \
+         CREATE TABLE e2e_load AS SELECT generate_series(1, 100000) AS g",
+    );
     let dir = tempfile::tempdir().unwrap();
     let probe_port = serve_ok(100_000, None);
     let path = temp_config(
@@ -174,7 +181,7 @@ fn e2e_suite() {
     vitals.wait_ready();
     // Both parts run even when the first fails; the test fails if either did.
     let metrics = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        bundled_metrics_are_exported(&vitals)
+        bundled_metrics_are_exported(&cluster, &vitals)
     }));
     let alert = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         replica_lag_alert_reaches_webhook_and_resolves(&cluster, &vitals, dir.path())
@@ -187,9 +194,15 @@ fn e2e_suite() {
     );
 }
 
-fn bundled_metrics_are_exported(vitals: &Daemon) {
+fn bundled_metrics_are_exported(c: &Cluster, vitals: &Daemon) {
     // Two rounds of everything: ratios need a previous reading.
     vitals.wait_until("every source succeeded twice, ratios present", |d| {
+        // About 440 pages read twice per poll: a busy round for the
+        // cache hit ratio (it is absent below 1000 block accesses).
+        c.psql(
+            c.primary.port,
+            "SELECT count(*) FROM e2e_load; SELECT count(*) FROM e2e_load",
+        );
         let text = d.get("/metrics").text();
         let sources = [
             "host",
@@ -208,6 +221,18 @@ fn bundled_metrics_are_exported(vitals: &Daemon) {
                 &text,
                 "vitals_pg_heartbeat_lag_seconds",
                 &[("target", "replica")],
+            )
+            .is_some()
+            && sample(
+                &text,
+                "vitals_pg_database_cache_hit_ratio",
+                &[("target", "primary"), ("database", "postgres")],
+            )
+            .is_some()
+            && sample(
+                &text,
+                "vitals_pg_statement_mean_seconds",
+                &[("target", "primary")],
             )
             .is_some()
     });
