@@ -163,12 +163,14 @@ fn e2e_suite() {
         bouncer: true,
     });
     cluster.wait_streaming();
-    // The statement figures need the extension (the harness preloads it);
-    // the cache hit ratio needs a round with enough block accesses.
+    // The statement figures need the extension (the harness preloads it),
+    // the cache hit ratio a round with enough block accesses, the table
+    // figures a table with dead tuples before the first catalog read.
     cluster.psql(
         cluster.primary.port,
         "CREATE EXTENSION pg_stat_statements; \
-         CREATE TABLE e2e_load AS SELECT generate_series(1, 100000) AS g",
+         CREATE TABLE e2e_load AS SELECT generate_series(1, 100000) AS g; \
+         DELETE FROM e2e_load WHERE g <= 10",
     );
     let dir = tempfile::tempdir().unwrap();
     let probe_port = serve_ok(100_000, None);

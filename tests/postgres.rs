@@ -10,7 +10,7 @@ mod support;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
-use support::source::{agent_statements, ok_round, pg_config, round, value};
+use support::source::{ok_round, pg_config, round, statements_in_rounds, value};
 use support::{block_on, Cluster, LogCapture, Options};
 use vitals::collectors::postgres::{PostgresSource, STATES};
 use vitals::config::{self, HeartbeatConfig, Secret};
@@ -248,15 +248,8 @@ fn statements_per_round(c: &Cluster) {
                 });
             }
             let mut src = PostgresSource::new(&cfg);
-            // The first round also connects and prepares.
-            ok_round(&mut src).await;
-            let from = std::fs::metadata(&log).unwrap().len();
             let rounds = 5;
-            for _ in 0..rounds {
-                ok_round(&mut src).await;
-            }
-            tokio::time::sleep(Duration::from_millis(300)).await;
-            let lines = agent_statements(&log, from);
+            let lines = statements_in_rounds(&mut src, &log, rounds).await;
             eprintln!(
                 "heartbeat={heartbeat}: {} statements in {rounds} rounds, {} per round",
                 lines.len(),

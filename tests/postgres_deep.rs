@@ -11,7 +11,7 @@
 mod support;
 
 use std::time::Duration;
-use support::source::{agent_statements, ok_round, pg_config, value};
+use support::source::{ok_round, pg_config, statements_in_rounds, value};
 use support::{block_on, Cluster, Options, SUPER_PASSWORD};
 use vitals::checks::{CheckEngine, Now, SourceRound};
 use vitals::collectors::postgres::PostgresSource;
@@ -271,15 +271,8 @@ fn statement_budget_per_round(c: &Cluster) {
             let mut cfg = pg_config(c, c.primary.port, "primary");
             cfg.catalog_interval = catalog_interval;
             let mut src = PostgresSource::new(&cfg);
-            // The first round also connects and prepares.
-            ok_round(&mut src).await;
-            let from = std::fs::metadata(&log).unwrap().len();
             let rounds = 5;
-            for _ in 0..rounds {
-                ok_round(&mut src).await;
-            }
-            tokio::time::sleep(Duration::from_millis(300)).await;
-            let lines = agent_statements(&log, from);
+            let lines = statements_in_rounds(&mut src, &log, rounds).await;
             let texts = lines
                 .iter()
                 .filter(|l| l.contains("pg_stat_statements(true)"))

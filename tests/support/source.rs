@@ -64,3 +64,20 @@ pub fn agent_statements(log: &std::path::Path, from: u64) -> Vec<String> {
         .map(str::to_owned)
         .collect()
 }
+
+/// The statements the agent sent in `rounds` rounds after a first one
+/// (which also connects and prepares), from the server log.
+pub async fn statements_in_rounds(
+    src: &mut PostgresSource,
+    log: &std::path::Path,
+    rounds: usize,
+) -> Vec<String> {
+    ok_round(src).await;
+    let from = std::fs::metadata(log).expect("the server log").len();
+    for _ in 0..rounds {
+        ok_round(src).await;
+    }
+    // The server writes its log asynchronously.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    agent_statements(log, from)
+}

@@ -228,15 +228,10 @@ impl Deep {
         };
         let read = async {
             let st = prepare(cache, client, deadline, "statements", &sql).await?;
-            bounded(
-                deadline,
-                "pg_stat_statements query",
-                client.query_one(&st, &[]),
-            )
-            .await
+            bounded(deadline, "pg_stat_statements query", client.query(&st, &[])).await
         };
         let statements = match read.await {
-            Ok(row) => Statements::from_row(&row).map_err(|message| Failure {
+            Ok(rows) => Statements::from_rows(&rows).map_err(|message| Failure {
                 message,
                 drop_connection: false,
             }),

@@ -74,7 +74,9 @@ SELECT
     extract(epoch FROM pg_postmaster_start_time())::float8 AS started,
     (SELECT status FROM recv) AS receiver_status,
     (SELECT last_msg FROM recv) AS receiver_last_msg,
-    (SELECT setting::int8 FROM pg_settings WHERE name = 'wal_receiver_timeout') AS receiver_timeout_ms,
+    -- current_setting() and not pg_settings, which builds every setting
+    -- (about 1 ms a round); the value carries its unit ("1min").
+    (extract(epoch FROM current_setting('wal_receiver_timeout')::interval) * 1000)::int8 AS receiver_timeout_ms,
     (SELECT array_agg(name ORDER BY name) FROM rep) AS standby_names,
     (SELECT array_agg(write_lag ORDER BY name) FROM rep) AS standby_write_lag,
     (SELECT array_agg(flush_lag ORDER BY name) FROM rep) AS standby_flush_lag,
@@ -469,33 +471,30 @@ pub fn pgss_flavor(extversion: &str) -> Option<PgssFlavor> {
 /// a file the server would otherwise read on every call.
 pub fn statements(schema: &str, flavor: PgssFlavor) -> String {
     let schema = quote_table(schema);
-    let info = match flavor {
-        PgssFlavor::V19 => format!(
-            "(SELECT dealloc FROM {schema}.pg_stat_statements_info) AS dealloc,\n    \
-             (SELECT extract(epoch FROM stats_reset)::float8 FROM {schema}.pg_stat_statements_info) AS stats_reset,"
+    // One row per queryid, unsorted: arrays would cost the server a sort
+    // per column.
+    let (info, from_info) = match flavor {
+        PgssFlavor::V19 => (
+            "i.dealloc AS dealloc, extract(epoch FROM i.stats_reset)::float8 AS stats_reset"
+                .to_owned(),
+            format!(" CROSS JOIN {schema}.pg_stat_statements_info i"),
         ),
-        PgssFlavor::V18 => "NULL::int8 AS dealloc, NULL::float8 AS stats_reset,".to_owned(),
+        PgssFlavor::V18 => (
+            "NULL::int8 AS dealloc, NULL::float8 AS stats_reset".to_owned(),
+            String::new(),
+        ),
     };
     format!(
         r#"
-WITH s AS (
+SELECT s.*, {info}
+FROM (
     SELECT queryid, sum(calls)::float8 AS calls, sum(total_exec_time)::float8 AS exec_ms,
            max(max_exec_time)::float8 AS max_ms, sum(rows)::float8 AS rows,
            sum(shared_blks_hit)::float8 AS blks_hit, sum(shared_blks_read)::float8 AS blks_read
     FROM {schema}.pg_stat_statements(false)
     WHERE queryid IS NOT NULL
     GROUP BY queryid
-)
-SELECT
-    {info}
-    array_agg(queryid ORDER BY queryid) AS ids,
-    array_agg(calls ORDER BY queryid) AS calls,
-    array_agg(exec_ms ORDER BY queryid) AS exec_ms,
-    array_agg(max_ms ORDER BY queryid) AS max_ms,
-    array_agg(rows ORDER BY queryid) AS rows,
-    array_agg(blks_hit ORDER BY queryid) AS blks_hit,
-    array_agg(blks_read ORDER BY queryid) AS blks_read
-FROM s
+) s{from_info}
 "#
     )
 }
@@ -532,47 +531,24 @@ pub struct Statements {
 }
 
 impl Statements {
-    pub fn from_row(row: &Row) -> Result<Statements, String> {
-        let ids: Vec<i64> = array(row, "ids")?;
-        let cols = [
-            "calls",
-            "exec_ms",
-            "max_ms",
-            "rows",
-            "blks_hit",
-            "blks_read",
-        ];
-        let mut values = Vec::with_capacity(cols.len());
-        for col in cols {
-            let v: Vec<f64> = array(row, col)?;
-            if v.len() != ids.len() {
-                return Err("statements: arrays of different lengths".into());
-            }
-            values.push(v);
+    /// From the rows of [`statements`]: one per queryid, each carrying the
+    /// extension's dealloc and stats_reset.
+    pub fn from_rows(rows: &[Row]) -> Result<Statements, String> {
+        let mut out = Statements::default();
+        for row in rows {
+            let counters = StatementCounters {
+                calls: get(row, "calls")?,
+                exec_ms: get(row, "exec_ms")?,
+                rows: get(row, "rows")?,
+                blks_hit: get(row, "blks_hit")?,
+                blks_read: get(row, "blks_read")?,
+            };
+            out.rows
+                .push((get(row, "queryid")?, counters, get(row, "max_ms")?));
+            out.dealloc = get(row, "dealloc")?;
+            out.stats_reset = get(row, "stats_reset")?;
         }
-        let rows = ids
-            .into_iter()
-            .enumerate()
-            .map(|(i, id)| {
-                let v = |c: usize| values[c][i];
-                (
-                    id,
-                    StatementCounters {
-                        calls: v(0),
-                        exec_ms: v(1),
-                        rows: v(3),
-                        blks_hit: v(4),
-                        blks_read: v(5),
-                    },
-                    v(2),
-                )
-            })
-            .collect();
-        Ok(Statements {
-            dealloc: get(row, "dealloc")?,
-            stats_reset: get(row, "stats_reset")?,
-            rows,
-        })
+        Ok(out)
     }
 }
 
