@@ -119,6 +119,7 @@ sources:
       password_file: {pw}
       pools: {{app: 5}}
       heartbeat: {{table: {HEARTBEAT_TABLE}, write: true}}
+      statements: {{top: 20, interval: 2s}}
     - name: replica
       dsn: \"{replica}\"
       password_file: {pw}

@@ -15,7 +15,7 @@ use support::source::{ok_round, pg_config, statements_in_rounds, value};
 use support::{block_on, Cluster, Options, SUPER_PASSWORD};
 use vitals::checks::{CheckEngine, Now, SourceRound};
 use vitals::collectors::postgres::PostgresSource;
-use vitals::config;
+use vitals::config::{self, PostgresConfig};
 use vitals::metrics::Output;
 
 const PRIMARY: (&str, &str) = ("target", "primary");
@@ -69,8 +69,16 @@ fn postgres_deep_suite() {
     );
 }
 
+/// The rounds here run back to back: pg_stat_statements is read every
+/// round (the default, 30 s, would repeat the first read's figures).
+fn config(c: &Cluster) -> PostgresConfig {
+    let mut cfg = pg_config(c, c.primary.port, "primary");
+    cfg.statements.interval = config::Duration::from_millis(1);
+    cfg
+}
+
 fn source(c: &Cluster) -> PostgresSource {
-    PostgresSource::new(&pg_config(c, c.primary.port, "primary"))
+    PostgresSource::new(&config(c))
 }
 
 async fn superuser(c: &Cluster, db: &str, app: &str) -> tokio_postgres::Client {
@@ -223,7 +231,7 @@ fn statement_reset_never_negative(c: &Cluster) {
 
 fn three_hundred_statements_give_top_plus_one_series(c: &Cluster) {
     block_on(async {
-        let mut cfg = pg_config(c, c.primary.port, "primary");
+        let mut cfg = config(c);
         cfg.statements.top = 20;
         let mut src = PostgresSource::new(&cfg);
         let client = superuser(c, "postgres", "many").await;
@@ -262,14 +270,16 @@ fn three_hundred_statements_give_top_plus_one_series(c: &Cluster) {
 fn statement_budget_per_round(c: &Cluster) {
     block_on(async {
         let log = c.primary.log.clone();
-        // (catalog_interval, statements per round besides the texts):
-        // probe, main, activity, pg_stat_statements (+ catalog).
-        for (catalog_interval, expected) in [
-            (config::Duration::from_secs(60), 4),
-            (config::Duration::from_millis(1), 5),
-        ] {
+        // Statements per round besides the texts: probe, main, activity;
+        // pg_stat_statements once per statements.interval (30 s), the
+        // catalog once per catalog_interval (60 s): with the defaults none
+        // of those falls in the 5 rounds; read every round, 5 per round.
+        for (every_round, expected) in [(false, 3), (true, 5)] {
             let mut cfg = pg_config(c, c.primary.port, "primary");
-            cfg.catalog_interval = catalog_interval;
+            if every_round {
+                cfg.statements.interval = config::Duration::from_millis(1);
+                cfg.catalog_interval = config::Duration::from_millis(1);
+            }
             let mut src = PostgresSource::new(&cfg);
             let rounds = 5;
             let lines = statements_in_rounds(&mut src, &log, rounds).await;
@@ -278,7 +288,7 @@ fn statement_budget_per_round(c: &Cluster) {
                 .filter(|l| l.contains("pg_stat_statements(true)"))
                 .count();
             eprintln!(
-                "catalog_interval {catalog_interval}: {} statements in {rounds} rounds ({texts} text reads)",
+                "every_round={every_round}: {} statements in {rounds} rounds ({texts} text reads)",
                 lines.len()
             );
             assert_eq!(lines.len() - texts, expected * rounds, "{lines:#?}");

@@ -300,21 +300,30 @@ pub struct PostgresConfig {
 }
 
 /// `statements: {top: 20}` on a PostgreSQL target.
-#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct StatementsConfig {
     /// How many statements get their own series; the rest are summed as
     /// `queryid="other"`. 0 turns the statement figures off.
     #[serde(default = "default_top_statements")]
     pub top: usize,
+    /// How often pg_stat_statements is read (every entry, so the costliest
+    /// statement of the source); rounds in between repeat the last figures.
+    #[serde(default = "default_statements_interval")]
+    pub interval: Duration,
 }
 
 impl Default for StatementsConfig {
     fn default() -> Self {
         StatementsConfig {
             top: default_top_statements(),
+            interval: default_statements_interval(),
         }
     }
+}
+
+fn default_statements_interval() -> Duration {
+    Duration::from_secs(30)
 }
 
 fn default_top_statements() -> usize {

@@ -114,6 +114,13 @@ fn database_targets(config: &Config, text: &str) -> Result<(), Invalid> {
         if pg.timeout.as_std().is_zero() {
             return fail("postgres", &pg.name, "timeout must be above 0".into());
         }
+        if pg.statements.interval.as_std().is_zero() {
+            return fail(
+                "postgres",
+                &pg.name,
+                "statements: interval must be above 0".into(),
+            );
+        }
         if pg.catalog_interval.as_std().is_zero() {
             return fail(
                 "postgres",
@@ -364,10 +371,11 @@ mod tests {
 
     #[test]
     fn statements_and_catalog_interval_are_read_and_checked() {
-        let ok = "sources:\n  postgres:\n    - name: a\n      dsn: host=127.0.0.1\n      statements: {top: 5}\n      catalog_interval: 2m\n";
+        let ok = "sources:\n  postgres:\n    - name: a\n      dsn: host=127.0.0.1\n      statements: {top: 5, interval: 15s}\n      catalog_interval: 2m\n";
         let c = parse_str(ok, "c.yaml").unwrap();
         let pg = &c.sources.postgres[0];
         assert_eq!(pg.statements.top, 5);
+        assert_eq!(pg.statements.interval.as_std().as_secs(), 15);
         assert_eq!(pg.catalog_interval.as_std().as_secs(), 120);
         let defaults = "sources:\n  postgres:\n    - name: a\n      dsn: host=127.0.0.1\n";
         let c = parse_str(defaults, "c.yaml").unwrap();

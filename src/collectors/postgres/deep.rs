@@ -8,14 +8,15 @@
 //! - 1 activity statement (all databases at once: pg_stat_database is
 //!   cluster-wide);
 //! - 1 pg_stat_statements statement, when installed and `statements.top` is
-//!   above 0, read without query texts;
+//!   above 0, read without query texts, once per `statements.interval`
+//!   (default 30 s; the rounds in between repeat the last read's figures);
 //! - 1 text statement, only in a round where a statement joins the top
 //!   list (texts are kept while it stays);
 //! - 1 catalog statement, once per `catalog_interval` (default 60 s).
 //!
-//! So 4 statements per round (5 with a heartbeat), plus one per
-//! `catalog_interval` and one per change of the top list; never one per
-//! database. Each is bounded by the connection's `statement_timeout`.
+//! So 3 statements per round (4 with a heartbeat), plus one per
+//! `statements.interval`, one per `catalog_interval` and one per change of
+//! the top list; never one per database. Each is bounded by the connection's `statement_timeout`.
 //!
 //! pg_stat_user_tables and pg_stat_user_indexes only describe the database
 //! a session is connected to: the table and index figures cover the
@@ -55,6 +56,9 @@ pub struct Deep {
     statements: StatementTracker,
     texts: BTreeMap<i64, String>,
     pgss: Option<Pgss>,
+    statements_interval: Duration,
+    next_statements: Option<Instant>,
+    last_statements: Option<(Statements, Option<StatementRound>)>,
     next_catalog: Option<Instant>,
     catalog: Option<Catalog>,
     catalog_error: Option<String>,
@@ -77,7 +81,12 @@ pub struct DeepRound {
 }
 
 impl Deep {
-    pub fn new(target: &str, top: usize, catalog_interval: Duration) -> Self {
+    pub fn new(
+        target: &str,
+        top: usize,
+        statements_interval: Duration,
+        catalog_interval: Duration,
+    ) -> Self {
         Deep {
             target: target.to_owned(),
             top,
@@ -86,6 +95,9 @@ impl Deep {
             statements: StatementTracker::new(top),
             texts: BTreeMap::new(),
             pgss: None,
+            statements_interval,
+            next_statements: None,
+            last_statements: None,
             next_catalog: None,
             catalog: None,
             catalog_error: None,
@@ -217,6 +229,8 @@ impl Deep {
                     cache.remove("statement texts");
                     self.statements.clear();
                     self.texts.clear();
+                    self.last_statements = None;
+                    self.next_statements = None;
                 }
                 self.pgss = Some(p.clone());
                 Some(p)
@@ -224,8 +238,20 @@ impl Deep {
         };
         let Some(Pgss::Ready { sql, texts_sql }) = ready_now else {
             round.statements_available = Some(false);
+            self.last_statements = None;
             return Ok(());
         };
+        // Between two reads (statements.interval), the last read's figures
+        // stand: reading every entry is the costliest thing a round does.
+        if let (Some(at), Some((s, r))) = (self.next_statements, &self.last_statements) {
+            if Instant::now() < at {
+                round.statements_available = Some(true);
+                round.statements = Some(s.clone());
+                round.statement_round.clone_from(r);
+                return Ok(());
+            }
+        }
+        self.next_statements = Some(Instant::now() + self.statements_interval);
         let read = async {
             let st = prepare(cache, client, deadline, "statements", &sql).await?;
             bounded(deadline, "pg_stat_statements query", client.query(&st, &[])).await
@@ -290,6 +316,7 @@ impl Deep {
                 }
             }
         }
+        self.last_statements = Some((statements.clone(), statement_round.clone()));
         round.statement_round = statement_round;
         round.statements = Some(statements);
         Ok(())
@@ -304,6 +331,8 @@ impl Deep {
         }
         self.statements.clear();
         self.texts.clear();
+        self.last_statements = None;
+        self.next_statements = None;
         self.pgss = Some(Pgss::Unavailable {
             reason,
             retry: Instant::now() + retry_after.unwrap_or_default(),

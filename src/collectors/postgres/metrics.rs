@@ -144,12 +144,12 @@ pub const STATEMENTS_DEALLOC_TOTAL: Desc = Desc::counter(
 pub const STATEMENT_CALLS_PER_SECOND: Desc = Desc::gauge(
     "vitals_pg_statement_calls_per_second",
     &["target", "queryid", "query"],
-    "Calls per second of this statement over the last round, from the increase of pg_stat_statements.calls; queryid=\"other\" sums every statement outside the top list.",
+    "Calls per second of this statement over the last statements.interval, from the increase of pg_stat_statements.calls; queryid=\"other\" sums every statement outside the top list.",
 );
 pub const STATEMENT_MEAN_SECONDS: Desc = Desc::gauge(
     "vitals_pg_statement_mean_seconds",
     &["target", "queryid", "query"],
-    "Mean execution time of this statement over the last round: increase of pg_stat_statements.total_exec_time divided by the increase of calls (absent when it was not called in the round).",
+    "Mean execution time of this statement over the last statements.interval: increase of pg_stat_statements.total_exec_time divided by the increase of calls (absent when it was not called in the interval).",
 );
 pub const STATEMENT_MAX_SECONDS: Desc = Desc::gauge(
     "vitals_pg_statement_max_seconds",
@@ -159,22 +159,22 @@ pub const STATEMENT_MAX_SECONDS: Desc = Desc::gauge(
 pub const STATEMENT_EXEC_SECONDS_PER_SECOND: Desc = Desc::gauge(
     "vitals_pg_statement_exec_seconds_per_second",
     &["target", "queryid", "query"],
-    "Execution time this statement used per second of the last round (increase of pg_stat_statements.total_exec_time over the round's length): the ranking of the top list.",
+    "Execution time this statement used per second of the last statements.interval (increase of pg_stat_statements.total_exec_time over its length): the ranking of the top list.",
 );
 pub const STATEMENT_ROWS_PER_SECOND: Desc = Desc::gauge(
     "vitals_pg_statement_rows_per_second",
     &["target", "queryid", "query"],
-    "Rows returned or affected per second over the last round, from the increase of pg_stat_statements.rows.",
+    "Rows returned or affected per second over the last statements.interval, from the increase of pg_stat_statements.rows.",
 );
 pub const STATEMENT_SHARED_BLOCKS_HIT_PER_SECOND: Desc = Desc::gauge(
     "vitals_pg_statement_shared_blocks_hit_per_second",
     &["target", "queryid", "query"],
-    "Shared buffer hits per second over the last round, from the increase of pg_stat_statements.shared_blks_hit.",
+    "Shared buffer hits per second over the last statements.interval, from the increase of pg_stat_statements.shared_blks_hit.",
 );
 pub const STATEMENT_SHARED_BLOCKS_READ_PER_SECOND: Desc = Desc::gauge(
     "vitals_pg_statement_shared_blocks_read_per_second",
     &["target", "queryid", "query"],
-    "Blocks read from outside shared buffers per second over the last round, from the increase of pg_stat_statements.shared_blks_read.",
+    "Blocks read from outside shared buffers per second over the last statements.interval, from the increase of pg_stat_statements.shared_blks_read.",
 );
 pub const DATABASE_CACHE_HIT_RATIO: Desc = Desc::gauge(
     "vitals_pg_database_cache_hit_ratio",

@@ -183,6 +183,7 @@ impl PostgresSource {
             deep: Box::new(deep::Deep::new(
                 &config.name,
                 config.statements.top,
+                config.statements.interval.as_std(),
                 config.catalog_interval.as_std(),
             )),
         }
