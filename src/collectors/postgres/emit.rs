@@ -639,4 +639,24 @@ mod tests {
         );
         assert_eq!(out.value("vitals_pg_replication_stream_up", &t), Some(1.0));
     }
+
+    #[test]
+    fn query_labels_are_short_flat_and_cut_on_characters() {
+        assert_eq!(query_label(None), "?");
+        assert_eq!(
+            query_label(Some("SELECT pg_sleep($1)")),
+            "SELECT pg_sleep($1)"
+        );
+        assert_eq!(
+            query_label(Some("SELECT *\n   FROM t\tWHERE id = $1")),
+            "SELECT * FROM t WHERE id = $1"
+        );
+        let long = format!("SELECT 'é', {}", "$1, ".repeat(40));
+        let label = query_label(Some(&long));
+        assert_eq!(label.chars().count(), QUERY_LABEL_CHARS);
+        assert!(
+            label.starts_with("SELECT 'é', $1,") && label.ends_with('…'),
+            "{label}"
+        );
+    }
 }
