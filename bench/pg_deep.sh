@@ -7,7 +7,9 @@
 #   bash bench/pg_deep.sh            # as root or as a user who can run initdb
 #
 # Knobs: BENCH_PG_DBS (50), BENCH_PG_STATEMENTS (2000), BENCH_PG_CONNECTIONS
-# (200), BENCH_PG_SECS (120), BENCH_PG_SCRAPE_SECS (15), VITALS_BIN
+# (200), BENCH_PG_SECS (120), BENCH_PG_SCRAPE_SECS (15),
+# BENCH_PG_VITALS_INTERVAL (vitals' default, 5s), BENCH_PG_WARMUP_SECS (45),
+# VITALS_BIN
 # (target/debug/vitals; the agent's build does not change the server's work).
 #
 # Server time is read from pg_stat_statements itself (track_planning on:
@@ -21,6 +23,11 @@ STATEMENTS=${BENCH_PG_STATEMENTS:-2000}
 CONNECTIONS=${BENCH_PG_CONNECTIONS:-200}
 SECS=${BENCH_PG_SECS:-120}
 SCRAPE=${BENCH_PG_SCRAPE_SECS:-15}
+# Seconds both agents run before the window: vitals' first reads of
+# pg_stat_statements and of the texts of its first top list fall in it.
+WARMUP=${BENCH_PG_WARMUP_SECS:-45}
+# vitals' sampling interval; empty: its default (5 s).
+VITALS_INTERVAL=${BENCH_PG_VITALS_INTERVAL:-}
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(dirname "$HERE")
 VITALS=${VITALS_BIN:-$REPO/target/debug/vitals}
@@ -90,6 +97,7 @@ VPORT=$(free_port)
 EPORT=$(free_port)
 cat >"$DIR/vitals.yaml" <<EOF
 listen: 127.0.0.1:$VPORT
+${VITALS_INTERVAL:+interval: $VITALS_INTERVAL}
 sources:
   host: {enabled: false}
   cgroup: {enabled: false}
@@ -125,7 +133,7 @@ DATA_SOURCE_NAME="postgresql://exporter_mon@127.0.0.1:$PORT/postgres?sslmode=dis
     "$EXPORTER" --web.listen-address="127.0.0.1:$EPORT" --extend.query-path="$DIR/queries.yaml" \
     >"$DIR/exporter.log" 2>&1 &
 PIDS+=($!)
-sleep 3
+sleep "$WARMUP"
 # Both connected; count from here (totals now, subtracted at the end: a
 # reset would also drop the bench statements).
 totals() { # role -> "total_ms calls"
@@ -165,8 +173,8 @@ ratio() { python3 -c "import sys; a, b = float(sys.argv[1]), float(sys.argv[2]);
 
 cat <<EOF
 
-PostgreSQL 15, $DBS databases, $STATEMENTS distinct bench statements ($TRACKED in pg_stat_statements at the end), $CONNECTIONS open connections, ${ELAPSED}s window.
-vitals at its default interval (5 s; catalog figures every 60 s); postgres_exporter scraped every ${SCRAPE}s ($SCRAPES scrapes) with its default metrics plus upstream's stat_statements and wraparound queries.
+PostgreSQL 15, $DBS databases, $STATEMENTS distinct bench statements ($TRACKED in pg_stat_statements at the end), $CONNECTIONS open connections, ${ELAPSED}s window after ${WARMUP}s of warm-up.
+vitals every ${VITALS_INTERVAL:-5s} (statements every 30 s, catalog every 60 s); postgres_exporter scraped every ${SCRAPE}s ($SCRAPES scrapes) with its default metrics plus upstream's stat_statements and wraparound queries.
 
 | | server time per minute (plan + exec, ms) | statements per minute | series |
 |---|---|---|---|

@@ -284,7 +284,11 @@ impl Deep {
         );
         if let Some(r) = &statement_round {
             let members: Vec<i64> = r.top.iter().map(|(id, _)| *id).collect();
-            self.texts.retain(|id, _| members.contains(id));
+            // Texts of former members are kept a while (up to 4 × top), so
+            // one that comes back costs no new read of the text file.
+            if self.texts.len() > 4 * self.top {
+                self.texts.retain(|id, _| members.contains(id));
+            }
             let missing: Vec<i64> = members
                 .iter()
                 .filter(|id| !self.texts.contains_key(id))
