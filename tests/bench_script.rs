@@ -2,14 +2,17 @@
 //! servers and takes minutes; see the README's Performance section). This
 //! keeps it from rotting silently: bash must at least be able to parse it.
 
+mod common;
+
 use std::process::Command;
 
 #[test]
 fn bench_script_is_valid_bash() {
     for script in ["bench/run.sh", "bench/pg_deep.sh"] {
-        let path = format!("{}/{script}", env!("CARGO_MANIFEST_DIR"));
+        let path = common::repo().join(script);
         let out = Command::new("bash")
-            .args(["-n", &path])
+            .arg("-n")
+            .arg(&path)
             .output()
             .expect("running bash -n");
         assert!(

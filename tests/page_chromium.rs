@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{temp_config, Daemon};
+use common::Daemon;
 use std::process::Command;
 
 fn chromium(args: &[&str], profile: &std::path::Path) -> std::process::Output {
@@ -26,25 +26,20 @@ fn chromium(args: &[&str], profile: &std::path::Path) -> std::process::Output {
 
 #[test]
 fn index_page_shows_checks_coloured_by_state() {
-    let dir = tempfile::tempdir().unwrap();
     // Three checks with known outcomes on this machine: memory total is far
     // above 2 bytes (critical), far above 1 byte going "below" (ok), and a
     // metric no series has (unknown).
-    let config = temp_config(
-        dir.path(),
-        "vitals.yaml",
+    let d = Daemon::run(
         "interval: 1s\ndefault_checks: false\nsources:\n  cgroup: {enabled: false}\nchecks:\n\
          \x20 - {name: memory_is_huge, metric: vitals_host_memory_total_bytes, warning: 1, critical: 2}\n\
          \x20 - {name: memory_present, metric: vitals_host_memory_total_bytes, direction: below, warning: 1}\n\
          \x20 - {name: nothing_here, metric: 'vitals_process_up{process=\"absent\"}', critical: 1}\n",
     );
-    let d = Daemon::start(&config);
-    d.wait_ready();
     d.wait_until("checks evaluated", |d| {
         d.get("/").text().contains("memory_is_huge")
     });
     let url = format!("http://{}/", d.addr);
-    let profile = dir.path().join("profile");
+    let profile = d.dir().join("profile");
     let out = chromium(&["--dump-dom", &url], &profile);
     let dom = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -73,7 +68,7 @@ fn index_page_shows_checks_coloured_by_state() {
     }
     assert!(dom.contains("Some checks are critical."), "{dom}");
     // A screenshot for people looking at a failed run.
-    let shot = dir.path().join("index.png");
+    let shot = d.dir().join("index.png");
     let out = chromium(
         &[
             "--window-size=1000,500",

@@ -5,6 +5,7 @@
 //! -- --nocapture` runs only the cases whose name contains `name`; the
 //! figures seen are printed with `--nocapture`.
 
+mod common;
 #[macro_use]
 mod support;
 
@@ -13,7 +14,7 @@ use std::time::Duration;
 use support::source::{ok_round, pg_config, round, statements_in_rounds, value};
 use support::{block_on, Cluster, LogCapture, Options};
 use vitals::collectors::postgres::{PostgresSource, STATES};
-use vitals::config::{self, HeartbeatConfig, Secret};
+use vitals::config::{self, Dsn, HeartbeatConfig};
 use vitals::metrics::{render, Format, Output};
 
 #[test]
@@ -45,6 +46,11 @@ fn postgres_suite() {
             ),
         ],
     );
+    // Only when every case ran (VITALS_CASE picks some).
+    if std::env::var_os("VITALS_CASE").is_none() {
+        let deep = support::source::deep_families();
+        support::source::assert_covered("vitals_pg_", |n| !deep.contains(&n));
+    }
 }
 
 /// Counts from the server, as `name -> n`.
@@ -278,7 +284,8 @@ fn passwords_never_leak(c: &Cluster) {
         let mut cfg = pg_config(c, port, "wrongfile");
         cfg.password_file = Some(wrong_file.clone());
         let mut wrong_in_dsn = pg_config(c, port, "wrongdsn");
-        wrong_in_dsn.dsn = Secret(format!("{} password={WRONG}", c.monitor_dsn(port)));
+        wrong_in_dsn.dsn =
+            Dsn::parse(&format!("{} password={WRONG}", c.monitor_dsn(port))).unwrap();
         wrong_in_dsn.password_file = None;
         for cfg in [cfg, wrong_in_dsn] {
             let mut src = PostgresSource::new(&cfg);
@@ -306,11 +313,12 @@ fn passwords_never_leak(c: &Cluster) {
         from_env.password_env = Some(env_name.into());
         let mut in_dsn = pg_config(c, port, "indsn");
         in_dsn.password_file = None;
-        in_dsn.dsn = Secret(format!(
+        in_dsn.dsn = Dsn::parse(&format!(
             "postgresql://{}:{}@127.0.0.1:{port}/postgres",
             support::MONITOR_USER,
             support::MONITOR_PASSWORD
-        ));
+        ))
+        .unwrap();
         for cfg in [from_env, in_dsn] {
             let mut src = PostgresSource::new(&cfg);
             let out = ok_round(&mut src).await;
@@ -323,11 +331,12 @@ fn passwords_never_leak(c: &Cluster) {
 
         // Right password, server gone (nothing listens on that port).
         let mut gone = pg_config(c, support::free_port(), "gone");
-        gone.dsn = Secret(format!(
+        gone.dsn = Dsn::parse(&format!(
             "host=127.0.0.1 port={} user=monitor password={} dbname=postgres",
             support::free_port(),
             support::MONITOR_PASSWORD
-        ));
+        ))
+        .unwrap();
         gone.password_file = None;
         let mut src = PostgresSource::new(&gone);
         let (out, result) = round(&mut src).await;

@@ -7,6 +7,7 @@
 //! creates the extension). `VITALS_CASE=name cargo test --test
 //! postgres_deep -- --nocapture` runs only matching cases.
 
+mod common;
 #[macro_use]
 mod support;
 
@@ -67,6 +68,11 @@ fn postgres_deep_suite() {
             ),
         ],
     );
+    // Only when every case ran (VITALS_CASE picks some).
+    if std::env::var_os("VITALS_CASE").is_none() {
+        let deep = support::source::deep_families();
+        support::source::assert_covered("vitals_pg_", |n| deep.contains(&n));
+    }
 }
 
 /// The rounds here run back to back: pg_stat_statements is read every

@@ -7,7 +7,7 @@
 //! decision each deployment makes by configuring a check of the same name
 //! with `readiness: true`.
 
-use crate::config::{Band, CheckConfig, Direction, Duration};
+use crate::config::{Band, CheckConfig, Direction, Duration, Selector};
 
 struct Default {
     name: &'static str,
@@ -219,7 +219,7 @@ pub fn default_checks() -> Vec<CheckConfig> {
         .iter()
         .map(|d| CheckConfig {
             name: d.name.to_owned(),
-            metric: d.metric.to_owned(),
+            metric: Selector::metric_only(d.metric),
             direction: d.direction,
             warning: d.warning,
             critical: d.critical,
@@ -235,7 +235,6 @@ pub fn default_checks() -> Vec<CheckConfig> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::checks::selector::Selector;
     use std::collections::BTreeSet;
 
     #[test]
@@ -251,7 +250,7 @@ mod tests {
                 };
                 assert!(ordered, "{}: warning must come before critical", c.name);
             }
-            let s = Selector::parse(&c.metric).unwrap_or_else(|e| panic!("{}: {e}", c.name));
+            let s = &c.metric;
             assert!(
                 crate::collectors::describe(&s.metric).is_some(),
                 "{}: {} is not a metric vitals exports",

@@ -1,7 +1,7 @@
 //! Engine tests: effective set, instances, unknown, output families, status.
 
 use super::*;
-use crate::config::parse_str;
+use crate::config::{parse_str, Config};
 use crate::metrics::{render, Format};
 
 fn config(yaml: &str) -> Config {

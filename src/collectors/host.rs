@@ -11,6 +11,9 @@
 //! | `vitals_host_pressure_{cpu,memory,io}_{some,full}_seconds_total` | `pressure/*`, `total=` |
 //! | `vitals_host_uptime_seconds`                   | `uptime`, first field         |
 //!
+//! `stat` and `meminfo` are required; a missing `loadavg`, `uptime` or
+//! `pressure/*` drops only its own figures (see [`HostSource`]'s `collect`).
+//!
 //! Parsing is pure (`parse_*`); [`HostSource`] only reads files under the
 //! configured proc root. [`parse_pressure`] is public because cgroup v2
 //! `*.pressure` files have the same format.

@@ -9,11 +9,15 @@
 //! | pgbouncer   | `pgbouncer.rs`  | `vitals_pgbouncer_`  |
 //! | http probe  | `http_probe.rs` | `vitals_probe_`      |
 //!
+//! `footprint.rs` is not a source: it reads vitals' own `<proc>/self` for the
+//! conventional `process_*` self metrics, on the runtime's own tick.
+//!
 //! [`build`] is the one table of every source there is. Each runs in its own
 //! task on its own interval (see `runtime`); a round fills a fresh
 //! [`Output`] that replaces the previous one wholesale.
 
 pub mod cgroup;
+pub mod footprint;
 pub mod host;
 pub mod http_probe;
 pub mod pgbouncer;
@@ -92,6 +96,9 @@ pub enum AnySource {
     Postgres(postgres::PostgresSource),
     PgBouncer(pgbouncer::PgBouncerSource),
     HttpProbe(http_probe::HttpProbeSource),
+    /// A source the runtime's own tests script (panics, counts rebuilds).
+    #[cfg(test)]
+    Test(TestSource),
 }
 
 impl Source for AnySource {
@@ -103,9 +110,24 @@ impl Source for AnySource {
             AnySource::Postgres(s) => s.collect(out).await,
             AnySource::PgBouncer(s) => s.collect(out).await,
             AnySource::HttpProbe(s) => s.collect(out).await,
+            #[cfg(test)]
+            AnySource::Test(s) => {
+                assert!(!s.panics, "test source panics as scripted");
+                Ok(())
+            }
         }
     }
 }
+
+/// See [`AnySource::Test`].
+#[cfg(test)]
+pub struct TestSource {
+    pub panics: bool,
+}
+
+/// Builds a fresh copy of one source from its own configuration; the
+/// runtime calls it after the source panicked, and nothing else is rebuilt.
+pub type Rebuild = std::sync::Arc<dyn Fn() -> AnySource + Send + Sync>;
 
 /// A source with its schedule and the id used in the `source` label.
 pub struct Scheduled {
@@ -113,6 +135,26 @@ pub struct Scheduled {
     pub interval: Duration,
     pub timeout: Duration,
     pub source: AnySource,
+    pub rebuild: Rebuild,
+}
+
+impl Scheduled {
+    /// Builds the source once with `make`, which is kept to rebuild it.
+    pub fn new(
+        id: String,
+        interval: Duration,
+        timeout: Duration,
+        make: impl Fn() -> AnySource + Send + Sync + 'static,
+    ) -> Self {
+        let rebuild: Rebuild = std::sync::Arc::new(make);
+        Scheduled {
+            id,
+            interval,
+            timeout,
+            source: rebuild(),
+            rebuild,
+        }
+    }
 }
 
 /// The timeout of a source that has none configured: its interval, capped
@@ -128,56 +170,62 @@ pub fn build(config: &Config) -> Vec<Scheduled> {
     let sources = &config.sources;
     if sources.host.enabled {
         let interval = config.interval_or_default(sources.host.interval);
-        list.push(Scheduled {
-            id: "host".into(),
+        let paths = paths.clone();
+        list.push(Scheduled::new(
+            "host".into(),
             interval,
-            timeout: sources.host.timeout.unwrap_or(default_timeout(interval)),
-            source: AnySource::Host(host::HostSource::new(paths)),
-        });
+            sources.host.timeout.unwrap_or(default_timeout(interval)),
+            move || AnySource::Host(host::HostSource::new(&paths)),
+        ));
     }
     if sources.cgroup.enabled {
         let interval = config.interval_or_default(sources.cgroup.interval);
-        list.push(Scheduled {
-            id: "cgroup".into(),
+        let (paths, cgroup) = (paths.clone(), sources.cgroup.clone());
+        list.push(Scheduled::new(
+            "cgroup".into(),
             interval,
-            timeout: sources.cgroup.timeout.unwrap_or(default_timeout(interval)),
-            source: AnySource::Cgroup(cgroup::CgroupSource::new(paths, &sources.cgroup)),
-        });
+            sources.cgroup.timeout.unwrap_or(default_timeout(interval)),
+            move || AnySource::Cgroup(cgroup::CgroupSource::new(&paths, &cgroup)),
+        ));
     }
     if !sources.processes.is_empty() {
         let interval = config.interval_or_default(None);
-        list.push(Scheduled {
-            id: "process".into(),
+        let (paths, processes) = (paths.clone(), sources.processes.clone());
+        list.push(Scheduled::new(
+            "process".into(),
             interval,
-            timeout: default_timeout(interval),
-            source: AnySource::Process(process::ProcessSource::new(paths, &sources.processes)),
-        });
+            default_timeout(interval),
+            move || AnySource::Process(process::ProcessSource::new(&paths, &processes)),
+        ));
     }
     for target in &sources.postgres {
-        list.push(Scheduled {
-            id: format!("postgres/{}", target.name),
-            interval: config.interval_or_default(target.interval),
-            timeout: target.timeout,
-            source: AnySource::Postgres(postgres::PostgresSource::new(target)),
-        });
+        let t = target.clone();
+        list.push(Scheduled::new(
+            format!("postgres/{}", target.name),
+            config.interval_or_default(target.interval),
+            target.timeout,
+            move || AnySource::Postgres(postgres::PostgresSource::new(&t)),
+        ));
     }
     for target in &sources.pgbouncer {
-        list.push(Scheduled {
-            id: format!("pgbouncer/{}", target.name),
-            interval: config.interval_or_default(target.interval),
-            timeout: target.timeout,
-            source: AnySource::PgBouncer(pgbouncer::PgBouncerSource::new(target)),
-        });
+        let t = target.clone();
+        list.push(Scheduled::new(
+            format!("pgbouncer/{}", target.name),
+            config.interval_or_default(target.interval),
+            target.timeout,
+            move || AnySource::PgBouncer(pgbouncer::PgBouncerSource::new(&t)),
+        ));
     }
     for probe in &sources.http_probes {
-        list.push(Scheduled {
-            id: format!("probe/{}", probe.name),
-            interval: config.interval_or_default(probe.interval),
+        let p = probe.clone();
+        list.push(Scheduled::new(
+            format!("probe/{}", probe.name),
+            config.interval_or_default(probe.interval),
             // The probe times itself out and reports that as `up 0`; the
             // scheduler's limit only catches a stuck round.
-            timeout: Duration(probe.timeout.as_std() + std::time::Duration::from_secs(1)),
-            source: AnySource::HttpProbe(http_probe::HttpProbeSource::new(probe)),
-        });
+            Duration(probe.timeout.as_std() + std::time::Duration::from_secs(1)),
+            move || AnySource::HttpProbe(http_probe::HttpProbeSource::new(&p)),
+        ));
     }
     list
 }
@@ -198,6 +246,7 @@ pub fn catalog() -> Vec<&'static Desc> {
         pgbouncer::METRICS,
         http_probe::METRICS,
         crate::runtime::METRICS,
+        footprint::METRICS,
         crate::checks::METRICS,
     ];
     tables.iter().flat_map(|t| t.iter()).collect()

@@ -1,13 +1,28 @@
 //! The configuration schema (the public contract of `config.example.yaml`) and
 //! its loading. Every struct refuses unknown keys; `load` turns any problem
-//! into a [`ConfigError`] that names `file:line:column`.
+//! into a [`ConfigError`] that names `file:line:column` and the dotted key.
+//!
+//! Values are parsed into what they mean while the file is read, so the rest
+//! of the agent never parses a config string: a DSN ([`Dsn`], `dsn.rs`), a
+//! probe URL ([`ProbeTarget`], `probe.rs`), a check selector ([`Selector`],
+//! `selector.rs`), a duration, a regex. `paths.rs` names the key at a
+//! position (and the reverse) from the YAML parser's own spans;
+//! `validate.rs` checks what spans several keys. This module depends on
+//! nothing else in the crate.
 
+mod dsn;
 mod duration;
 mod load;
+mod paths;
+mod probe;
+pub mod selector;
 mod validate;
 
+pub use dsn::{parse_dsn, Dsn};
 pub use duration::{parse_duration, Duration};
 pub use load::{load_file, parse_str, ConfigError, EMBEDDED_DEFAULT};
+pub use probe::{parse_target, ProbeTarget};
+pub use selector::{Selector, SelectorError};
 
 use serde::de::{self, Deserializer};
 use serde::Deserialize;
@@ -272,7 +287,7 @@ pub struct PostgresConfig {
     /// Becomes the `target` label.
     pub name: String,
     /// libpq key=value or URL. A password in it works but is never echoed.
-    pub dsn: Secret,
+    pub dsn: Dsn,
     #[serde(default)]
     pub password_file: Option<PathBuf>,
     #[serde(default)]
@@ -353,7 +368,7 @@ pub struct HeartbeatConfig {
 #[serde(deny_unknown_fields)]
 pub struct PgBouncerConfig {
     pub name: String,
-    pub dsn: Secret,
+    pub dsn: Dsn,
     #[serde(default)]
     pub password_file: Option<PathBuf>,
     #[serde(default)]
@@ -368,7 +383,8 @@ pub struct PgBouncerConfig {
 #[serde(deny_unknown_fields)]
 pub struct HttpProbeConfig {
     pub name: String,
-    pub url: String,
+    /// `http://` only, without credentials.
+    pub url: ProbeTarget,
     #[serde(default)]
     pub interval: Option<Duration>,
     #[serde(default = "default_pg_timeout")]
@@ -391,7 +407,7 @@ fn default_probe_window() -> Duration {
 pub struct CheckConfig {
     pub name: String,
     /// A PromQL-style selector: `name{label="v",other=~"re"}`.
-    pub metric: String,
+    pub metric: Selector,
     #[serde(default)]
     pub direction: Direction,
     #[serde(default)]

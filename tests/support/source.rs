@@ -5,14 +5,14 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 use vitals::collectors::postgres::PostgresSource;
 use vitals::collectors::{CollectError, Source};
-use vitals::config::{self, PostgresConfig, Secret, StatementsConfig};
+use vitals::config::{self, Dsn, PostgresConfig, StatementsConfig};
 use vitals::metrics::Output;
 
 /// A target on `port` as the monitor role, with the defaults users run with.
 pub fn pg_config(c: &Cluster, port: u16, name: &str) -> PostgresConfig {
     PostgresConfig {
         name: name.to_owned(),
-        dsn: Secret(c.monitor_dsn(port)),
+        dsn: Dsn::parse(&c.monitor_dsn(port)).unwrap(),
         password_file: Some(c.password_file.clone()),
         password_env: None,
         interval: None,
@@ -25,6 +25,35 @@ pub fn pg_config(c: &Cluster, port: u16, name: &str) -> PostgresConfig {
     }
 }
 
+/// The families the rounds of this test binary emitted, checked against the
+/// catalog as they come, for the coverage assertion at the end of its suite.
+pub static SEEN: crate::common::catalog::Seen = crate::common::catalog::Seen::new();
+
+/// The deeper families (pg_stat_statements, pg_stat_database, the catalog
+/// figures, WAL and archiver): tests/postgres_deep.rs covers them,
+/// tests/postgres.rs the others.
+pub fn deep_families() -> Vec<&'static str> {
+    use vitals::collectors::postgres::metrics::{METRICS, STATEMENTS_AVAILABLE};
+    let first = METRICS
+        .iter()
+        .position(|d| d.name == STATEMENTS_AVAILABLE.name)
+        .expect("the deep families in the postgres table");
+    METRICS[first..].iter().map(|d| d.name).collect()
+}
+
+/// Asserts that the families `SEEN` named `prefix*` that `only` keeps
+/// cover the catalog (or are listed in `EMITTED_ONLY_WHEN`).
+pub fn assert_covered(prefix: &str, only: impl Fn(&str) -> bool) {
+    let missing: Vec<&str> = crate::common::catalog::not_covered(prefix, &SEEN.names())
+        .into_iter()
+        .filter(|n| only(n))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "catalog families never emitted (emit them or list the condition in EMITTED_ONLY_WHEN): {missing:?}"
+    );
+}
+
 /// One round, with a generous guard against a hang (not a timing assertion:
 /// the round budget is the target's timeout, far below it).
 pub async fn round(src: &mut PostgresSource) -> (Output, Result<(), CollectError>) {
@@ -32,6 +61,7 @@ pub async fn round(src: &mut PostgresSource) -> (Output, Result<(), CollectError
     let result = tokio::time::timeout(Duration::from_secs(60), src.collect(&mut out))
         .await
         .expect("a round never hangs");
+    SEEN.record(&out);
     (out, result)
 }
 

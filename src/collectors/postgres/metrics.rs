@@ -124,7 +124,6 @@ pub const HEARTBEAT_LAG_SECONDS: Desc = Desc::gauge(
     "Age of the newest row of the heartbeat table written by the agent on the primary: now() on this server minus max(ts).",
 );
 
-/// Every family above, for `collectors::catalog()`.
 // The deeper figures (see stats.rs and emit.rs).
 pub const STATEMENTS_AVAILABLE: Desc = Desc::gauge(
     "vitals_pg_statements_available",
@@ -342,6 +341,7 @@ pub const CHECKPOINTS_REQUESTED_TOTAL: Desc = Desc::counter(
     "Checkpoints requested (WAL volume, CHECKPOINT, shutdown), pg_stat_bgwriter.checkpoints_req (pg_stat_checkpointer.num_requested on PostgreSQL 17+).",
 );
 
+/// Every family above, for `collectors::catalog()`.
 pub const METRICS: &[Desc] = &[
     UP,
     INFO,

@@ -36,7 +36,7 @@ pub mod queries;
 pub mod replication;
 pub mod stats;
 
-pub use conn::{backoff, parse_dsn};
+pub use conn::backoff;
 
 use super::{CollectError, Source};
 use crate::config::PostgresConfig;
