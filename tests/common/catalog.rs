@@ -18,6 +18,23 @@ pub const EMITTED_ONLY_WHEN: &[(&str, &str)] = &[
         "from the second round of a cgroup with a CPU limit, as above; tests/cgroup_fixtures.rs \
          checks its value",
     ),
+    (
+        "vitals_pg_table_last_vacuum_age_seconds",
+        "for a top dead-tuple table once it has been vacuumed (by hand or by autovacuum); the \
+         test cluster's tables are read before autovacuum reaches them",
+    ),
+    (
+        "vitals_pg_table_last_analyze_age_seconds",
+        "for a top dead-tuple table once it has been analyzed (by hand or by autovacuum), as above",
+    ),
+    (
+        "vitals_pg_archiver_last_failure_age_seconds",
+        "once archive_command has failed at least once; the test clusters do not archive",
+    ),
+    (
+        "vitals_pg_archiver_last_archived_age_seconds",
+        "once a WAL segment has been archived; the test clusters do not archive",
+    ),
 ];
 
 /// Asserts that every family of a text-format exposition is in the catalog
