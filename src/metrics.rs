@@ -98,6 +98,9 @@ pub struct Family {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Output {
     pub families: Vec<Family>,
+    /// Facts for `/status` that are no metric (a PostgreSQL target's top
+    /// statements with their texts, its largest unused indexes).
+    pub details: Option<serde_json::Value>,
 }
 
 impl Output {

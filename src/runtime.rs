@@ -72,6 +72,9 @@ pub struct SourceStatus {
     pub last_success_timestamp_seconds: Option<f64>,
     pub last_duration_seconds: Option<f64>,
     pub last_error: Option<String>,
+    /// What the source adds to `/status` beyond its metrics.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub details: Option<serde_json::Value>,
 }
 
 struct Slot {
@@ -285,6 +288,7 @@ impl Shared {
             return;
         };
         let now = unix_now();
+        slot.status.details.clone_from(&output.details);
         slot.output = output;
         let status = &mut slot.status;
         status.rounds += 1;

@@ -114,6 +114,7 @@ sources:
       password_file: {pw}
       pools: {{app: 5}}
       heartbeat: {{table: {HEARTBEAT_TABLE}, write: true}}
+      statements: {{top: 20, interval: 2s}}
     - name: replica
       dsn: \"{replica}\"
       password_file: {pw}
@@ -172,13 +173,22 @@ fn e2e_suite() {
     let redis = redis_support::Pair::start();
     // A key of another type: vitals_redis_queue_up 0.
     redis.primary.cli(&["HSET", "jobs:hash", "f", "v"]);
+    // The statement figures need the extension (the harness preloads it),
+    // the cache hit ratio a round with enough block accesses, the table
+    // figures a table with dead tuples before the first catalog read.
+    cluster.psql(
+        cluster.primary.port,
+        "CREATE EXTENSION pg_stat_statements; \
+         CREATE TABLE e2e_load AS SELECT generate_series(1, 100000) AS g; \
+         DELETE FROM e2e_load WHERE g <= 10",
+    );
     let dir = tempfile::tempdir().unwrap();
     let probe_port = serve_ok(100_000, None);
     let config = vitals_config(&cluster, &redis, dir.path(), probe_port);
     let vitals = Daemon::run_in(dir, &config, &[], &[]);
     // Both parts run even when the first fails; the test fails if either did.
     let metrics = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        bundled_metrics_are_exported(&vitals, &redis)
+        bundled_metrics_are_exported(&cluster, &vitals, &redis)
     }));
     let alert = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         replica_lag_alert_reaches_webhook_and_resolves(&cluster, &vitals, vitals.dir())
@@ -191,11 +201,17 @@ fn e2e_suite() {
     );
 }
 
-fn bundled_metrics_are_exported(vitals: &Daemon, redis: &redis_support::Pair) {
+fn bundled_metrics_are_exported(c: &Cluster, vitals: &Daemon, redis: &redis_support::Pair) {
     // Enough key lookups per interval for the Redis hit ratio to exist.
     let lookups: Vec<String> = (0..150).map(|i| format!("GET key:{i}")).collect();
     // Two rounds of everything: ratios need a previous reading.
     vitals.wait_until("every source succeeded twice, ratios present", |d| {
+        // About 440 pages read twice per poll: a busy round for the
+        // cache hit ratio (it is absent below 1000 block accesses).
+        c.psql(
+            c.primary.port,
+            "SELECT count(*) FROM e2e_load; SELECT count(*) FROM e2e_load",
+        );
         let text = d.get("/metrics").text();
         let sources = [
             "host",
@@ -223,6 +239,18 @@ fn bundled_metrics_are_exported(vitals: &Daemon, redis: &redis_support::Pair) {
                 &text,
                 "vitals_redis_keyspace_hit_ratio",
                 &[("target", "cache")],
+            )
+            .is_some()
+            && sample(
+                &text,
+                "vitals_pg_database_cache_hit_ratio",
+                &[("target", "primary"), ("database", "postgres")],
+            )
+            .is_some()
+            && sample(
+                &text,
+                "vitals_pg_statement_mean_seconds",
+                &[("target", "primary")],
             )
             .is_some()
     });

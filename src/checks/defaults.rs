@@ -212,6 +212,59 @@ const DEFAULTS: &[Default] = &[
         for_secs: 60,
         description: "Items waiting in a configured Redis queue key (BullMQ, Sidekiq, Celery, RQ or a plain key); a growing backlog means the workers do not keep up.",
     },
+    Default {
+        name: "pg_slow_statement",
+        metric: "vitals_pg_statement_mean_seconds",
+        direction: ABOVE,
+        warning: Some(1.0),
+        critical: Some(5.0),
+        hysteresis: Some(Band::Percent(10.0)),
+        // Already a mean over the round; one round of slow calls is news.
+        for_secs: 0,
+        description: "Mean execution time of a top statement (or of all the others, queryid=\"other\") over the last round, from pg_stat_statements.",
+    },
+    Default {
+        name: "pg_rollback_ratio",
+        metric: "vitals_pg_database_rollback_ratio",
+        direction: ABOVE,
+        warning: Some(0.05),
+        critical: Some(0.1),
+        hysteresis: Some(Band::Absolute(0.01)),
+        for_secs: 60,
+        description: "Share of a database's transactions that rolled back over the last round: the database side of the query failure rate.",
+    },
+    Default {
+        name: "pg_cache_hit_ratio",
+        metric: "vitals_pg_database_cache_hit_ratio",
+        direction: Direction::Below,
+        warning: Some(0.9),
+        critical: Some(0.8),
+        hysteresis: Some(Band::Absolute(0.02)),
+        // The ratio is only exported for rounds with at least 1000 block
+        // accesses, so an idle database never reaches this check.
+        for_secs: 300,
+        description: "Share of a busy database's block accesses served from shared buffers over the last round; below it, queries wait on disk reads.",
+    },
+    Default {
+        name: "pg_wraparound",
+        metric: "vitals_pg_database_wraparound_ratio",
+        direction: ABOVE,
+        warning: Some(0.5),
+        critical: Some(0.8),
+        hysteresis: Some(Band::Absolute(0.02)),
+        for_secs: 0,
+        description: "Transaction ID age of a database's oldest unfrozen row as a share of the 2^31 wraparound limit; at the limit PostgreSQL refuses writes.",
+    },
+    Default {
+        name: "pg_oldest_xmin",
+        metric: "vitals_pg_oldest_xmin_age_seconds",
+        direction: ABOVE,
+        warning: Some(3600.0),
+        critical: Some(21600.0),
+        hysteresis: Some(Band::Percent(10.0)),
+        for_secs: 0,
+        description: "Age of the oldest holder of the xmin horizon (a long transaction, a replication slot, a prepared transaction): while it holds, vacuum removes no dead row anywhere.",
+    },
 ];
 
 /// The built-in checks, in a stable order.
@@ -289,12 +342,18 @@ mod tests {
             ("redis_evictions", Some(0.0), Some(100.0)),
             ("redis_replica_link", None, Some(0.5)),
             ("redis_queue", Some(100.0), Some(500.0)),
+            ("pg_slow_statement", Some(1.0), Some(5.0)),
+            ("pg_rollback_ratio", Some(0.05), Some(0.1)),
+            ("pg_cache_hit_ratio", Some(0.9), Some(0.8)),
+            ("pg_wraparound", Some(0.5), Some(0.8)),
+            ("pg_oldest_xmin", Some(3600.0), Some(21600.0)),
         ] {
             let c = by_name(name);
             assert_eq!((c.warning, c.critical), (warning, critical), "{name}");
         }
         assert_eq!(by_name("replica_stream").direction, Direction::Below);
         assert_eq!(by_name("redis_hit_ratio").direction, Direction::Below);
-        assert_eq!(default_checks().len(), 18);
+        assert_eq!(by_name("pg_cache_hit_ratio").direction, Direction::Below);
+        assert_eq!(default_checks().len(), 23);
     }
 }

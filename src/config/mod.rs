@@ -328,6 +328,47 @@ pub struct PostgresConfig {
     pub top_applications: usize,
     #[serde(default)]
     pub heartbeat: Option<HeartbeatConfig>,
+    /// Top statements from pg_stat_statements (`top: 0` turns them off).
+    #[serde(default)]
+    pub statements: StatementsConfig,
+    /// The slower interval of the catalog figures (wraparound, xmin
+    /// horizon, dead tuples, unused indexes).
+    #[serde(default = "default_catalog_interval")]
+    pub catalog_interval: Duration,
+}
+
+/// `statements: {top: 20}` on a PostgreSQL target.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct StatementsConfig {
+    /// How many statements get their own series; the rest are summed as
+    /// `queryid="other"`. 0 turns the statement figures off.
+    #[serde(default = "default_top_statements")]
+    pub top: usize,
+    /// How often pg_stat_statements is read (every entry, so the costliest
+    /// statement of the source); rounds in between repeat the last figures.
+    #[serde(default = "default_statements_interval")]
+    pub interval: Duration,
+}
+
+impl Default for StatementsConfig {
+    fn default() -> Self {
+        StatementsConfig {
+            top: default_top_statements(),
+            interval: default_statements_interval(),
+        }
+    }
+}
+
+fn default_statements_interval() -> Duration {
+    Duration::from_secs(30)
+}
+
+fn default_top_statements() -> usize {
+    20
+}
+fn default_catalog_interval() -> Duration {
+    Duration::from_secs(60)
 }
 
 fn default_pg_timeout() -> Duration {

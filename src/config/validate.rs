@@ -81,13 +81,35 @@ pub(super) fn validate(config: &Config) -> Result<(), Invalid> {
     Ok(())
 }
 
+/// The largest `statements.top`: a few hundred series per target at most.
+const MAX_TOP_STATEMENTS: usize = 200;
+
 /// PostgreSQL and PgBouncer targets: one password source at most, a
 /// heartbeat table that is a plain identifier, pool sizes above 0, a timeout
-/// above 0, PgBouncer's admin database.
+/// above 0, statement and catalog intervals above 0, a bounded
+/// `statements.top`, PgBouncer's admin database.
 fn database_targets(config: &Config) -> Result<(), Invalid> {
     for (i, pg) in config.sources.postgres.iter().enumerate() {
         let at = format!("sources.postgres[{i}]");
         connection(&at, &pg.password_file, &pg.password_env, pg.timeout)?;
+        if pg.statements.interval.as_std().is_zero() {
+            return Err(invalid(
+                format!("{at}.statements.interval"),
+                "must be above 0",
+            ));
+        }
+        if pg.catalog_interval.as_std().is_zero() {
+            return Err(invalid(format!("{at}.catalog_interval"), "must be above 0"));
+        }
+        if pg.statements.top > MAX_TOP_STATEMENTS {
+            return Err(invalid(
+                format!("{at}.statements.top"),
+                format!(
+                    "{} is above {MAX_TOP_STATEMENTS} (each one is a set of series)",
+                    pg.statements.top
+                ),
+            ));
+        }
         if let Some((app, _)) = pg.pools.iter().find(|(_, size)| **size == 0) {
             return Err(invalid(
                 format!("{at}.pools.{app}"),
@@ -532,6 +554,47 @@ mod tests {
             "{}",
             e.message
         );
+    }
+
+    #[test]
+    fn statements_and_catalog_interval_are_read_and_checked() {
+        let ok = "sources:\n  postgres:\n    - name: a\n      dsn: host=127.0.0.1\n      statements: {top: 5, interval: 15s}\n      catalog_interval: 2m\n";
+        let c = parse_str(ok, "c.yaml").unwrap();
+        let pg = &c.sources.postgres[0];
+        assert_eq!(pg.statements.top, 5);
+        assert_eq!(pg.statements.interval.as_std().as_secs(), 15);
+        assert_eq!(pg.catalog_interval.as_std().as_secs(), 120);
+        let defaults = "sources:\n  postgres:\n    - name: a\n      dsn: host=127.0.0.1\n";
+        let c = parse_str(defaults, "c.yaml").unwrap();
+        assert_eq!(c.sources.postgres[0].statements.top, 20);
+        assert_eq!(
+            c.sources.postgres[0].catalog_interval.as_std().as_secs(),
+            60
+        );
+        let too_many = "sources:\n  postgres:\n    - name: a\n      dsn: host=127.0.0.1\n      statements: {top: 5000}\n";
+        let e = parse_str(too_many, "c.yaml").unwrap_err();
+        assert_eq!(e.line, 5, "{}", e.message);
+        assert!(
+            e.message
+                .starts_with("key `sources.postgres[0].statements.top`: 5000 is above"),
+            "{}",
+            e.message
+        );
+        let zero = "sources:\n  postgres:\n    - name: a\n      dsn: host=127.0.0.1\n      catalog_interval: 0s\n";
+        let e = parse_str(zero, "c.yaml").unwrap_err();
+        assert_eq!(
+            e.message,
+            "key `sources.postgres[0].catalog_interval`: must be above 0"
+        );
+        let zero = "sources:\n  postgres:\n    - name: a\n      dsn: host=127.0.0.1\n      statements: {interval: 0s}\n";
+        let e = parse_str(zero, "c.yaml").unwrap_err();
+        assert_eq!(
+            e.message,
+            "key `sources.postgres[0].statements.interval`: must be above 0"
+        );
+        let typo = "sources:\n  postgres:\n    - name: a\n      dsn: host=127.0.0.1\n      statements: {tpo: 5}\n";
+        let e = parse_str(typo, "c.yaml").unwrap_err();
+        assert!(e.message.contains("tpo"), "{}", e.message);
     }
 
     #[test]

@@ -33,6 +33,23 @@ pub const EMITTED_ONLY_WHEN: &[(&str, &str)] = &[
         "vitals_redis_aof_last_rewrite_success",
         "on a Redis with appendonly yes, as above",
     ),
+    (
+        "vitals_pg_table_last_vacuum_age_seconds",
+        "for a top dead-tuple table once it has been vacuumed (by hand or by autovacuum); the \
+         test cluster's tables are read before autovacuum reaches them",
+    ),
+    (
+        "vitals_pg_table_last_analyze_age_seconds",
+        "for a top dead-tuple table once it has been analyzed (by hand or by autovacuum), as above",
+    ),
+    (
+        "vitals_pg_archiver_last_failure_age_seconds",
+        "once archive_command has failed at least once; the test clusters do not archive",
+    ),
+    (
+        "vitals_pg_archiver_last_archived_age_seconds",
+        "once a WAL segment has been archived; the test clusters do not archive",
+    ),
 ];
 
 /// Asserts that every family of a text-format exposition is in the catalog
@@ -145,6 +162,11 @@ impl Seen {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .extend(names);
+    }
+
+    /// The families seen so far.
+    pub fn names(&self) -> BTreeSet<String> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Asserts every catalog family named `prefix*` was seen or is listed in

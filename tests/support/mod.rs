@@ -11,6 +11,8 @@
 //! its cases in order with [`run_cases`], which reports every failing case.
 #![allow(dead_code)]
 
+pub mod source;
+
 use std::future::Future;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -252,6 +254,8 @@ impl Cluster {
                  wal_receiver_status_interval = 1s\n\
                  wal_retrieve_retry_interval = 1s\n\
                  client_connection_check_interval = 1s\n\
+                 shared_preload_libraries = 'pg_stat_statements'\n\
+                 max_prepared_transactions = 5\n\
                  log_statement = 'all'\n\
                  log_line_prefix = '%m [%p] %a: '\n",
                 port = primary.port,

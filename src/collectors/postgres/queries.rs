@@ -74,7 +74,9 @@ SELECT
     extract(epoch FROM pg_postmaster_start_time())::float8 AS started,
     (SELECT status FROM recv) AS receiver_status,
     (SELECT last_msg FROM recv) AS receiver_last_msg,
-    (SELECT setting::int8 FROM pg_settings WHERE name = 'wal_receiver_timeout') AS receiver_timeout_ms,
+    -- current_setting() and not pg_settings, which builds every setting
+    -- (about 1 ms a round); the value carries its unit ("1min").
+    (extract(epoch FROM current_setting('wal_receiver_timeout')::interval) * 1000)::int8 AS receiver_timeout_ms,
     (SELECT array_agg(name ORDER BY name) FROM rep) AS standby_names,
     (SELECT array_agg(write_lag ORDER BY name) FROM rep) AS standby_write_lag,
     (SELECT array_agg(flush_lag ORDER BY name) FROM rep) AS standby_flush_lag,
@@ -262,6 +264,514 @@ pub fn heartbeat_read(table: &str) -> String {
     )
 }
 
+// ---------------------------------------------------------------------
+// The deeper figures: pg_stat_database, WAL, archiver and checkpoints on
+// every round ([`activity`]); pg_stat_statements on every round when it is
+// installed ([`statements`], plus [`statement_texts`] only when a statement
+// joins the top list); wraparound, the xmin horizon, dead tuples and unused
+// indexes on the slower catalog interval ([`CATALOG_TEMPLATE`]).
+// ---------------------------------------------------------------------
+
+/// Every database's counters from `pg_stat_database` (one row per database,
+/// cluster-wide: one statement covers them all), WAL position, archiver,
+/// checkpoints, autovacuum workers, and whether pg_stat_statements is
+/// installed in the connected database (and in which schema).
+const ACTIVITY_TEMPLATE: &str = r#"
+WITH db AS (
+    SELECT datname::text AS name,
+           xact_commit::float8 AS commits, xact_rollback::float8 AS rollbacks,
+           blks_read::float8 AS blks_read, blks_hit::float8 AS blks_hit,
+           deadlocks::float8 AS deadlocks, temp_files::float8 AS temp_files,
+           temp_bytes::float8 AS temp_bytes, conflicts::float8 AS conflicts,
+           coalesce(checksum_failures, 0)::float8 AS checksum_failures
+    FROM pg_stat_database
+    WHERE datname IS NOT NULL
+), pgss AS (
+    SELECT e.extversion AS version, n.nspname::text AS schema
+    FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
+    WHERE e.extname = 'pg_stat_statements'
+)
+SELECT
+    extract(epoch FROM now())::float8 AS now,
+    (SELECT array_agg(name ORDER BY name) FROM db) AS db_names,
+    (SELECT array_agg(commits ORDER BY name) FROM db) AS db_commits,
+    (SELECT array_agg(rollbacks ORDER BY name) FROM db) AS db_rollbacks,
+    (SELECT array_agg(blks_read ORDER BY name) FROM db) AS db_blks_read,
+    (SELECT array_agg(blks_hit ORDER BY name) FROM db) AS db_blks_hit,
+    (SELECT array_agg(deadlocks ORDER BY name) FROM db) AS db_deadlocks,
+    (SELECT array_agg(temp_files ORDER BY name) FROM db) AS db_temp_files,
+    (SELECT array_agg(temp_bytes ORDER BY name) FROM db) AS db_temp_bytes,
+    (SELECT array_agg(conflicts ORDER BY name) FROM db) AS db_conflicts,
+    (SELECT array_agg(checksum_failures ORDER BY name) FROM db) AS db_checksum_failures,
+    CASE WHEN pg_is_in_recovery() THEN NULL
+         ELSE pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::float8 END AS wal_bytes,
+    a.archived_count::float8 AS archived,
+    a.failed_count::float8 AS archive_failed,
+    extract(epoch FROM now() - a.last_failed_time)::float8 AS archive_failed_age,
+    extract(epoch FROM now() - a.last_archived_time)::float8 AS archived_age,
+    {checkpoints}
+    (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'autovacuum worker') AS autovacuum_workers,
+    current_setting('autovacuum_max_workers')::int8 AS autovacuum_max_workers,
+    (SELECT version FROM pgss) AS pgss_version,
+    (SELECT schema FROM pgss) AS pgss_schema
+FROM pg_stat_archiver a, {checkpointer} b
+"#;
+
+/// The activity statement for a server of major version `major`:
+/// PostgreSQL 17 moved the checkpoint counters from pg_stat_bgwriter to
+/// pg_stat_checkpointer (num_timed, num_requested).
+pub fn activity(major: u32) -> String {
+    let (checkpoints, checkpointer) = if major >= 17 {
+        (
+            "b.num_timed::float8 AS checkpoints_timed, b.num_requested::float8 AS checkpoints_requested,",
+            "pg_stat_checkpointer",
+        )
+    } else {
+        (
+            "b.checkpoints_timed::float8 AS checkpoints_timed, b.checkpoints_req::float8 AS checkpoints_requested,",
+            "pg_stat_bgwriter",
+        )
+    };
+    ACTIVITY_TEMPLATE
+        .replace("{checkpoints}", checkpoints)
+        .replace("{checkpointer}", checkpointer)
+}
+
+/// The major version from `server_version` ("15.14 (Debian ...)", "9.6.24",
+/// "17beta1"): the digits before the first non-digit.
+pub fn major_version(version: &str) -> u32 {
+    let digits: String = version.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().unwrap_or(0)
+}
+
+/// Cumulative counters of one database in `pg_stat_database`.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct DatabaseCounters {
+    pub commits: f64,
+    pub rollbacks: f64,
+    pub blks_read: f64,
+    pub blks_hit: f64,
+    pub deadlocks: f64,
+    pub temp_files: f64,
+    pub temp_bytes: f64,
+    pub conflicts: f64,
+    pub checksum_failures: f64,
+}
+
+/// The activity statement's row, typed.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Activity {
+    pub now: f64,
+    /// By database name.
+    pub databases: Vec<(String, DatabaseCounters)>,
+    /// pg_current_wal_lsn() - '0/0' on a primary; None on a standby.
+    pub wal_bytes: Option<f64>,
+    pub archived: f64,
+    pub archive_failed: f64,
+    pub archive_failed_age: Option<f64>,
+    pub archived_age: Option<f64>,
+    pub checkpoints_timed: f64,
+    pub checkpoints_requested: f64,
+    pub autovacuum_workers: i64,
+    pub autovacuum_max_workers: i64,
+    /// pg_stat_statements' extversion and schema, when installed in the
+    /// connected database.
+    pub pgss: Option<(String, String)>,
+}
+
+impl Activity {
+    pub fn from_row(row: &Row) -> Result<Activity, String> {
+        let names: Vec<String> = array(row, "db_names")?;
+        let cols = [
+            "db_commits",
+            "db_rollbacks",
+            "db_blks_read",
+            "db_blks_hit",
+            "db_deadlocks",
+            "db_temp_files",
+            "db_temp_bytes",
+            "db_conflicts",
+            "db_checksum_failures",
+        ];
+        let mut values = Vec::with_capacity(cols.len());
+        for col in cols {
+            let v: Vec<f64> = array(row, col)?;
+            if v.len() != names.len() {
+                return Err("databases: arrays of different lengths".into());
+            }
+            values.push(v);
+        }
+        let databases = names
+            .into_iter()
+            .enumerate()
+            .map(|(i, name)| {
+                let v = |c: usize| values[c][i];
+                (
+                    name,
+                    DatabaseCounters {
+                        commits: v(0),
+                        rollbacks: v(1),
+                        blks_read: v(2),
+                        blks_hit: v(3),
+                        deadlocks: v(4),
+                        temp_files: v(5),
+                        temp_bytes: v(6),
+                        conflicts: v(7),
+                        checksum_failures: v(8),
+                    },
+                )
+            })
+            .collect();
+        let version: Option<String> = get(row, "pgss_version")?;
+        let schema: Option<String> = get(row, "pgss_schema")?;
+        Ok(Activity {
+            now: get(row, "now")?,
+            databases,
+            wal_bytes: get(row, "wal_bytes")?,
+            archived: get(row, "archived")?,
+            archive_failed: get(row, "archive_failed")?,
+            archive_failed_age: get(row, "archive_failed_age")?,
+            archived_age: get(row, "archived_age")?,
+            checkpoints_timed: get(row, "checkpoints_timed")?,
+            checkpoints_requested: get(row, "checkpoints_requested")?,
+            autovacuum_workers: get(row, "autovacuum_workers")?,
+            autovacuum_max_workers: get(row, "autovacuum_max_workers")?,
+            pgss: version.zip(schema),
+        })
+    }
+}
+
+/// Which pg_stat_statements columns the installed version has.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PgssFlavor {
+    /// 1.8 (PostgreSQL 13): total_exec_time, no pg_stat_statements_info.
+    V18,
+    /// 1.9 and later (PostgreSQL 14+): pg_stat_statements_info (dealloc,
+    /// stats_reset).
+    V19,
+}
+
+/// The flavor of pg_stat_statements `extversion`, None for versions before
+/// 1.8 (total_time instead of total_exec_time: not supported).
+pub fn pgss_flavor(extversion: &str) -> Option<PgssFlavor> {
+    let mut parts = extversion.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+    let major = parts.next().unwrap_or(0);
+    let minor = parts.next().unwrap_or(0);
+    match (major, minor) {
+        (1, m) if m >= 9 => Some(PgssFlavor::V19),
+        (1, 8) => Some(PgssFlavor::V18),
+        (m, _) if m >= 2 => Some(PgssFlavor::V19),
+        _ => None,
+    }
+}
+
+/// Every statement's cumulative counters, summed per queryid over users
+/// and databases (so the series never multiply by role or database), read
+/// with `pg_stat_statements(false)`: without the query texts, which live in
+/// a file the server would otherwise read on every call.
+pub fn statements(schema: &str, flavor: PgssFlavor) -> String {
+    let schema = quote_table(schema);
+    // One row per queryid, unsorted: arrays would cost the server a sort
+    // per column.
+    let (info, from_info) = match flavor {
+        PgssFlavor::V19 => (
+            "i.dealloc AS dealloc, extract(epoch FROM i.stats_reset)::float8 AS stats_reset"
+                .to_owned(),
+            format!(" CROSS JOIN {schema}.pg_stat_statements_info i"),
+        ),
+        PgssFlavor::V18 => (
+            "NULL::int8 AS dealloc, NULL::float8 AS stats_reset".to_owned(),
+            String::new(),
+        ),
+    };
+    format!(
+        r#"
+SELECT s.*, {info}
+FROM (
+    SELECT queryid, sum(calls)::float8 AS calls, sum(total_exec_time)::float8 AS exec_ms,
+           max(max_exec_time)::float8 AS max_ms, sum(rows)::float8 AS rows,
+           sum(shared_blks_hit)::float8 AS blks_hit, sum(shared_blks_read)::float8 AS blks_read
+    FROM {schema}.pg_stat_statements(false)
+    WHERE queryid IS NOT NULL
+    GROUP BY queryid
+) s{from_info}
+"#
+    )
+}
+
+/// The normalised text (literals already replaced by `$n` by the
+/// extension) of the statements in `$1`, whitespace collapsed and cut to
+/// 200 characters. Sent only when a statement joins the top list: reading
+/// texts makes the server read its query-text file.
+pub fn statement_texts(schema: &str) -> String {
+    format!(
+        "SELECT DISTINCT ON (queryid) queryid, left(regexp_replace(query, '\\s+', ' ', 'g'), 200) \
+         FROM {}.pg_stat_statements(true) WHERE queryid = ANY($1) ORDER BY queryid",
+        quote_table(schema)
+    )
+}
+
+/// Cumulative counters of one statement (one queryid).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct StatementCounters {
+    pub calls: f64,
+    pub exec_ms: f64,
+    pub rows: f64,
+    pub blks_hit: f64,
+    pub blks_read: f64,
+}
+
+/// The statements statement's row, typed.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Statements {
+    pub dealloc: Option<i64>,
+    pub stats_reset: Option<f64>,
+    /// (queryid, counters, max_exec_time in ms since the last reset).
+    pub rows: Vec<(i64, StatementCounters, f64)>,
+}
+
+impl Statements {
+    /// From the rows of [`statements`]: one per queryid, each carrying the
+    /// extension's dealloc and stats_reset.
+    pub fn from_rows(rows: &[Row]) -> Result<Statements, String> {
+        let mut out = Statements::default();
+        for row in rows {
+            let counters = StatementCounters {
+                calls: get(row, "calls")?,
+                exec_ms: get(row, "exec_ms")?,
+                rows: get(row, "rows")?,
+                blks_hit: get(row, "blks_hit")?,
+                blks_read: get(row, "blks_read")?,
+            };
+            out.rows
+                .push((get(row, "queryid")?, counters, get(row, "max_ms")?));
+            out.dealloc = get(row, "dealloc")?;
+            out.stats_reset = get(row, "stats_reset")?;
+        }
+        Ok(out)
+    }
+}
+
+/// How many tables (by dead tuples) and unused indexes (by size) the
+/// catalog statement returns.
+pub const TOP_TABLES: usize = 10;
+pub const TOP_UNUSED_INDEXES: usize = 10;
+
+/// The catalog statement, sent every `catalog_interval`: wraparound age of
+/// every database (pg_database, cluster-wide), the oldest xmin holder of
+/// each kind (pg_stat_activity.backend_xmin, pg_replication_slots xmin and
+/// catalog_xmin, walsenders' hot-standby feedback, pg_prepared_xacts), and,
+/// for the connected database only (pg_stat_user_* are per database), the
+/// tables with the most dead tuples and the indexes never scanned. Index
+/// sizes are pg_class.relpages × block_size: no lock is taken on any index
+/// (pg_relation_size() would take one per index and wait behind DDL).
+/// Unique and primary-key indexes are not counted as unused: they enforce a
+/// constraint even when no query scans them.
+pub fn catalog() -> String {
+    CATALOG_TEMPLATE
+        .replace("{top_tables}", &TOP_TABLES.to_string())
+        .replace("{top_indexes}", &TOP_UNUSED_INDEXES.to_string())
+}
+
+const CATALOG_TEMPLATE: &str = r#"
+WITH dbs AS (
+    SELECT datname::text AS name, age(datfrozenxid)::float8 AS xid_age,
+           mxid_age(datminmxid)::float8 AS mxid_age
+    FROM pg_database
+), holders AS (
+    SELECT 'transaction' AS kind, age(backend_xmin)::float8 AS xid_age,
+           extract(epoch FROM now() - xact_start)::float8 AS seconds, NULL::text AS xmin
+    FROM pg_stat_activity
+    WHERE backend_xmin IS NOT NULL AND pid <> pg_backend_pid() AND backend_type <> 'walsender'
+    UNION ALL
+    SELECT 'replication', age(backend_xmin)::float8, NULL, backend_xmin::text
+    FROM pg_stat_activity
+    WHERE backend_xmin IS NOT NULL AND backend_type = 'walsender'
+    UNION ALL
+    SELECT 'replication', age(x)::float8, NULL, x::text
+    FROM pg_replication_slots, LATERAL (VALUES (xmin), (catalog_xmin)) AS v(x)
+    WHERE x IS NOT NULL
+    UNION ALL
+    SELECT 'prepared_transaction', age(transaction)::float8,
+           extract(epoch FROM now() - prepared)::float8, NULL
+    FROM pg_prepared_xacts
+), oldest AS (
+    SELECT DISTINCT ON (kind) kind, xid_age, seconds, xmin
+    FROM holders
+    ORDER BY kind, xid_age DESC, seconds DESC NULLS LAST
+), tables AS (
+    SELECT schemaname || '.' || relname AS name, n_dead_tup::float8 AS dead,
+           n_live_tup::float8 AS live,
+           extract(epoch FROM now() - greatest(last_vacuum, last_autovacuum))::float8 AS vacuum_age,
+           extract(epoch FROM now() - greatest(last_analyze, last_autoanalyze))::float8 AS analyze_age
+    FROM pg_stat_user_tables
+    WHERE n_dead_tup > 0
+    ORDER BY n_dead_tup DESC, 1
+    LIMIT {top_tables}
+), unused AS (
+    SELECT s.schemaname || '.' || s.indexrelname AS name,
+           s.schemaname || '.' || s.relname AS table_name,
+           c.relpages::float8 * current_setting('block_size')::float8 AS bytes
+    FROM pg_stat_user_indexes s
+    JOIN pg_index i ON i.indexrelid = s.indexrelid
+    JOIN pg_class c ON c.oid = s.indexrelid
+    WHERE s.idx_scan = 0 AND NOT i.indisunique AND NOT i.indisprimary
+), unused_top AS (
+    SELECT * FROM unused ORDER BY bytes DESC, name LIMIT {top_indexes}
+)
+SELECT
+    current_database()::text AS database,
+    (SELECT array_agg(name ORDER BY name) FROM dbs) AS db_names,
+    (SELECT array_agg(xid_age ORDER BY name) FROM dbs) AS db_xid_age,
+    (SELECT array_agg(mxid_age ORDER BY name) FROM dbs) AS db_mxid_age,
+    (SELECT array_agg(kind ORDER BY kind) FROM oldest) AS holder_kinds,
+    (SELECT array_agg(xid_age ORDER BY kind) FROM oldest) AS holder_xid_age,
+    (SELECT array_agg(seconds ORDER BY kind) FROM oldest) AS holder_seconds,
+    (SELECT array_agg(xmin ORDER BY kind) FROM oldest) AS holder_xmin,
+    (SELECT array_agg(name ORDER BY dead DESC, name) FROM tables) AS table_names,
+    (SELECT array_agg(dead ORDER BY dead DESC, name) FROM tables) AS table_dead,
+    (SELECT array_agg(live ORDER BY dead DESC, name) FROM tables) AS table_live,
+    (SELECT array_agg(vacuum_age ORDER BY dead DESC, name) FROM tables) AS table_vacuum_age,
+    (SELECT array_agg(analyze_age ORDER BY dead DESC, name) FROM tables) AS table_analyze_age,
+    (SELECT count(*) FROM unused) AS unused_indexes,
+    (SELECT coalesce(sum(bytes), 0)::float8 FROM unused) AS unused_index_bytes,
+    (SELECT array_agg(name ORDER BY bytes DESC, name) FROM unused_top) AS unused_names,
+    (SELECT array_agg(table_name ORDER BY bytes DESC, name) FROM unused_top) AS unused_tables,
+    (SELECT array_agg(bytes ORDER BY bytes DESC, name) FROM unused_top) AS unused_bytes
+"#;
+
+/// The oldest xmin holder of one kind.
+#[derive(Clone, Debug, PartialEq)]
+pub struct XminHolder {
+    /// `transaction`, `replication` or `prepared_transaction`.
+    pub kind: String,
+    /// age(xmin), in transactions.
+    pub xid_age: f64,
+    /// now() - xact_start (transaction) or now() - prepared; None for
+    /// replication, which PostgreSQL does not date.
+    pub seconds: Option<f64>,
+    /// The xmin itself (replication only), so the agent can date it.
+    pub xmin: Option<String>,
+}
+
+/// A table with dead tuples (pg_stat_user_tables).
+#[derive(Clone, Debug, PartialEq)]
+pub struct TableRow {
+    pub name: String,
+    pub dead: f64,
+    pub live: f64,
+    pub vacuum_age: Option<f64>,
+    pub analyze_age: Option<f64>,
+}
+
+/// An index never scanned (pg_stat_user_indexes.idx_scan = 0).
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct UnusedIndex {
+    pub name: String,
+    pub table: String,
+    pub bytes: f64,
+}
+
+/// The catalog statement's row, typed.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Catalog {
+    pub database: String,
+    /// (database, age(datfrozenxid), mxid_age(datminmxid)).
+    pub wraparound: Vec<(String, f64, f64)>,
+    pub holders: Vec<XminHolder>,
+    pub tables: Vec<TableRow>,
+    pub unused_indexes: i64,
+    pub unused_index_bytes: f64,
+    pub unused_top: Vec<UnusedIndex>,
+}
+
+impl Catalog {
+    pub fn from_row(row: &Row) -> Result<Catalog, String> {
+        let names: Vec<String> = array(row, "db_names")?;
+        let xid: Vec<f64> = array(row, "db_xid_age")?;
+        let mxid: Vec<f64> = array(row, "db_mxid_age")?;
+        if xid.len() != names.len() || mxid.len() != names.len() {
+            return Err("wraparound: arrays of different lengths".into());
+        }
+        let wraparound = names
+            .into_iter()
+            .zip(xid)
+            .zip(mxid)
+            .map(|((n, x), m)| (n, x, m))
+            .collect();
+        let kinds: Vec<String> = array(row, "holder_kinds")?;
+        let ages: Vec<f64> = array(row, "holder_xid_age")?;
+        let seconds: Vec<Option<f64>> = array(row, "holder_seconds")?;
+        let xmins: Vec<Option<String>> = array(row, "holder_xmin")?;
+        if [ages.len(), seconds.len(), xmins.len()]
+            .iter()
+            .any(|&n| n != kinds.len())
+        {
+            return Err("xmin holders: arrays of different lengths".into());
+        }
+        let holders = kinds
+            .into_iter()
+            .zip(ages)
+            .zip(seconds)
+            .zip(xmins)
+            .map(|(((kind, xid_age), seconds), xmin)| XminHolder {
+                kind,
+                xid_age,
+                seconds: seconds.map(|s| s.max(0.0)),
+                xmin,
+            })
+            .collect();
+        let t_names: Vec<String> = array(row, "table_names")?;
+        let dead: Vec<f64> = array(row, "table_dead")?;
+        let live: Vec<f64> = array(row, "table_live")?;
+        let vac: Vec<Option<f64>> = array(row, "table_vacuum_age")?;
+        let ana: Vec<Option<f64>> = array(row, "table_analyze_age")?;
+        if [dead.len(), live.len(), vac.len(), ana.len()]
+            .iter()
+            .any(|&n| n != t_names.len())
+        {
+            return Err("tables: arrays of different lengths".into());
+        }
+        let tables = t_names
+            .into_iter()
+            .zip(dead)
+            .zip(live)
+            .zip(vac)
+            .zip(ana)
+            .map(
+                |((((name, dead), live), vacuum_age), analyze_age)| TableRow {
+                    name,
+                    dead,
+                    live,
+                    vacuum_age: vacuum_age.map(|a| a.max(0.0)),
+                    analyze_age: analyze_age.map(|a| a.max(0.0)),
+                },
+            )
+            .collect();
+        let u_names: Vec<String> = array(row, "unused_names")?;
+        let u_tables: Vec<String> = array(row, "unused_tables")?;
+        let u_bytes: Vec<f64> = array(row, "unused_bytes")?;
+        if u_tables.len() != u_names.len() || u_bytes.len() != u_names.len() {
+            return Err("unused indexes: arrays of different lengths".into());
+        }
+        let unused_top = u_names
+            .into_iter()
+            .zip(u_tables)
+            .zip(u_bytes)
+            .map(|((name, table), bytes)| UnusedIndex { name, table, bytes })
+            .collect();
+        Ok(Catalog {
+            database: get(row, "database")?,
+            wraparound,
+            holders,
+            tables,
+            unused_indexes: get(row, "unused_indexes")?,
+            unused_index_bytes: get(row, "unused_index_bytes")?,
+            unused_top,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -272,5 +782,26 @@ mod tests {
         assert_eq!(quote_table("ops.Beat"), "\"ops\".\"Beat\"");
         assert_eq!(quote_table("a\"b"), "\"a\"\"b\"");
         assert!(heartbeat_write("ops.hb").starts_with("INSERT INTO \"ops\".\"hb\" (id, ts)"));
+    }
+
+    #[test]
+    fn versions_pick_the_right_columns() {
+        assert_eq!(major_version("15.14 (Debian 15.14-0+deb12u1)"), 15);
+        assert_eq!(major_version("17beta1"), 17);
+        assert_eq!(major_version("9.6.24"), 9);
+        assert_eq!(major_version(""), 0);
+        assert!(activity(17).contains("pg_stat_checkpointer"));
+        assert!(activity(15).contains("pg_stat_bgwriter"));
+        assert!(!activity(15).contains('{'));
+        assert_eq!(pgss_flavor("1.10"), Some(PgssFlavor::V19));
+        assert_eq!(pgss_flavor("1.9"), Some(PgssFlavor::V19));
+        assert_eq!(pgss_flavor("1.8"), Some(PgssFlavor::V18));
+        assert_eq!(pgss_flavor("1.7"), None);
+        assert!(
+            statements("public", PgssFlavor::V19).contains("\"public\".pg_stat_statements_info")
+        );
+        assert!(!statements("public", PgssFlavor::V18).contains("pg_stat_statements_info"));
+        assert!(catalog().contains("LIMIT 10"));
+        assert!(!catalog().contains('{'));
     }
 }
