@@ -15,6 +15,7 @@ declare -A needs=(
   [prometheus-alertmanager]=/usr/bin/amtool
   [systemd]=/usr/bin/systemd-analyze
   [chromium]=/usr/bin/chromium
+  [python3-prometheus-client]=/usr/lib/python3/dist-packages/prometheus_client/__init__.py
 )
 missing=()
 for pkg in "${!needs[@]}"; do

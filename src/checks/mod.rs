@@ -244,7 +244,14 @@ pub fn unknown_metrics(config: &Config) -> Vec<UnknownMetric> {
         .iter()
         .filter_map(|c| {
             let selector = Selector::parse(&c.value.metric).ok()?;
-            (!KNOWN_METRICS.contains(&selector.metric.as_str())).then(|| UnknownMetric {
+            // With an app_metrics source, any other name may be the app's.
+            let app_may_have_it =
+                !config.sources.app_metrics.is_empty() && !selector.metric.starts_with("vitals_");
+            let known = KNOWN_METRICS.contains(&selector.metric.as_str())
+                || crate::collectors::catalog()
+                    .iter()
+                    .any(|d| d.name == selector.metric);
+            (!known && !app_may_have_it).then(|| UnknownMetric {
                 check: c.value.name.clone(),
                 metric: selector.metric,
                 line: c.referenced.line(),

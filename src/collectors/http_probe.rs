@@ -44,37 +44,43 @@ pub struct Target {
 /// that is not an absolute http URL; the message never repeats a URL that
 /// may hold a password.
 pub fn parse_target(url: &str) -> Result<Target, String> {
+    parse_http_url(url, "probe")
+}
+
+/// [`parse_target`] for any loopback `http://` URL vitals GETs; `what` names
+/// it in messages (`probe`, `app_metrics`).
+pub fn parse_http_url(url: &str, what: &str) -> Result<Target, String> {
     let scheme_end = url.find("://");
     let scheme = scheme_end.map(|i| url[..i].to_ascii_lowercase());
     let rest = scheme_end.map_or("", |i| &url[i + 3..]);
     let authority_text = rest.split(['/', '?', '#']).next().unwrap_or("");
     if authority_text.contains('@') {
-        return Err(
-            "probe URL must not contain a user or password; the probe sends no credentials".into(),
-        );
+        return Err(format!(
+            "{what} URL must not contain a user or password; vitals sends no credentials"
+        ));
     }
     match scheme.as_deref() {
         Some("http") => {}
         Some("https") => {
             return Err(format!(
-                "probe URL {url:?}: https is not supported; probe the application's own endpoint on loopback with http://"
+                "{what} URL {url:?}: https is not supported; use the application's own endpoint on loopback with http://"
             ))
         }
-        _ => return Err(format!("probe URL {url:?} must start with http://")),
+        _ => return Err(format!("{what} URL {url:?} must start with http://")),
     }
     let uri: hyper::Uri = url
         .parse()
-        .map_err(|e| format!("invalid probe URL {url:?}: {e}"))?;
+        .map_err(|e| format!("invalid {what} URL {url:?}: {e}"))?;
     let authority = uri
         .authority()
-        .ok_or_else(|| format!("probe URL {url:?} has no host"))?;
+        .ok_or_else(|| format!("{what} URL {url:?} has no host"))?;
     let host = authority
         .host()
         .trim_start_matches('[')
         .trim_end_matches(']')
         .to_owned();
     if host.is_empty() {
-        return Err(format!("probe URL {url:?} has no host"));
+        return Err(format!("{what} URL {url:?} has no host"));
     }
     // `port_u16` is None for both "no port" and "port 99999": tell them apart.
     let port = match authority
@@ -87,7 +93,7 @@ pub fn parse_target(url: &str) -> Result<Target, String> {
             .parse::<u16>()
             .ok()
             .filter(|p| *p != 0)
-            .ok_or_else(|| format!("invalid probe URL {url:?}: bad port {p:?}"))?,
+            .ok_or_else(|| format!("invalid {what} URL {url:?}: bad port {p:?}"))?,
     };
     let path = uri
         .path_and_query()

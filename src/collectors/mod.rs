@@ -8,11 +8,13 @@
 //! | postgres    | `postgres/`     | `vitals_pg_`         |
 //! | pgbouncer   | `pgbouncer.rs`  | `vitals_pgbouncer_`  |
 //! | http probe  | `http_probe.rs` | `vitals_probe_`      |
+//! | app metrics | `app_metrics/`  | `vitals_app_`        |
 //!
 //! [`build`] is the one table of every source there is. Each runs in its own
 //! task on its own interval (see `runtime`); a round fills a fresh
 //! [`Output`] that replaces the previous one wholesale.
 
+pub mod app_metrics;
 pub mod cgroup;
 pub mod host;
 pub mod http_probe;
@@ -92,6 +94,7 @@ pub enum AnySource {
     Postgres(postgres::PostgresSource),
     PgBouncer(pgbouncer::PgBouncerSource),
     HttpProbe(http_probe::HttpProbeSource),
+    AppMetrics(app_metrics::AppMetricsSource),
 }
 
 impl Source for AnySource {
@@ -103,6 +106,7 @@ impl Source for AnySource {
             AnySource::Postgres(s) => s.collect(out).await,
             AnySource::PgBouncer(s) => s.collect(out).await,
             AnySource::HttpProbe(s) => s.collect(out).await,
+            AnySource::AppMetrics(s) => s.collect(out).await,
         }
     }
 }
@@ -179,6 +183,15 @@ pub fn build(config: &Config) -> Vec<Scheduled> {
             source: AnySource::HttpProbe(http_probe::HttpProbeSource::new(probe)),
         });
     }
+    for app in &sources.app_metrics {
+        list.push(Scheduled {
+            id: format!("app/{}", app.name),
+            interval: config.interval_or_default(app.interval),
+            // As for the probe: the source times out itself and says so.
+            timeout: Duration(app.timeout.as_std() + std::time::Duration::from_secs(1)),
+            source: AnySource::AppMetrics(app_metrics::AppMetricsSource::new(app)),
+        });
+    }
     list
 }
 
@@ -187,7 +200,7 @@ pub fn build(config: &Config) -> Vec<Scheduled> {
 /// source declares beside its emit code. Sources not yet converted to
 /// [`crate::metrics::Desc`] tables contribute nothing here yet.
 pub fn catalog() -> Vec<&'static crate::metrics::Desc> {
-    let tables: &[&[crate::metrics::Desc]] = &[];
+    let tables: &[&[crate::metrics::Desc]] = &[app_metrics::METRICS];
     tables.iter().flat_map(|t| t.iter()).collect()
 }
 
@@ -216,5 +229,6 @@ pub fn kernel_file_parsers() -> Vec<FuzzParser> {
     ];
     all.extend(cgroup::fuzz::parsers());
     all.extend(process::fuzz::parsers());
+    all.extend(app_metrics::fuzz::parsers());
     all
 }

@@ -177,6 +177,8 @@ pub struct Sources {
     pub pgbouncer: Vec<PgBouncerConfig>,
     #[serde(default)]
     pub http_probes: Vec<HttpProbeConfig>,
+    #[serde(default)]
+    pub app_metrics: Vec<AppMetricsConfig>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -342,6 +344,40 @@ pub struct HttpProbeConfig {
 
 fn default_probe_window() -> Duration {
     Duration::from_secs(300)
+}
+
+/// The application's own metrics endpoint (`collectors::app_metrics`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppMetricsConfig {
+    /// Becomes the `app` label.
+    pub name: String,
+    /// `http://` on loopback; no credentials.
+    pub url: String,
+    #[serde(default)]
+    pub interval: Option<Duration>,
+    #[serde(default = "default_app_timeout")]
+    pub timeout: Duration,
+    /// Samples accepted per scrape; one more refuses the scrape.
+    #[serde(default = "default_max_series")]
+    pub max_series: usize,
+    /// Body bytes accepted per scrape (before and after gzip).
+    #[serde(default = "default_max_bytes")]
+    pub max_bytes: u64,
+    /// Re-expose the application's series on `/metrics` with `app="<name>"`;
+    /// otherwise they are kept for the checks only.
+    #[serde(default)]
+    pub export: bool,
+}
+
+fn default_app_timeout() -> Duration {
+    Duration::from_secs(5)
+}
+fn default_max_series() -> usize {
+    20_000
+}
+fn default_max_bytes() -> u64 {
+    10 * 1024 * 1024
 }
 
 /// One threshold check (see `checks/`).

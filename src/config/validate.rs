@@ -78,6 +78,7 @@ pub(super) fn validate(config: &Config, text: &str) -> Result<(), Invalid> {
             ));
         }
     }
+    app_metrics(config, text)?;
     let mut check_names = BTreeSet::new();
     for check in &config.checks {
         let (line, column) = (check.referenced.line(), check.referenced.column());
@@ -92,6 +93,49 @@ pub(super) fn validate(config: &Config, text: &str) -> Result<(), Invalid> {
             .map_err(|m| (line, column, format!("check `{}`: {m}", check.value.name)))?;
         crate::checks::Selector::parse(&check.value.metric)
             .map_err(|e| (line, column, format!("check `{}`: {e}", check.value.name)))?;
+    }
+    Ok(())
+}
+
+/// Application endpoints: a loopback-style `http://` URL without
+/// credentials (the message never repeats one), bounds and a timeout above 0.
+fn app_metrics(config: &Config, text: &str) -> Result<(), Invalid> {
+    unique_names(
+        text,
+        "sources.app_metrics",
+        config.sources.app_metrics.iter().map(|a| a.name.as_str()),
+    )?;
+    for app in &config.sources.app_metrics {
+        let fail = |message: String| {
+            let (line, column) = locate(text, &format!("name: {}", app.name));
+            Err((
+                line,
+                column,
+                format!("sources.app_metrics `{}`: {message}", app.name),
+            ))
+        };
+        if let Err(m) = crate::collectors::http_probe::parse_http_url(&app.url, "app_metrics") {
+            // Point at the URL unless it holds credentials.
+            let (line, column) = if m.contains("user or password") {
+                locate(text, &format!("name: {}", app.name))
+            } else {
+                locate(text, &app.url)
+            };
+            return Err((
+                line,
+                column,
+                format!("sources.app_metrics `{}`: {m}", app.name),
+            ));
+        }
+        if app.timeout.as_std().is_zero() {
+            return fail("timeout must be above 0".into());
+        }
+        if app.max_series == 0 {
+            return fail("max_series must be at least 1".into());
+        }
+        if app.max_bytes == 0 {
+            return fail("max_bytes must be at least 1".into());
+        }
     }
     Ok(())
 }

@@ -1,0 +1,233 @@
+//! `sources.app_metrics` against a real instrumented application (Debian's
+//! python3-prometheus-client serving tests/support/metrics_app.py) and a
+//! server of broken bodies: metrics merging on `/metrics` in both formats,
+//! the bounds (garbage, truncated, 50 MB, 1,000,000 series) refusing a round
+//! with a clear error and bounded memory, the other sources unaffected.
+//!
+//! One Python app per test binary: the single test runs its cases in order.
+
+mod app_support;
+mod common;
+
+use app_support::{peak_rss, BadServer, PyApp};
+use common::{sample, temp_config, Daemon};
+use std::process::Command;
+
+/// The stated memory bound: vitals' peak resident memory after scraping a
+/// 50 MB body (max_bytes 10 MiB) and a 1,000,000-series body (max_bytes
+/// 64 MiB, max_series 20,000) stays under this.
+const PEAK_RSS_BOUND: u64 = 160 * 1024 * 1024;
+
+fn status_of(d: &Daemon, source: &str) -> serde_json::Value {
+    let status: serde_json::Value = serde_json::from_str(&d.get("/status").text()).unwrap();
+    status["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["source"] == source)
+        .cloned()
+        .unwrap_or_else(|| panic!("no source {source} in /status"))
+}
+
+#[test]
+fn app_metrics_suite() {
+    let app = PyApp::start(&[]);
+    merged_exposition_and_bounds(&app);
+    credentials_and_https_are_refused_at_load();
+}
+
+fn merged_exposition_and_bounds(app: &PyApp) {
+    let bad = BadServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = temp_config(
+        dir.path(),
+        "vitals.yaml",
+        &format!(
+            "interval: 1s\ndefault_checks: false\nsources:\n  cgroup: {{enabled: false}}\n  app_metrics:\n\
+             \x20   - {{name: web, url: 'http://{}/metrics', export: true}}\n\
+             \x20   - {{name: garbage, url: '{}'}}\n\
+             \x20   - {{name: binary, url: '{}'}}\n\
+             \x20   - {{name: truncated, url: '{}'}}\n\
+             \x20   - {{name: huge, url: '{}', interval: 3s}}\n\
+             \x20   - {{name: million, url: '{}', interval: 3s, max_bytes: 67108864}}\n",
+            app.addr(),
+            bad.url("/garbage"),
+            bad.url("/binary"),
+            bad.url("/truncated"),
+            bad.url("/huge"),
+            bad.url("/million"),
+        ),
+    );
+    let d = Daemon::start(&config);
+    d.wait_ready();
+    // Two rounds of every source, so the bounded ones were hit twice.
+    d.wait_until("two rounds of every source", |d| {
+        let status: serde_json::Value = serde_json::from_str(&d.get("/status").text()).unwrap();
+        status["sources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["rounds"].as_u64().unwrap_or(0) >= 2)
+    });
+
+    // Each bound and each broken body: a clear error naming it.
+    for (source, want) in [
+        (
+            "app/garbage",
+            "parsing the body: line 1: expected a metric name at the start of \"<html>",
+        ),
+        ("app/binary", "body is not UTF-8 text (at byte 1)"),
+        (
+            "app/truncated",
+            "the OpenMetrics body does not end with `# EOF` (truncated?)",
+        ),
+        (
+            "app/huge",
+            "body larger than max_bytes = 10485760 bytes; the whole scrape is refused",
+        ),
+        (
+            "app/million",
+            "more than max_series = 20000 series; the whole scrape is refused",
+        ),
+    ] {
+        let s = status_of(&d, source);
+        assert_eq!(s["success"], false, "{source}: {s}");
+        let error = s["last_error"].as_str().unwrap_or_default();
+        assert!(error.contains(want), "{source}: {error:?} lacks {want:?}");
+    }
+    let text = d.get("/metrics").text();
+    for (source, ok) in [
+        ("app/web", 1.0),
+        ("host", 1.0),
+        ("app/huge", 0.0),
+        ("app/million", 0.0),
+        ("app/garbage", 0.0),
+    ] {
+        assert_eq!(
+            sample(&text, "vitals_source_success", &[("source", source)]),
+            Some(ok),
+            "{source}"
+        );
+    }
+    assert_eq!(sample(&text, "vitals_app_up", &[("app", "web")]), Some(1.0));
+    assert_eq!(
+        sample(&text, "vitals_app_up", &[("app", "million")]),
+        Some(0.0)
+    );
+    // Nothing of a refused body is kept.
+    assert!(!text.contains("many{"), "refused series exported");
+    assert!(!text.contains("big_gauge"), "refused series exported");
+
+    // Bounded memory: peak RSS of the daemon over all of that.
+    let peak = peak_rss(d.pid());
+    println!("vitals peak RSS after the 50 MB and 1,000,000-series bodies: {peak} bytes");
+    assert!(
+        peak < PEAK_RSS_BOUND,
+        "peak RSS {peak} bytes is over the bound {PEAK_RSS_BOUND}"
+    );
+
+    // Metrics merging: the app's series with app="web", their own TYPE.
+    assert!(text.contains("# TYPE http_request_duration_seconds histogram\n"));
+    assert!(text.contains("# TYPE http_requests_total counter\n"));
+    assert!(text.contains("# TYPE job_queue_size gauge\n"));
+    assert_eq!(
+        sample(
+            &text,
+            "http_request_duration_seconds_bucket",
+            &[("le", "+Inf"), ("handler", "/work"), ("app", "web")]
+        ),
+        sample(
+            &text,
+            "http_request_duration_seconds_count",
+            &[("handler", "/work"), ("app", "web")]
+        ),
+    );
+    assert!(text.contains(
+        "http_request_duration_seconds_bucket{handler=\"/work\",le=\"+Inf\",app=\"web\"} "
+    ));
+    assert_eq!(
+        sample(
+            &text,
+            "http_requests_total",
+            &[("code", "500"), ("app", "web")]
+        ),
+        Some(0.0)
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "tenant_info",
+            &[("exported_app", "billing"), ("app", "web")]
+        ),
+        Some(1.0)
+    );
+    // The app's own vitals_source_success (42) is dropped and counted.
+    assert_eq!(
+        sample(&text, "vitals_app_dropped_series", &[("app", "web")]),
+        Some(1.0)
+    );
+    assert!(!text
+        .lines()
+        .any(|l| l.starts_with("vitals_source_success ")));
+    assert!(sample(&text, "vitals_app_series", &[("app", "web")]).unwrap() > 10.0);
+    assert!(sample(&text, "vitals_app_scrape_bytes", &[("app", "web")]).unwrap() > 500.0);
+
+    // The merged exposition is valid for Prometheus' own parser.
+    let path = dir.path().join("metrics.txt");
+    std::fs::write(&path, &text).unwrap();
+    let lint = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::fs::File::open(&path).unwrap())
+        .output()
+        .expect("promtool (Debian package prometheus)");
+    let said =
+        String::from_utf8_lossy(&lint.stderr).into_owned() + &String::from_utf8_lossy(&lint.stdout);
+    assert!(!said.contains("parsing error"), "{said}");
+
+    // OpenMetrics: counter metadata without _total, histogram intact, EOF.
+    let om = d
+        .request(
+            "GET",
+            "/metrics",
+            &[("Accept", "application/openmetrics-text; version=1.0.0")],
+        )
+        .text();
+    assert!(om.contains("# TYPE http_requests counter\n"), "{om}");
+    assert!(om.contains("# TYPE http_request_duration_seconds histogram\n"));
+    assert!(om.ends_with("# EOF\n"));
+    d.stop();
+}
+
+fn credentials_and_https_are_refused_at_load() {
+    let dir = tempfile::tempdir().unwrap();
+    // The error points at the URL, or at the name when the URL holds a
+    // password (so the line shown never has it).
+    for (url, want, at) in [
+        (
+            "http://scraper:s3cret-pw@127.0.0.1:9/metrics",
+            "sources.app_metrics `web`: app_metrics URL must not contain a user or password",
+            "bad.yaml:3:",
+        ),
+        (
+            "https://127.0.0.1:9/metrics",
+            "https is not supported",
+            "bad.yaml:4:",
+        ),
+    ] {
+        let config = temp_config(
+            dir.path(),
+            "bad.yaml",
+            &format!("sources:\n  app_metrics:\n    - name: web\n      url: '{url}'\n"),
+        );
+        let out = Command::new(env!("CARGO_BIN_EXE_vitals"))
+            .args(["check-config", config.to_str().unwrap()])
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&out.stderr).into_owned()
+            + &String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(64), "{said}");
+        assert!(said.contains(want), "{said}");
+        assert!(said.contains(at), "{said}");
+        assert!(!said.contains("s3cret-pw"), "the password leaked: {said}");
+    }
+}
