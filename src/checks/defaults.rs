@@ -167,6 +167,10 @@ pub fn default_checks() -> Vec<CheckConfig> {
         .map(|d| CheckConfig {
             name: d.name.to_owned(),
             metric: d.metric.to_owned(),
+            rate: None,
+            ratio: None,
+            quantile: None,
+            trend: None,
             direction: d.direction,
             warning: d.warning,
             critical: d.critical,

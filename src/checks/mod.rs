@@ -20,7 +20,10 @@
 //! with more `exported_` prefixes until it is unique. `/status` shows the
 //! labels unchanged.
 
+pub mod compute;
 pub mod defaults;
+pub mod derived;
+pub mod history;
 pub mod rules;
 pub mod selector;
 pub mod state;
@@ -203,17 +206,19 @@ pub fn effective_checks(config: &Config) -> Vec<Check> {
         }
     }
     list.into_iter()
-        .filter_map(|(config, origin)| match Selector::parse(&config.metric) {
-            Ok(selector) => Some(Check {
-                config,
-                origin,
-                selector,
-            }),
-            Err(e) => {
-                tracing::error!(check = %config.name, "check left out: {e}");
-                None
-            }
-        })
+        .filter_map(
+            |(config, origin)| match Selector::parse(derived::primary_selector(&config)) {
+                Ok(selector) => Some(Check {
+                    config,
+                    origin,
+                    selector,
+                }),
+                Err(e) => {
+                    tracing::error!(check = %config.name, "check left out: {e}");
+                    None
+                }
+            },
+        )
         .collect()
 }
 
@@ -311,6 +316,8 @@ enum Reason {
     SourceFailed(String),
     /// A configured check that no series matches (yet).
     NoSeries,
+    /// A derived check has no value yet (warming up, no traffic…).
+    Derived(String),
 }
 
 impl fmt::Display for Reason {
@@ -319,6 +326,7 @@ impl fmt::Display for Reason {
             Reason::NoData => f.write_str("series gone"),
             Reason::SourceFailed(s) => write!(f, "source {s} failed"),
             Reason::NoSeries => f.write_str("no series matches the selector"),
+            Reason::Derived(why) => f.write_str(why),
         }
     }
 }
@@ -357,6 +365,8 @@ struct Evaluated {
     check: Check,
     levels: Levels,
     instances: BTreeMap<LabelSet, Instance>,
+    /// The kind and history of a `rate`/`ratio`/`quantile`/`trend` check.
+    derived: Option<derived::Derived>,
 }
 
 /// One state change, returned by [`CheckEngine::evaluate`] for the caller to
@@ -445,6 +455,10 @@ impl CheckEngine {
                 .into_iter()
                 .map(|check| Evaluated {
                     levels: check.levels(),
+                    derived: derived::Kind::of(&check.config)
+                        .ok()
+                        .flatten()
+                        .map(derived::Derived::new),
                     check,
                     instances: BTreeMap::new(),
                 })
@@ -463,8 +477,11 @@ impl CheckEngine {
         *self = CheckEngine::new(config);
         for e in &mut self.checks {
             if let Some(prev) = old.remove(&e.check.config.name) {
-                if prev.check.selector == e.check.selector {
+                let same_kind =
+                    prev.derived.as_ref().map(|d| &d.kind) == e.derived.as_ref().map(|d| &d.kind);
+                if prev.check.selector == e.check.selector && same_kind {
                     e.instances = prev.instances;
+                    e.derived = prev.derived;
                 }
             }
         }
@@ -598,33 +615,44 @@ impl Evaluated {
         now: Now,
         transitions: &mut Vec<Transition>,
     ) {
-        // The series this check selects, first source first.
-        let mut seen: BTreeMap<LabelSet, (f64, &str, bool)> = BTreeMap::new();
-        for round in rounds {
-            let Some(family) = round.output.family(&self.check.selector.metric) else {
-                continue;
-            };
-            for sample in &family.samples {
-                if self.check.selector.matches(&sample.labels) {
-                    let mut key = sample.labels.clone();
-                    key.sort();
-                    seen.entry(key)
-                        .or_insert((sample.value, round.source, round.failed));
+        // The series this check selects, first source first; or the
+        // values a derived check computes from them.
+        let mut seen: BTreeMap<LabelSet, derived::Seen> = BTreeMap::new();
+        if let Some(d) = &mut self.derived {
+            seen = d.evaluate(rounds, failed, now.unix);
+        } else {
+            for round in rounds {
+                let Some(family) = round.output.family(&self.check.selector.metric) else {
+                    continue;
+                };
+                for sample in &family.samples {
+                    if sample.suffix.is_empty() && self.check.selector.matches(&sample.labels) {
+                        let mut key = sample.labels.clone();
+                        key.sort();
+                        seen.entry(key).or_insert_with(|| derived::Seen {
+                            value: Some(sample.value),
+                            source: round.source.to_owned(),
+                            failed: round.failed,
+                            why: None,
+                        });
+                    }
                 }
             }
         }
 
-        for (key, (value, source, source_failed)) in &seen {
+        for (key, s) in &seen {
             let inst = self
                 .instances
                 .entry(key.clone())
                 .or_insert_with(|| Instance::new(now));
             inst.placeholder = false;
-            inst.source = Some((*source).to_owned());
-            let (value, reason) = if *source_failed {
-                (None, Some(Reason::SourceFailed((*source).to_owned())))
+            inst.source = Some(s.source.clone());
+            let (value, reason) = if s.failed {
+                (None, Some(Reason::SourceFailed(s.source.clone())))
+            } else if s.value.is_none() {
+                (None, s.why.clone().map(Reason::Derived))
             } else {
-                (Some(*value), None)
+                (s.value, None)
             };
             observe(
                 &self.check,

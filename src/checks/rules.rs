@@ -74,7 +74,8 @@ pub fn alert_name(check: &str) -> String {
 
 /// The PromQL expression of one rule.
 pub fn expression(check: &Check, severity: &str, level: f64) -> String {
-    let series = check.selector.to_string();
+    let series = super::derived::promql(&check.config)
+        .map_or_else(|| check.selector.to_string(), |e| format!("({e})"));
     let (op, held) = match check.config.direction {
         Direction::Above => (">", level - band(check, level)),
         Direction::Below => ("<", level + band(check, level)),

@@ -2,10 +2,12 @@
 //! its loading. Every struct refuses unknown keys; `load` turns any problem
 //! into a [`ConfigError`] that names `file:line:column`.
 
+mod derived;
 mod duration;
 mod load;
 mod validate;
 
+pub use derived::{QuantileSpec, RateSpec, RatioSpec, TrendSpec};
 pub use duration::{parse_duration, Duration};
 pub use load::{load_file, parse_str, ConfigError, EMBEDDED_DEFAULT};
 
@@ -385,8 +387,19 @@ fn default_max_bytes() -> u64 {
 #[serde(deny_unknown_fields)]
 pub struct CheckConfig {
     pub name: String,
-    /// A PromQL-style selector: `name{label="v",other=~"re"}`.
+    /// A PromQL-style selector: `name{label="v",other=~"re"}`. Empty for
+    /// a derived kind (exactly one of `metric`, `rate`, `ratio`,
+    /// `quantile`, `trend`).
+    #[serde(default)]
     pub metric: String,
+    #[serde(default)]
+    pub rate: Option<RateSpec>,
+    #[serde(default)]
+    pub ratio: Option<RatioSpec>,
+    #[serde(default)]
+    pub quantile: Option<QuantileSpec>,
+    #[serde(default)]
+    pub trend: Option<TrendSpec>,
     #[serde(default)]
     pub direction: Direction,
     #[serde(default)]

@@ -91,7 +91,7 @@ pub(super) fn validate(config: &Config, text: &str) -> Result<(), Invalid> {
         }
         check_levels(&check.value)
             .map_err(|m| (line, column, format!("check `{}`: {m}", check.value.name)))?;
-        crate::checks::Selector::parse(&check.value.metric)
+        crate::checks::derived::validate(&check.value)
             .map_err(|e| (line, column, format!("check `{}`: {e}", check.value.name)))?;
     }
     Ok(())
