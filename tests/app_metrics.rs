@@ -9,7 +9,7 @@
 mod app_support;
 mod common;
 
-use app_support::{peak_rss, BadServer, PyApp};
+use app_support::{peak_rss, BadServer, Load, Prometheus, PyApp};
 use common::{sample, temp_config, Daemon};
 use std::process::Command;
 
@@ -34,6 +34,142 @@ fn app_metrics_suite() {
     let app = PyApp::start(&[]);
     merged_exposition_and_bounds(&app);
     credentials_and_https_are_refused_at_load();
+    derived_checks_agree_with_prometheus_and_follow_the_app(&app);
+}
+
+/// The window of the checks and of the PromQL they are compared with.
+const WINDOW: &str = "20s";
+
+fn check_of(d: &Daemon, check: &str) -> serde_json::Value {
+    let status: serde_json::Value = serde_json::from_str(&d.get("/status").text()).unwrap();
+    status["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == check)
+        .cloned()
+        .unwrap_or(serde_json::Value::Null)
+}
+
+fn state_of(d: &Daemon, check: &str) -> String {
+    check_of(d, check)["state"]
+        .as_str()
+        .unwrap_or("absent")
+        .to_owned()
+}
+
+/// vitals' p95 and 5xx ratio next to a real Prometheus scraping the same
+/// app every second and evaluating the same window; then the checks (at
+/// the default levels: 1 s / 5 s, 5 % / 10 %) go warning, critical and back
+/// as the app slows down and fails, and readiness follows the error check.
+fn derived_checks_agree_with_prometheus_and_follow_the_app(app: &PyApp) {
+    let dir = tempfile::tempdir().unwrap();
+    let prometheus = Prometheus::start(dir.path(), &[&app.addr()]);
+    let config = temp_config(
+        dir.path(),
+        "vitals.yaml",
+        &format!(
+            "interval: 1s\ndefault_checks: false\nsources:\n  cgroup: {{enabled: false}}\n  app_metrics:\n\
+             \x20   - {{name: web, url: 'http://{}/metrics'}}\n\
+             checks:\n\
+             \x20 - name: app_latency_p95\n\
+             \x20   quantile: {{histogram: http_request_duration_seconds, q: 0.95, window: {WINDOW}, by: [app]}}\n\
+             \x20   warning: 1\n    critical: 5\n\
+             \x20 - name: app_errors\n\
+             \x20   ratio: {{numerator: 'http_requests_total{{code=~\"5..\"}}', denominator: http_requests_total, window: {WINDOW}, by: [app]}}\n\
+             \x20   warning: 0.05\n    critical: 0.1\n    readiness: true\n",
+            app.addr()
+        ),
+    );
+    let d = Daemon::start(&config);
+    d.wait_ready();
+
+    // Steady traffic: 0.24-0.36 s per request, 25 % errors.
+    app.set(&[("latency", 0.3), ("errors", 0.25)]);
+    let load = Load::start(&app.addr(), 8, std::time::Duration::ZERO);
+    // A full window of it in both.
+    std::thread::sleep(std::time::Duration::from_secs(25));
+    let p95_q = format!(
+        "histogram_quantile(0.95, sum by (le) (rate(http_request_duration_seconds_bucket[{WINDOW}])))"
+    );
+    let ratio_q = format!(
+        "sum(rate(http_requests_total{{code=~\"5..\"}}[{WINDOW}])) / sum(rate(http_requests_total[{WINDOW}]))"
+    );
+    let (mut p95, mut ratio) = (None, None);
+    for _ in 0..20 {
+        let ours = (
+            check_of(&d, "app_latency_p95")["value"].as_f64(),
+            check_of(&d, "app_errors")["value"].as_f64(),
+        );
+        let theirs = (prometheus.query(&p95_q), prometheus.query(&ratio_q));
+        if let ((Some(a), Some(b)), (Some(c), Some(e))) = (ours, theirs) {
+            p95 = Some((a, c));
+            ratio = Some((b, e));
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    let (p95, ratio) = (
+        p95.unwrap_or_else(|| panic!("no p95 from both; prometheus log:\n{}", prometheus.log())),
+        ratio.unwrap(),
+    );
+    println!(
+        "window {WINDOW}: p95 vitals {:.4} s, Prometheus {:.4} s; 5xx ratio vitals {:.4}, Prometheus {:.4}",
+        p95.0, p95.1, ratio.0, ratio.1
+    );
+    // Agreement: the two scrape the app at different instants (up to 1 s
+    // apart), so their windows hold slightly different requests; the
+    // interpolation inside the (0.25, 0.5] bucket is the same.
+    assert!(
+        (p95.0 - p95.1).abs() <= 0.05 * p95.1,
+        "p95: vitals {} vs Prometheus {}",
+        p95.0,
+        p95.1
+    );
+    assert!(
+        (0.25..=0.5).contains(&p95.0),
+        "p95 {} outside the bucket of every request",
+        p95.0
+    );
+    assert!(
+        (ratio.0 - ratio.1).abs() <= 0.02,
+        "ratio: vitals {} vs Prometheus {}",
+        ratio.0,
+        ratio.1
+    );
+    assert!((0.15..=0.35).contains(&ratio.0), "ratio {}", ratio.0);
+    // Far past 10 %: critical, and the readiness check takes the pod out.
+    assert_eq!(state_of(&d, "app_errors"), "critical");
+    assert_eq!(d.get("/health/ready").status, 503);
+
+    // Healthy: both ok, ready again.
+    app.set(&[("latency", 0.05), ("errors", 0.0)]);
+    d.wait_until("both checks ok", |d| {
+        state_of(d, "app_errors") == "ok" && state_of(d, "app_latency_p95") == "ok"
+    });
+    assert_eq!(d.get("/health/ready").status, 200);
+    // Slower than 1 s and 7 % errors: warning on both.
+    app.set(&[("latency", 2.0), ("errors", 0.07)]);
+    d.wait_until("both checks warning", |d| {
+        state_of(d, "app_errors") == "warning" && state_of(d, "app_latency_p95") == "warning"
+    });
+    assert_eq!(d.get("/health/ready").status, 200);
+    // Slower than 5 s and 30 % errors: critical, not ready.
+    app.set(&[("latency", 7.0), ("errors", 0.3)]);
+    d.wait_until("both checks critical", |d| {
+        state_of(d, "app_errors") == "critical" && state_of(d, "app_latency_p95") == "critical"
+    });
+    let ready = d.get("/health/ready");
+    assert_eq!(ready.status, 503);
+    assert!(ready.text().contains("app_errors"), "{}", ready.text());
+    // And back.
+    app.set(&[("latency", 0.05), ("errors", 0.0)]);
+    d.wait_until("both checks ok again", |d| {
+        state_of(d, "app_errors") == "ok" && state_of(d, "app_latency_p95") == "ok"
+    });
+    assert_eq!(d.get("/health/ready").status, 200);
+    drop(load);
+    d.stop();
 }
 
 fn merged_exposition_and_bounds(app: &PyApp) {

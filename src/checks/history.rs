@@ -71,9 +71,10 @@ impl History {
 
     /// Records the value of one series at `now`. A point is kept when the
     /// last one is at least the spacing old and either the value changed or
-    /// four spacings passed: the checks are evaluated after every source's
-    /// round, and an unchanged value seen again is the same sample, so its
-    /// repetitions are not new points.
+    /// a quarter of the window passed: the checks are evaluated after every
+    /// source's round, and an unchanged value seen again is most likely the
+    /// same sample, so its repetitions are not new points (a flat series
+    /// still gets a few points per window).
     pub fn record(&mut self, key: SeriesKey, source: &str, now: f64, value: f64) {
         if !value.is_finite() {
             return;
@@ -103,7 +104,7 @@ impl History {
             None => true,
             Some(&(t, v)) => {
                 let gap = now - t;
-                gap >= self.spacing && (v != value || gap >= 4.0 * self.spacing)
+                gap >= self.spacing && (v != value || gap >= self.window / 4.0)
             }
         };
         if keep {

@@ -255,3 +255,87 @@ pub fn peak_rss(pid: u32) -> u64 {
         .map(|kb| kb * 1024)
         .expect("VmHWM in /proc/PID/status")
 }
+
+/// A real Prometheus (Debian package `prometheus`) on a free loopback port,
+/// scraping `targets` (host:port, path /metrics) every second; killed on
+/// drop.
+pub struct Prometheus {
+    child: Child,
+    pub addr: String,
+    log: std::path::PathBuf,
+}
+
+impl Prometheus {
+    pub fn start(dir: &std::path::Path, targets: &[&str]) -> Prometheus {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port");
+        let list: Vec<String> = targets.iter().map(|t| format!("'{t}'")).collect();
+        let config = dir.join("prometheus.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "global: {{scrape_interval: 1s, scrape_timeout: 1s, evaluation_interval: 1s}}\n\
+                 scrape_configs:\n  - job_name: app\n    static_configs:\n      - targets: [{}]\n",
+                list.join(", ")
+            ),
+        )
+        .unwrap();
+        let log = dir.join("prometheus.log");
+        let child = Command::new("prometheus")
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("prom-data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("prometheus: install the Debian package prometheus");
+        Prometheus {
+            child,
+            addr: format!("127.0.0.1:{port}"),
+            log,
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The value of an instant query's single result, if it has exactly one.
+    pub fn query(&self, promql: &str) -> Option<f64> {
+        let raw = get(
+            &self.addr,
+            &format!("/api/v1/query?query={}", percent(promql)),
+        );
+        let body = raw.split("\r\n\r\n").nth(1)?;
+        let json: serde_json::Value = serde_json::from_str(body).ok()?;
+        let result = json["data"]["result"].as_array()?;
+        if result.len() != 1 {
+            return None;
+        }
+        result[0]["value"][1].as_str()?.parse().ok()
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Percent-encodes a query parameter.
+pub fn percent(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}

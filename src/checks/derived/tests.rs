@@ -379,3 +379,186 @@ fn exactly_one_kind_and_valid_parameters() {
         assert_eq!(e.line, 3, "{check}");
     }
 }
+
+/// The agent and Prometheus on the same input series: every derived kind's
+/// value at one instant, from the engine and from `promtool test rules`
+/// evaluating the PromQL `vitals rules` emits for it (rounded to six
+/// significant digits: Prometheus sums with Kahan compensation). The
+/// evaluation time falls between samples, so that Prometheus 2.x's
+/// closed range `[t - w, t]` and the agent's `(t - w, t]` hold the same
+/// samples.
+#[test]
+fn promtool_agrees_with_the_agent_on_the_same_series() {
+    const STEP: f64 = 15.0;
+    const STEPS: usize = 161; // 0 .. 40 m
+    const EVAL: f64 = 40.0 * 60.0 + 10.0;
+    // (PromQL series, family, kind, suffix, labels, value at step i)
+    type Gen = fn(usize) -> f64;
+    type Input = (
+        &'static str,
+        MetricKind,
+        &'static str,
+        Vec<(&'static str, &'static str)>,
+        Gen,
+    );
+    let series: Vec<Input> = vec![
+        // 6/s, reset to 5 at step 100 (a restart), 6/s again.
+        (
+            "http_requests_total",
+            MetricKind::Counter,
+            "",
+            vec![("code", "200"), ("app", "web")],
+            |i| {
+                if i < 100 {
+                    90.0 * i as f64
+                } else {
+                    5.0 + 90.0 * (i - 100) as f64
+                }
+            },
+        ),
+        (
+            "http_requests_total",
+            MetricKind::Counter,
+            "",
+            vec![("code", "500"), ("app", "web")],
+            |i| 10.0 * i as f64 + if i > 140 { 7.0 * (i - 140) as f64 } else { 0.0 },
+        ),
+        (
+            "lat",
+            MetricKind::Histogram,
+            "_bucket",
+            vec![("le", "0.1"), ("app", "web")],
+            |i| 3.0 * i as f64,
+        ),
+        (
+            "lat",
+            MetricKind::Histogram,
+            "_bucket",
+            vec![("le", "0.5"), ("app", "web")],
+            |i| 8.0 * i as f64,
+        ),
+        (
+            "lat",
+            MetricKind::Histogram,
+            "_bucket",
+            vec![("le", "1"), ("app", "web")],
+            |i| 9.0 * i as f64 + if i > 150 { (i - 150) as f64 } else { 0.0 },
+        ),
+        (
+            "lat",
+            MetricKind::Histogram,
+            "_bucket",
+            vec![("le", "+Inf"), ("app", "web")],
+            |i| 10.0 * i as f64 + if i > 150 { 2.0 * (i - 150) as f64 } else { 0.0 },
+        ),
+        // A leak of 50 kB/s under a 120 s sawtooth of up to 30 MB.
+        ("mem", MetricKind::Gauge, "", vec![("app", "web")], |i| {
+            let t = i as f64 * 15.0;
+            1e8 + 5e4 * t + 3e7 * ((t % 120.0) / 120.0)
+        }),
+        (
+            "mem_limit",
+            MetricKind::Gauge,
+            "",
+            vec![("app", "web")],
+            |_| 1e9,
+        ),
+    ];
+    let checks = "default_checks: false
+checks:
+  - {name: rate, rate: {metric: 'http_requests_total{code=\"200\"}', window: 1m}, warning: 1e9}
+  - {name: ratio, ratio: {numerator: 'http_requests_total{code=~\"5..\"}', denominator: http_requests_total, window: 5m, by: [app]}, warning: 1}
+  - {name: quantile, quantile: {histogram: lat, q: 0.9, window: 2m, by: [app]}, warning: 1e9}
+  - {name: slope, trend: {metric: mem, window: 30m, warmup: 0s}, warning: 1e12}
+  - {name: until, trend: {metric: mem, limit: mem_limit, window: 30m, warmup: 0s}, direction: below, warning: 1}
+";
+    let config = parse_str(checks, "t.yaml").unwrap_or_else(|e| panic!("{e}"));
+    let mut engine = CheckEngine::new(&config);
+    let start = Now {
+        instant: Instant::now(),
+        unix: 0.0,
+    };
+    let output_at = |i: usize| {
+        let mut out = Output::new();
+        for (name, kind, suffix, labels, gen) in &series {
+            let s = sample(labels, gen(i), suffix);
+            match out.check_only.iter_mut().find(|f| f.name == *name) {
+                Some(f) => f.samples.push(s),
+                None => out.check_only.push(Family {
+                    name: (*name).into(),
+                    help: String::new(),
+                    kind: *kind,
+                    samples: vec![s],
+                }),
+            }
+        }
+        out
+    };
+    let round = |out: &Output, at: f64, engine: &mut CheckEngine| {
+        engine.evaluate(
+            [SourceRound {
+                source: "app/web",
+                output: out,
+                failed: false,
+            }],
+            start.after(at),
+        );
+    };
+    for i in 0..STEPS {
+        round(&output_at(i), i as f64 * STEP, &mut engine);
+    }
+    round(&output_at(STEPS - 1), EVAL, &mut engine);
+
+    let mut tests = String::new();
+    for check in &config.checks {
+        let name = &check.value.name;
+        let status = engine
+            .snapshot()
+            .into_iter()
+            .find(|s| &s.check == name)
+            .unwrap_or_else(|| panic!("no instance of {name}"));
+        let value = status
+            .value
+            .unwrap_or_else(|| panic!("{name}: no value: {:?}", status.reason));
+        assert!(value.is_finite() && value != 0.0, "{name}: {value}");
+        let scale = 10f64.powi(5 - value.abs().log10().floor() as i32);
+        let labels: Vec<String> = status
+            .labels
+            .iter()
+            .map(|(k, v)| format!("{k}=\"{v}\""))
+            .collect();
+        tests.push_str(&format!(
+            "      - expr: 'round(({}) * {scale:e})'\n        eval_time: {EVAL}s\n        exp_samples:\n          - labels: '{{{}}}'\n            value: {:e}\n",
+            promql(&check.value).unwrap().replace('\'', "''"),
+            labels.join(","),
+            (value * scale).round()
+        ));
+    }
+    let mut input = String::new();
+    for (name, _, suffix, labels, gen) in &series {
+        let l: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
+        let values: Vec<String> = (0..STEPS).map(|i| gen(i).to_string()).collect();
+        input.push_str(&format!(
+            "      - series: '{name}{suffix}{{{}}}'\n        values: '{}'\n",
+            l.join(","),
+            values.join(" ")
+        ));
+    }
+    let file = format!(
+        "rule_files: []\nevaluation_interval: 15s\ntests:\n  - interval: 15s\n    input_series:\n{input}    promql_expr_test:\n{tests}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("agree.yml");
+    std::fs::write(&path, &file).unwrap();
+    let out = std::process::Command::new("promtool")
+        .args(["test", "rules"])
+        .arg(&path)
+        .output()
+        .expect("promtool (Debian package prometheus)");
+    let said =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && said.contains("SUCCESS"),
+        "{said}\n{tests}"
+    );
+}
