@@ -20,6 +20,7 @@
 //! with more `exported_` prefixes until it is unique. `/status` shows the
 //! labels unchanged.
 
+pub mod app_defaults;
 pub mod compute;
 pub mod defaults;
 pub mod derived;
@@ -193,7 +194,10 @@ pub fn effective_checks(config: &Config) -> Vec<Check> {
     let configured: Vec<&CheckConfig> = config.checks.iter().map(|c| &c.value).collect();
     let mut list: Vec<(CheckConfig, Origin)> = Vec::new();
     if config.default_checks {
-        for d in defaults::default_checks() {
+        for d in defaults::default_checks()
+            .into_iter()
+            .chain(app_defaults::checks(config))
+        {
             match configured.iter().find(|c| c.name == d.name) {
                 Some(c) => list.push(((*c).clone(), Origin::Configured)),
                 None => list.push((d, Origin::Default)),

@@ -370,6 +370,10 @@ pub struct AppMetricsConfig {
     /// otherwise they are kept for the checks only.
     #[serde(default)]
     pub export: bool,
+    /// A selector of the app's queue-length gauge (e.g. `job_queue_size`),
+    /// for the built-in `app_queue_<name>` check.
+    #[serde(default)]
+    pub queue: Option<String>,
 }
 
 fn default_app_timeout() -> Duration {

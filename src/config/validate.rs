@@ -136,6 +136,11 @@ fn app_metrics(config: &Config, text: &str) -> Result<(), Invalid> {
         if app.max_bytes == 0 {
             return fail("max_bytes must be at least 1".into());
         }
+        if let Some(queue) = &app.queue {
+            if let Err(e) = crate::checks::Selector::parse(queue) {
+                return fail(format!("queue: {e}"));
+            }
+        }
     }
     Ok(())
 }
