@@ -10,7 +10,7 @@ mod app_support;
 mod common;
 
 use app_support::{peak_rss, BadServer, Load, Prometheus, PyApp};
-use common::{sample, temp_config, Daemon};
+use common::{chromium, sample, temp_config, Daemon};
 use std::process::Command;
 
 /// The stated memory bound: vitals' peak resident memory after scraping a
@@ -71,6 +71,7 @@ fn derived_checks_agree_with_prometheus_and_follow_the_app(app: &PyApp) {
         &format!(
             "interval: 1s\ndefault_checks: false\nsources:\n  cgroup: {{enabled: false}}\n  app_metrics:\n\
              \x20   - {{name: web, url: 'http://{}/metrics'}}\n\
+             \x20   - {{name: gone, url: 'http://127.0.0.1:9/metrics'}}\n\
              checks:\n\
              \x20 - name: app_latency_p95\n\
              \x20   quantile: {{histogram: http_request_duration_seconds, q: 0.95, window: {WINDOW}, by: [app]}}\n\
@@ -141,6 +142,8 @@ fn derived_checks_agree_with_prometheus_and_follow_the_app(app: &PyApp) {
     // Far past 10 %: critical, and the readiness check takes the pod out.
     assert_eq!(state_of(&d, "app_errors"), "critical");
     assert_eq!(d.get("/health/ready").status, 503);
+
+    page_shows_units_sparklines_and_sources(&d, dir.path());
 
     // Healthy: both ok, ready again.
     app.set(&[("latency", 0.05), ("errors", 0.0)]);
@@ -365,5 +368,70 @@ fn credentials_and_https_are_refused_at_load() {
         assert!(said.contains(want), "{said}");
         assert!(said.contains(at), "{said}");
         assert!(!said.contains("s3cret-pw"), "the password leaked: {said}");
+    }
+}
+
+/// The page at `/` in headless Chromium: values in their units, a
+/// sparkline per instance, the sources with the last error; a screenshot.
+fn page_shows_units_sparklines_and_sources(d: &Daemon, dir: &std::path::Path) {
+    let url = format!("http://{}/", d.addr);
+    let profile = dir.join("profile");
+    let out = chromium(&["--dump-dom", &url], &profile);
+    assert!(
+        out.status.success(),
+        "chromium failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dom = String::from_utf8_lossy(&out.stdout).into_owned();
+    let row = |check: &str| -> String {
+        dom.split("<tr")
+            .find(|r| r.contains(&format!("<td>{check}</td>")))
+            .unwrap_or_else(|| panic!("no row for {check} in the DOM:\n{dom}"))
+            .to_owned()
+    };
+    // p95 around 0.49 s reads in ms, the error ratio in %.
+    let p95 = row("app_latency_p95");
+    assert!(p95.contains(" ms</td>"), "{p95}");
+    assert!(p95.contains("1 s / 5 s"), "{p95}");
+    let errors = row("app_errors");
+    assert!(errors.contains(" %</td>"), "{errors}");
+    assert!(errors.contains("5 % / 10 %"), "{errors}");
+    for r in [&p95, &errors] {
+        assert!(r.contains("<svg class=\"spark\""), "no sparkline: {r}");
+        let points = r
+            .split("aria-label=\"")
+            .nth(1)
+            .and_then(|a| a.split(' ').next())
+            .and_then(|n| n.parse::<usize>().ok())
+            .unwrap_or(0);
+        assert!(points >= 2, "{r}");
+    }
+    // Sources: the app ok, the dead one failing with its error.
+    let web = dom
+        .split("<tr")
+        .find(|r| r.contains("<td>app/web</td>"))
+        .unwrap_or_else(|| panic!("no app/web row: {dom}"));
+    assert!(web.contains("<td class=\"state\">ok</td>"), "{web}");
+    let gone = dom
+        .split("<tr")
+        .find(|r| r.contains("<td>app/gone</td>"))
+        .unwrap_or_else(|| panic!("no app/gone row: {dom}"));
+    assert!(gone.contains("failing"), "{gone}");
+    assert!(gone.contains("connecting to 127.0.0.1:9"), "{gone}");
+    let shot = dir.join("page.png");
+    let out = chromium(
+        &[
+            "--window-size=1200,600",
+            &format!("--screenshot={}", shot.display()),
+            &url,
+        ],
+        &profile,
+    );
+    assert!(out.status.success());
+    let png = std::fs::read(&shot).expect("a screenshot");
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    println!("screenshot of the page: {}", shot.display());
+    if let Ok(keep) = std::env::var("VITALS_KEEP_SCREENSHOT") {
+        std::fs::copy(&shot, keep).unwrap();
     }
 }

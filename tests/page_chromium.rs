@@ -3,26 +3,7 @@
 
 mod common;
 
-use common::{temp_config, Daemon};
-use std::process::Command;
-
-fn chromium(args: &[&str], profile: &std::path::Path) -> std::process::Output {
-    Command::new("chromium")
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-        ])
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .args(args)
-        .output()
-        .expect("chromium not found: install the Debian package `chromium` (scripts/test.sh does)")
-}
+use common::{chromium, temp_config, Daemon};
 
 #[test]
 fn index_page_shows_checks_coloured_by_state() {

@@ -146,6 +146,62 @@ impl History {
     }
 }
 
+/// Values kept per check instance for the page's sparkline.
+pub const RECENT_POINTS: usize = 120;
+
+/// A check instance's recent values: at most [`RECENT_POINTS`], at least
+/// 5 s apart (so 10 minutes at the least).
+#[derive(Clone, Debug, Default)]
+pub struct Recent(VecDeque<Point>);
+
+impl Recent {
+    pub fn push(&mut self, now: f64, value: f64) {
+        if !value.is_finite() || self.0.back().is_some_and(|(t, _)| now - t < 5.0) {
+            return;
+        }
+        if self.0.len() == RECENT_POINTS {
+            self.0.pop_front();
+        }
+        self.0.push_back((now, value));
+    }
+
+    pub fn points(&self) -> Vec<Point> {
+        self.0.iter().copied().collect()
+    }
+}
+
+/// How a check's value reads: from its kind and the metric's base unit.
+pub fn unit(c: &crate::config::CheckConfig) -> &'static str {
+    let metric = super::derived::primary_selector(c);
+    let name = metric.split('{').next().unwrap_or(metric);
+    let base = if name.ends_with("_ratio") {
+        "ratio"
+    } else if name.ends_with("_seconds") || name.ends_with("_seconds_total") {
+        "seconds"
+    } else if name.ends_with("_bytes") || name.ends_with("_bytes_total") {
+        "bytes"
+    } else {
+        ""
+    };
+    if c.ratio.is_some() {
+        "ratio"
+    } else if c.rate.is_some() {
+        if base == "bytes" {
+            "bytes_per_second"
+        } else {
+            "per_second"
+        }
+    } else if let Some(t) = &c.trend {
+        match (&t.limit, base) {
+            (Some(_), _) => "seconds",
+            (None, "bytes") => "bytes_per_hour",
+            (None, _) => "per_hour",
+        }
+    } else {
+        base
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -349,6 +349,8 @@ struct Instance {
     transitions: [u64; 4],
     /// Stands for a configured check that matches nothing yet.
     placeholder: bool,
+    /// Recent values, for the page's sparkline.
+    recent: history::Recent,
 }
 
 impl Instance {
@@ -360,6 +362,7 @@ impl Instance {
             reason: None,
             transitions: [0; 4],
             placeholder: false,
+            recent: history::Recent::default(),
         }
     }
 }
@@ -443,6 +446,13 @@ pub struct InstanceStatus {
     pub origin: Origin,
     pub description: Option<String>,
     pub runbook_url: Option<String>,
+    /// How the page shows the value: `ratio`, `seconds`, `bytes`,
+    /// `per_second`… (not in `/status`, whose values stay raw numbers).
+    #[serde(skip)]
+    pub unit: &'static str,
+    /// Recent `(unix time, value)` pairs, oldest first, for the page.
+    #[serde(skip)]
+    pub recent: Vec<(f64, f64)>,
 }
 
 /// Every check instance and its state; see the module documentation.
@@ -542,6 +552,8 @@ impl CheckEngine {
                     origin: e.check.origin,
                     description: c.description.clone(),
                     runbook_url: c.runbook_url.clone(),
+                    unit: history::unit(c),
+                    recent: inst.recent.points(),
                 });
             }
         }
@@ -721,6 +733,9 @@ fn observe(
     transitions: &mut Vec<Transition>,
 ) {
     let change = inst.machine.observe(levels, value, now.instant);
+    if let Some(v) = value {
+        inst.recent.push(now.unix, v);
+    }
     if inst.machine.since() == now.instant {
         inst.since_unix = now.unix;
     }

@@ -201,7 +201,10 @@ impl Server {
             ("/health/live", true, _) => text(StatusCode::OK, "ok\n".into()),
             ("/health/ready", true, _) => self.ready(),
             ("/status", true, _) => self.status(),
-            ("/", true, _) => html(page::index(&self.shared.check_statuses())),
+            ("/", true, _) => html(page::index(
+                &self.shared.check_statuses(),
+                &self.shared.source_statuses(),
+            )),
             ("/-/reload", _, true) => self.reload().await,
             ("/metrics" | "/health/live" | "/health/ready" | "/status" | "/", _, _) => {
                 not_allowed("GET, HEAD")

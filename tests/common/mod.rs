@@ -251,3 +251,23 @@ pub fn temp_config(dir: &Path, name: &str, text: &str) -> PathBuf {
     std::fs::write(&path, text).unwrap();
     path
 }
+
+/// Runs headless Chromium (Debian package `chromium`) with a throwaway
+/// profile directory.
+pub fn chromium(args: &[&str], profile: &Path) -> std::process::Output {
+    Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(args)
+        .output()
+        .expect("chromium not found: install the Debian package `chromium` (scripts/test.sh does)")
+}
