@@ -10,7 +10,7 @@ mod app_support;
 mod common;
 
 use app_support::{peak_rss, BadServer, Load, Prometheus, PyApp};
-use common::{chromium, sample, temp_config, Daemon};
+use common::{chromium, sample, screenshot, temp_config, Daemon};
 use std::process::Command;
 
 /// The stated memory bound: vitals' peak resident memory after scraping a
@@ -419,19 +419,6 @@ fn page_shows_units_sparklines_and_sources(d: &Daemon, dir: &std::path::Path) {
     assert!(gone.contains("failing"), "{gone}");
     assert!(gone.contains("connecting to 127.0.0.1:9"), "{gone}");
     let shot = dir.join("page.png");
-    let out = chromium(
-        &[
-            "--window-size=1200,600",
-            &format!("--screenshot={}", shot.display()),
-            &url,
-        ],
-        &profile,
-    );
-    assert!(out.status.success());
-    let png = std::fs::read(&shot).expect("a screenshot");
-    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    screenshot(&url, &shot, "1200,700", &profile);
     println!("screenshot of the page: {}", shot.display());
-    if let Ok(keep) = std::env::var("VITALS_KEEP_SCREENSHOT") {
-        std::fs::copy(&shot, keep).unwrap();
-    }
 }

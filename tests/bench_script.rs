@@ -6,14 +6,18 @@ use std::process::Command;
 
 #[test]
 fn bench_script_is_valid_bash() {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/bench/run.sh");
-    let out = Command::new("bash")
-        .args(["-n", script])
-        .output()
-        .expect("running bash -n");
-    assert!(
-        out.status.success(),
-        "bash -n bench/run.sh: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    for script in [
+        concat!(env!("CARGO_MANIFEST_DIR"), "/bench/run.sh"),
+        concat!(env!("CARGO_MANIFEST_DIR"), "/bench/app_metrics.sh"),
+    ] {
+        let out = Command::new("bash")
+            .args(["-n", script])
+            .output()
+            .expect("running bash -n");
+        assert!(
+            out.status.success(),
+            "bash -n {script}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }

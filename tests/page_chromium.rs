@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{chromium, temp_config, Daemon};
+use common::{chromium, screenshot, temp_config, Daemon};
 
 #[test]
 fn index_page_shows_checks_coloured_by_state() {
@@ -54,19 +54,5 @@ fn index_page_shows_checks_coloured_by_state() {
     }
     assert!(dom.contains("Some checks are critical."), "{dom}");
     // A screenshot for people looking at a failed run.
-    let shot = dir.path().join("index.png");
-    let out = chromium(
-        &[
-            "--window-size=1000,500",
-            &format!("--screenshot={}", shot.display()),
-            &url,
-        ],
-        &profile,
-    );
-    assert!(out.status.success());
-    let png = std::fs::read(&shot).expect("a screenshot");
-    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
-    if let Ok(keep) = std::env::var("VITALS_KEEP_SCREENSHOT") {
-        std::fs::copy(&shot, keep).unwrap();
-    }
+    screenshot(&url, &dir.path().join("index.png"), "1000,500", &profile);
 }
