@@ -422,3 +422,84 @@ fn page_shows_units_sparklines_and_sources(d: &Daemon, dir: &std::path::Path) {
     screenshot(&url, &shot, "1200,700", &profile);
     println!("screenshot of the page: {}", shot.display());
 }
+
+/// Trend on real processes: one that leaks 2 MB/s fires, one with a 10 MB
+/// garbage-collector-like sawtooth (every 2 s) stays ok, and neither has a
+/// state during the warm-up. RSS from the process source; a test-scale
+/// window (20 s) and warm-up (8 s). Runs beside the suite above.
+#[test]
+fn trend_fires_on_a_real_leak_not_on_a_sawtooth() {
+    const LEAK: &str = "import time\nkeep = []\nwhile True:\n    keep.append(bytearray(256 * 1024))\n    time.sleep(0.125)\n";
+    const SAW: &str = "import time\nwhile True:\n    keep = []\n    for _ in range(40):\n        keep.append(bytearray(256 * 1024))\n        time.sleep(0.05)\n";
+    let dir = tempfile::tempdir().unwrap();
+    let mut children = Vec::new();
+    let mut processes = String::new();
+    for (name, code) in [("leaky", LEAK), ("sawtooth", SAW)] {
+        let child = Command::new(app_support::PYTHON)
+            .args(["-c", code])
+            .spawn()
+            .expect("python3");
+        let pidfile = dir.path().join(format!("{name}.pid"));
+        std::fs::write(&pidfile, child.id().to_string()).unwrap();
+        processes.push_str(&format!(
+            "    - {{name: {name}, match: {{pidfile: '{}'}}}}\n",
+            pidfile.display()
+        ));
+        children.push(KillOnDrop(child));
+    }
+    let config = temp_config(
+        dir.path(),
+        "vitals.yaml",
+        &format!(
+            "interval: 1s\ndefault_checks: false\nsources:\n  cgroup: {{enabled: false}}\n  processes:\n{processes}\
+             checks:\n\
+             \x20 - name: rss_growth\n\
+             \x20   trend: {{metric: vitals_process_resident_memory_bytes, window: 20s, warmup: 8s}}\n\
+             \x20   warning: 1e9\n"
+        ),
+    );
+    let d = Daemon::start(&config);
+    let state = |d: &Daemon, process: &str| -> (String, Option<String>) {
+        let status: serde_json::Value = serde_json::from_str(&d.get("/status").text()).unwrap();
+        status["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["check"] == "rss_growth" && c["labels"]["process"] == process)
+            .map(|c| {
+                (
+                    c["state"].as_str().unwrap_or("").to_owned(),
+                    c["reason"].as_str().map(str::to_owned),
+                )
+            })
+            .unwrap_or_default()
+    };
+    d.wait_until("both instances", |d| {
+        !state(d, "leaky").0.is_empty() && !state(d, "sawtooth").0.is_empty()
+    });
+    // Warm-up: no state, the reason says so.
+    for p in ["leaky", "sawtooth"] {
+        let (s, reason) = state(&d, p);
+        assert_eq!(s, "unknown", "{p}");
+        assert!(
+            reason.as_deref().unwrap_or("").starts_with("warming up"),
+            "{p}: {reason:?}"
+        );
+    }
+    d.wait_until("the leak fires", |d| state(d, "leaky").0 == "warning");
+    // By then the sawtooth has had at least as long: ok, and stays so.
+    for _ in 0..10 {
+        assert_eq!(state(&d, "sawtooth").0, "ok");
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    d.stop();
+}
+
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
