@@ -117,7 +117,7 @@ P_SAMPLES=$(curl -fsS "http://127.0.0.1:$PROM_PORT/api/v1/query?query=scrape_sam
 latency() { # url -> mean and p99 of SEQ sequential GETs, in ms
     for _ in $(seq "$SEQ"); do
         curl -sS -o /dev/null -w '%{time_total}\n' -H 'Accept-Encoding: gzip' "$1"
-    done | sort -n | awk '{a[NR]=$1; s+=$1} END {printf "%.2f %.2f", s / NR * 1000, a[int(NR * 0.99)] * 1000}'
+    done | sort -n | awk '{a[NR]=$1; s+=$1} END {printf "%.2f %.2f\n", s / NR * 1000, a[int(NR * 0.99)] * 1000}'
 }
 say "$SEQ sequential GETs of each /metrics"
 read -r V_MEAN V_P99 < <(latency "http://127.0.0.1:$VITALS_PORT/metrics")
