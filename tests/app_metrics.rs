@@ -426,11 +426,15 @@ fn page_shows_units_sparklines_and_sources(d: &Daemon, dir: &std::path::Path) {
 /// Trend on real processes: one that leaks 2 MB/s fires, one with a 10 MB
 /// garbage-collector-like sawtooth (every 2 s) stays ok, and neither has a
 /// state during the warm-up. RSS from the process source; a test-scale
-/// window (20 s) and warm-up (8 s). Runs beside the suite above.
+/// window and warm-up (20 s each: a fit over fewer sawtooth periods is
+/// noise). Runs beside the suite above.
 #[test]
 fn trend_fires_on_a_real_leak_not_on_a_sawtooth() {
     const LEAK: &str = "import time\nkeep = []\nwhile True:\n    keep.append(bytearray(256 * 1024))\n    time.sleep(0.125)\n";
-    const SAW: &str = "import time\nwhile True:\n    keep = []\n    for _ in range(40):\n        keep.append(bytearray(256 * 1024))\n        time.sleep(0.05)\n";
+    // The sawtooth maps its memory itself, so that freeing it really gives
+    // it back (glibc's dynamic mmap threshold would keep freed 256 KiB
+    // blocks of bytearrays in the heap, and the RSS would ratchet up).
+    const SAW: &str = "import mmap, time\nwhile True:\n    m = mmap.mmap(-1, 40 * 256 * 1024)\n    for i in range(40):\n        m[i * 262144:(i + 1) * 262144] = b'x' * 262144\n        time.sleep(0.05)\n    m.close()\n";
     let dir = tempfile::tempdir().unwrap();
     let mut children = Vec::new();
     let mut processes = String::new();
@@ -454,7 +458,7 @@ fn trend_fires_on_a_real_leak_not_on_a_sawtooth() {
             "interval: 1s\ndefault_checks: false\nsources:\n  cgroup: {{enabled: false}}\n  processes:\n{processes}\
              checks:\n\
              \x20 - name: rss_growth\n\
-             \x20   trend: {{metric: vitals_process_resident_memory_bytes, window: 20s, warmup: 8s}}\n\
+             \x20   trend: {{metric: vitals_process_resident_memory_bytes, window: 20s, warmup: 20s}}\n\
              \x20   warning: 1e9\n"
         ),
     );
