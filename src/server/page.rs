@@ -121,7 +121,7 @@ pub fn in_unit(v: f64, unit: &str) -> String {
         };
     }
     match unit {
-        "ratio" => format!("{} %", number(v * 100.0)),
+        "ratio" => format!("{} %", number((v * 10000.0).round() / 100.0)),
         "seconds" => duration(v),
         "bytes" => bytes(v),
         "per_second" => format!("{}/s", number(v)),
@@ -225,6 +225,7 @@ mod tests {
     fn values_read_in_their_units() {
         for (v, unit, want) in [
             (0.4996, "ratio", "49.96 %"),
+            (0.277647, "ratio", "27.76 %"),
             (0.4862, "seconds", "486.2 ms"),
             (2.5, "seconds", "2.5 s"),
             (6000.0, "seconds", "100 min"),
