@@ -90,6 +90,11 @@ pub async fn run(options: Options, config: Config) -> anyhow::Result<()> {
             .with_web(web.clone())
             .serve(listener),
     );
+    // Before the start line: a SIGHUP sent as soon as it appears must
+    // reload, not end the process (the default action of SIGHUP).
+    let mut hangup = signal(SignalKind::hangup())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
     tracing::info!(
         listen = %local,
         config = %options.config_file.as_ref().map_or("<embedded default>".into(), |p| p.display().to_string()),
@@ -97,9 +102,6 @@ pub async fn run(options: Options, config: Config) -> anyhow::Result<()> {
         "vitals started"
     );
 
-    let mut hangup = signal(SignalKind::hangup())?;
-    let mut terminate = signal(SignalKind::terminate())?;
-    let mut interrupt = signal(SignalKind::interrupt())?;
     let mut running = config;
     loop {
         tokio::select! {

@@ -39,6 +39,10 @@ enum Command {
     Once,
     /// Print Prometheus alerting rules equivalent to the configured checks.
     Rules,
+    /// Print every metric family vitals can export, one per line:
+    /// name, type, labels (comma-separated), help, separated by tabs.
+    #[command(hide = true)]
+    Catalog,
 }
 
 fn main() -> ExitCode {
@@ -67,6 +71,18 @@ fn main() -> ExitCode {
                 ExitCode::from(EXIT_CONFIG)
             }
         },
+        Some(Command::Catalog) => {
+            for d in vitals::collectors::catalog() {
+                println!(
+                    "{}\t{}\t{}\t{}",
+                    d.name,
+                    d.kind.as_str(),
+                    d.labels.join(","),
+                    d.help
+                );
+            }
+            ExitCode::SUCCESS
+        }
         Some(Command::Rules) => {
             let options = daemon::Options {
                 config_file: cli.config,

@@ -135,6 +135,10 @@ impl Output {
 
     /// Adds a gauge sample. Non-finite values are dropped: a NaN from a
     /// division by a zero limit is "no data", not a number to alert on.
+    ///
+    /// For tests and for series that are not vitals' own (an application's
+    /// re-exported metrics): vitals' own families are emitted with
+    /// [`Output::add`] and a [`Desc`] from the catalog.
     pub fn gauge(&mut self, name: &str, help: &str, labels: &[(&str, &str)], value: f64) {
         self.push(name, help, Kind::Gauge, labels, value);
     }

@@ -6,7 +6,7 @@
 use crate::checks::{CheckEngine, InstanceStatus, Now, SourceRound};
 use crate::collectors::{self, AnySource, Scheduled, Source};
 use crate::config::{Config, Duration};
-use crate::metrics::{self, Format, Output};
+use crate::metrics::{self, Desc, Format, Output};
 use bytes::Bytes;
 use std::io::Write as _;
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
@@ -99,6 +99,8 @@ struct State {
     checks: Option<CheckEngine>,
     /// The `vitals_check_*` families of the last evaluation.
     check_output: Output,
+    /// vitals' own `process_*` figures, see [`collectors::footprint`].
+    footprint: Output,
 }
 
 /// State shared between the sampling tasks and the HTTP server.
@@ -123,6 +125,7 @@ impl Shared {
                 },
                 checks: None,
                 check_output: Output::new(),
+                footprint: Output::new(),
             }),
             exposition: RwLock::new(Arc::new(Exposition::new(String::new(), String::new()))),
             started: unix_now(),
@@ -266,6 +269,17 @@ impl Shared {
         self.render();
     }
 
+    /// Stores vitals' own footprint figures and renders again.
+    fn publish_footprint(&self, generation: u64, output: Output) {
+        let mut state = self.lock();
+        if state.generation != generation {
+            return;
+        }
+        state.footprint = output;
+        drop(state);
+        self.render();
+    }
+
     /// Renders every source's latest output plus the agent's own metrics.
     fn render(&self) {
         let state = self.lock();
@@ -274,16 +288,19 @@ impl Shared {
             .slots
             .iter()
             .map(|s| &s.output)
-            .chain([&own, &state.check_output])
+            .chain([&own, &state.check_output, &state.footprint])
             .collect();
         let text = metrics::render(outputs.iter().copied(), Format::Text);
         let openmetrics = metrics::render(outputs.iter().copied(), Format::OpenMetrics);
-        drop(state);
         let fresh = Arc::new(Exposition::new(text, openmetrics));
+        // Stored while the state is still locked: two sources publishing at
+        // once must not let the older rendering replace the newer one (it
+        // would stay until the next round, an interval later).
         match self.exposition.write() {
             Ok(mut e) => *e = fresh,
             Err(p) => *p.into_inner() = fresh,
         }
+        drop(state);
     }
 }
 
@@ -324,30 +341,79 @@ fn evaluate_checks(state: &mut State) {
     }
 }
 
+pub const BUILD_INFO: Desc = Desc::gauge(
+    "vitals_build_info",
+    &["version", "revision"],
+    "Always 1; labels give the vitals version and git revision it was built from.",
+);
+pub const CONFIG_LAST_RELOAD_SUCCESS: Desc = Desc::gauge(
+    "vitals_config_last_reload_success",
+    &[],
+    "1 if the last configuration load or reload succeeded, 0 if it was refused (the previous configuration keeps running).",
+);
+pub const CONFIG_LAST_RELOAD_TIMESTAMP_SECONDS: Desc = Desc::gauge(
+    "vitals_config_last_reload_timestamp_seconds",
+    &[],
+    "Unix time of the last configuration load or reload attempt.",
+);
+pub const CONFIG_RELOAD_FAILURES_TOTAL: Desc = Desc::counter(
+    "vitals_config_reload_failures_total",
+    &[],
+    "Configuration reloads refused because the new file was invalid.",
+);
+pub const SOURCE_SUCCESS: Desc = Desc::gauge(
+    "vitals_source_success",
+    &["source"],
+    "1 if the source's last sampling round succeeded, 0 if it failed or timed out.",
+);
+pub const SOURCE_DURATION_SECONDS: Desc = Desc::gauge(
+    "vitals_source_duration_seconds",
+    &["source"],
+    "Wall time the source's last sampling round took.",
+);
+pub const SOURCE_LAST_SUCCESS_TIMESTAMP_SECONDS: Desc = Desc::gauge(
+    "vitals_source_last_success_timestamp_seconds",
+    &["source"],
+    "Unix time of the source's last successful sampling round.",
+);
+pub const SOURCE_ERRORS_TOTAL: Desc = Desc::counter(
+    "vitals_source_errors_total",
+    &["source"],
+    "Sampling rounds of the source that failed or timed out.",
+);
+
+/// Every family the agent exports about itself, for `collectors::catalog()`.
+pub const METRICS: &[Desc] = &[
+    BUILD_INFO,
+    CONFIG_LAST_RELOAD_SUCCESS,
+    CONFIG_LAST_RELOAD_TIMESTAMP_SECONDS,
+    CONFIG_RELOAD_FAILURES_TOTAL,
+    SOURCE_SUCCESS,
+    SOURCE_DURATION_SECONDS,
+    SOURCE_LAST_SUCCESS_TIMESTAMP_SECONDS,
+    SOURCE_ERRORS_TOTAL,
+];
+
 /// `vitals_source_*`, `vitals_build_info`, `vitals_config_*`.
 fn self_metrics(state: &State) -> Output {
     let mut out = Output::new();
-    out.gauge(
-        "vitals_build_info",
-        "Always 1; labels give the vitals version and git revision it was built from.",
+    out.add(
+        &BUILD_INFO,
         &[("version", VERSION), ("revision", REVISION)],
         1.0,
     );
-    out.gauge(
-        "vitals_config_last_reload_success",
-        "1 if the last configuration load or reload succeeded, 0 if it was refused (the previous configuration keeps running).",
+    out.add(
+        &CONFIG_LAST_RELOAD_SUCCESS,
         &[],
         f64::from(u8::from(state.reload.last_reload_success)),
     );
-    out.gauge(
-        "vitals_config_last_reload_timestamp_seconds",
-        "Unix time of the last configuration load or reload attempt.",
+    out.add(
+        &CONFIG_LAST_RELOAD_TIMESTAMP_SECONDS,
         &[],
         state.reload.last_reload_timestamp_seconds,
     );
-    out.counter(
-        "vitals_config_reload_failures_total",
-        "Configuration reloads refused because the new file was invalid.",
+    out.add(
+        &CONFIG_RELOAD_FAILURES_TOTAL,
         &[],
         state.reload.reload_failures_total as f64,
     );
@@ -355,35 +421,15 @@ fn self_metrics(state: &State) -> Output {
         let s = &slot.status;
         let labels = [("source", s.source.as_str())];
         if let Some(success) = s.success {
-            out.gauge(
-                "vitals_source_success",
-                "1 if the source's last sampling round succeeded, 0 if it failed or timed out.",
-                &labels,
-                f64::from(u8::from(success)),
-            );
+            out.add(&SOURCE_SUCCESS, &labels, f64::from(u8::from(success)));
         }
         if let Some(took) = s.last_duration_seconds {
-            out.gauge(
-                "vitals_source_duration_seconds",
-                "Wall time the source's last sampling round took.",
-                &labels,
-                took,
-            );
+            out.add(&SOURCE_DURATION_SECONDS, &labels, took);
         }
         if let Some(ts) = s.last_success_timestamp_seconds {
-            out.gauge(
-                "vitals_source_last_success_timestamp_seconds",
-                "Unix time of the source's last successful sampling round.",
-                &labels,
-                ts,
-            );
+            out.add(&SOURCE_LAST_SUCCESS_TIMESTAMP_SECONDS, &labels, ts);
         }
-        out.counter(
-            "vitals_source_errors_total",
-            "Sampling rounds of the source that failed or timed out.",
-            &labels,
-            s.errors_total as f64,
-        );
+        out.add(&SOURCE_ERRORS_TOTAL, &labels, s.errors_total as f64);
     }
     out
 }
@@ -417,14 +463,20 @@ impl Agent {
         for task in self.tasks.drain(..) {
             task.abort();
         }
-        let config = Arc::new(config.clone());
-        let sources = collectors::build(&config);
-        let generation = self.shared.install(&config, &sources);
+        let sources = collectors::build(config);
+        let generation = self.shared.install(config, &sources);
+        self.tasks.push(tokio::spawn(run_footprint(
+            self.shared.clone(),
+            generation,
+            config.paths.proc.clone(),
+            config.interval_or_default(None),
+        )));
         for (index, scheduled) in sources.into_iter().enumerate() {
-            let shared = self.shared.clone();
-            let config = config.clone();
             self.tasks.push(tokio::spawn(run_source(
-                shared, config, generation, index, scheduled,
+                self.shared.clone(),
+                generation,
+                index,
+                scheduled,
             )));
         }
     }
@@ -467,34 +519,21 @@ async fn round(
     }
 }
 
-async fn run_source(
-    shared: Arc<Shared>,
-    config: Arc<Config>,
-    generation: u64,
-    index: usize,
-    scheduled: Scheduled,
-) {
+async fn run_source(shared: Arc<Shared>, generation: u64, index: usize, scheduled: Scheduled) {
     let Scheduled {
         id,
         interval,
         timeout,
         source,
+        rebuild,
     } = scheduled;
     let mut source = Some(source);
-    let mut ticker =
-        tokio::time::interval(interval.as_std().max(std::time::Duration::from_millis(10)));
-    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut ticker = ticker(interval);
     let mut last_error: Option<String> = None;
     loop {
         ticker.tick().await;
-        let current = match source.take() {
-            Some(s) => s,
-            // Rebuilt from the config after a panic.
-            None => match collectors::build(&config).into_iter().nth(index) {
-                Some(s) => s.source,
-                None => return,
-            },
-        };
+        // After a panic only this source is rebuilt, from its own config.
+        let current = source.take().unwrap_or_else(|| rebuild());
         let started = Instant::now();
         let (back, output, result) = round(current, timeout).await;
         source = back;
@@ -509,6 +548,52 @@ async fn run_source(
         last_error = result.as_ref().err().cloned();
         shared.publish(generation, index, output, result, started.elapsed());
     }
+}
+
+/// A tick every `interval` (at least 10 ms), the first one at once; a late
+/// round delays the next instead of bunching them up.
+fn ticker(interval: Duration) -> tokio::time::Interval {
+    let mut ticker =
+        tokio::time::interval(interval.as_std().max(std::time::Duration::from_millis(10)));
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    ticker
+}
+
+/// Reads vitals' own footprint on the default interval, whatever the scrapes.
+async fn run_footprint(
+    shared: Arc<Shared>,
+    generation: u64,
+    proc_root: std::path::PathBuf,
+    interval: Duration,
+) {
+    let mut ticker = ticker(interval);
+    let mut last_error: Option<String> = None;
+    loop {
+        ticker.tick().await;
+        let output = match footprint_round(proc_root.clone()).await {
+            Ok(output) => {
+                last_error = None;
+                output
+            }
+            Err(e) => {
+                if last_error.as_deref() != Some(e.as_str()) {
+                    tracing::warn!(error = %e, "reading vitals' own footprint failed");
+                }
+                last_error = Some(e);
+                Output::new()
+            }
+        };
+        shared.publish_footprint(generation, output);
+    }
+}
+
+/// One reading of `<proc>/self`, off the async workers.
+async fn footprint_round(proc_root: std::path::PathBuf) -> Result<Output, String> {
+    let ticks = collectors::footprint::ticks_per_second();
+    tokio::task::spawn_blocking(move || collectors::footprint::collect(&proc_root, ticks))
+        .await
+        .map_err(|e| format!("footprint task failed: {e}"))?
+        .map_err(|e| e.to_string())
 }
 
 /// One round of every source, for `vitals once`: the exposition text and the
@@ -529,6 +614,10 @@ pub async fn once(config: &Config) -> (String, Vec<(String, String)>) {
         }
     });
     let handles: Vec<_> = rounds.map(tokio::spawn).collect();
+    match footprint_round(config.paths.proc.clone()).await {
+        Ok(output) => shared.publish_footprint(generation, output),
+        Err(e) => failures.push(("footprint".to_owned(), e)),
+    }
     for handle in handles {
         if let Ok(Some(failure)) = handle.await {
             failures.push(failure);
@@ -536,4 +625,73 @@ pub async fn once(config: &Config) -> (String, Vec<(String, String)>) {
     }
     let text = String::from_utf8_lossy(&shared.exposition().text).into_owned();
     (text, failures)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::collectors::TestSource;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A scheduled test source that panics on its first round when `panics`,
+    /// and counts how often it is rebuilt (rebuilt ones never panic).
+    fn scripted(id: &str, panics: bool, rebuilt: Arc<AtomicUsize>) -> Scheduled {
+        let mut s = Scheduled::new(
+            id.into(),
+            Duration::from_millis(10),
+            Duration::from_secs(5),
+            move || {
+                rebuilt.fetch_add(1, Ordering::SeqCst);
+                AnySource::Test(TestSource { panics: false })
+            },
+        );
+        // The first copy comes from `new`; replace it so only rebuilds count.
+        s.source = AnySource::Test(TestSource { panics });
+        s
+    }
+
+    #[tokio::test]
+    async fn a_panicking_source_is_rebuilt_alone() {
+        let config = crate::config::parse_str("{}\n", "test.yaml").unwrap();
+        let shared = Shared::new(None);
+        let (a, b) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let sources = vec![
+            scripted("a", true, a.clone()),
+            scripted("b", false, b.clone()),
+        ];
+        // `new` built each once; count from here.
+        a.store(0, Ordering::SeqCst);
+        b.store(0, Ordering::SeqCst);
+        let generation = shared.install(&config, &sources);
+        let tasks: Vec<_> = sources
+            .into_iter()
+            .enumerate()
+            .map(|(i, s)| tokio::spawn(run_source(shared.clone(), generation, i, s)))
+            .collect();
+        // Bounded wait for a round of the rebuilt source (not a timing
+        // assertion: the rounds are 10 ms apart).
+        let status = |id: &str| {
+            shared
+                .source_statuses()
+                .into_iter()
+                .find(|s| s.source == id)
+                .unwrap()
+        };
+        for _ in 0..1000 {
+            if status("a").rounds >= 3 && status("b").rounds >= 3 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        for task in tasks {
+            task.abort();
+        }
+        let (sa, sb) = (status("a"), status("b"));
+        assert!(sa.rounds >= 3 && sb.rounds >= 3, "{sa:?} {sb:?}");
+        assert_eq!(sa.errors_total, 1, "one panicked round");
+        assert_eq!(sa.success, Some(true), "the rebuilt source works");
+        assert_eq!(a.load(Ordering::SeqCst), 1, "the panicked source, once");
+        assert_eq!(b.load(Ordering::SeqCst), 0, "the other source, never");
+        assert_eq!(sb.errors_total, 0);
+    }
 }

@@ -310,6 +310,21 @@ fn merged_exposition_and_bounds(app: &PyApp) {
         .any(|l| l.starts_with("vitals_source_success ")));
     assert!(sample(&text, "vitals_app_series", &[("app", "web")]).unwrap() > 10.0);
     assert!(sample(&text, "vitals_app_scrape_bytes", &[("app", "web")]).unwrap() > 500.0);
+    // vitals' own families in the merged scrape are the catalog's, and every
+    // `vitals_app_` family of the catalog is among them.
+    let own: String = text
+        .lines()
+        .filter(|l| {
+            let name = l
+                .strip_prefix("# HELP ")
+                .or_else(|| l.strip_prefix("# TYPE "))
+                .unwrap_or(l);
+            name.starts_with("vitals_")
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let seen = common::catalog::assert_families_in_catalog(&own);
+    common::catalog::assert_covered("vitals_app_", &seen);
 
     // The merged exposition is valid for Prometheus' own parser.
     let path = dir.path().join("metrics.txt");
@@ -344,8 +359,8 @@ fn credentials_and_https_are_refused_at_load() {
     for (url, want, at) in [
         (
             "http://scraper:s3cret-pw@127.0.0.1:9/metrics",
-            "sources.app_metrics `web`: app_metrics URL must not contain a user or password",
-            "bad.yaml:3:",
+            "key `sources.app_metrics[0].url`: app_metrics URL must not contain a user or password",
+            "bad.yaml:4:",
         ),
         (
             "https://127.0.0.1:9/metrics",

@@ -14,9 +14,7 @@ use vitals::config::{CgroupConfig, CgroupTarget, Paths, Pattern};
 use vitals::metrics::{render, Format, Output};
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/cgroup")
-        .join(name)
+    common::fixture("cgroup").join(name)
 }
 
 fn paths(root: &Path) -> Paths {
@@ -39,6 +37,7 @@ async fn try_collect(paths: &Paths, config: &CgroupConfig) -> Result<Output, Col
     let mut source = CgroupSource::new(paths, config);
     let mut out = Output::new();
     source.collect(&mut out).await?;
+    common::catalog::assert_output_in_catalog(&out);
     Ok(out)
 }
 
@@ -476,6 +475,10 @@ async fn cpu_utilization_ratio_over_the_interval() {
         .await
         .unwrap();
     let r = ratio(&second).expect("ratio on the second round");
+    // The two ratio families appear only from a second round: the catalog
+    // test cannot see them, so their type and help are checked here.
+    let families = common::catalog::assert_output_in_catalog(&second);
+    assert!(families.contains("vitals_cgroup_cpu_throttled_ratio"));
     assert!((r - 0.5).abs() < 1e-9, "ratio {r}");
     // No period elapsed between the two readings: nothing was throttled.
     assert_eq!(

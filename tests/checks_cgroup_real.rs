@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{sample, temp_config, Daemon};
+use common::{sample, Daemon};
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -81,17 +81,10 @@ fn memory_check_follows_a_real_cgroup_up_and_back() {
         assert_eq!(line.trim(), "done");
     };
 
-    let tmp = tempfile::tempdir().unwrap();
-    let config = temp_config(
-        tmp.path(),
-        "vitals.yaml",
-        &format!(
+    let d = Daemon::run(&format!(
             "interval: 300ms\nsources:\n  host: {{enabled: false}}\n  cgroup: {{enabled: true, target: {{pid: {pid}}}}}\n\
              checks:\n  - {{name: container_memory, metric: vitals_cgroup_memory_limit_utilization_ratio, warning: 0.5, critical: 0.75, hysteresis: 0.05}}\n"
-        ),
-    );
-    let d = Daemon::start(&config);
-    d.wait_ready();
+        ));
     let state = |d: &Daemon| {
         sample(
             &d.get("/metrics").text(),
@@ -140,6 +133,7 @@ fn memory_check_follows_a_real_cgroup_up_and_back() {
     command("free");
     d.wait_until("ok after freeing", |d| state(d) == Some(0.0));
     let text = d.get("/metrics").text();
+    common::catalog::assert_families_in_catalog(&text);
     for (to, at_least) in [("warning", 1.0), ("critical", 1.0), ("ok", 1.0)] {
         let n = sample(
             &text,

@@ -1,6 +1,8 @@
 //! The http probe against a local server that answers 500 or slowly, feeding
 //! the check engine: the probe checks go critical / warning and back.
 
+mod common;
+
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -76,11 +78,13 @@ checks:
 
     let mut log = Vec::new();
     let mut states = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
     // (mode, rounds): 2 good, 1 failing (1/3 errors > 10%), 1 slow.
     for (i, m) in [OK, OK, FAIL, SLOW].into_iter().enumerate() {
         mode.store(m, Ordering::SeqCst);
         let mut out = Output::new();
         probe.collect(&mut out).await.unwrap();
+        seen.extend(common::catalog::assert_output_in_catalog(&out));
         let (checks, transitions) = engine.evaluate(
             [SourceRound {
                 source: "probe/app",
@@ -89,6 +93,7 @@ checks:
             }],
             start.after(i as f64 * 5.0),
         );
+        seen.extend(common::catalog::assert_output_in_catalog(&checks));
         log.extend(transitions.iter().map(ToString::to_string));
         let state = |check: &str| {
             checks
@@ -117,4 +122,6 @@ checks:
     let latency = snap.iter().find(|s| s.check == "probe_latency").unwrap();
     assert_eq!(latency.state, State::Warning);
     assert!(latency.value.is_some_and(|v| v >= 0.3));
+    // Every probe family of the catalog was emitted by these rounds.
+    common::catalog::assert_covered("vitals_probe_", &seen);
 }

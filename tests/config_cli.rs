@@ -1,58 +1,153 @@
 //! Configuration errors through the real binary: every class names
-//! file:line:column and exits 64.
+//! file:line:column and the dotted key, and exits 64.
 
 mod common;
 
-use common::temp_config;
-use std::process::Command;
+use common::{run_to_exit, temp_config};
 
+/// `vitals check-config` on a file holding `text`: exit code, stdout, and
+/// stderr with the file's path written FILE.
 fn check_config(text: &str) -> (i32, String, String) {
     let dir = tempfile::tempdir().unwrap();
     let path = temp_config(dir.path(), "vitals.yaml", text);
-    let out = Command::new(env!("CARGO_BIN_EXE_vitals"))
-        .arg("check-config")
-        .arg(&path)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr).replace(path.to_str().unwrap(), "FILE");
+    let path = path.to_str().unwrap();
+    let (status, stdout, stderr) = run_to_exit(&["check-config", path]);
     (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr,
+        status.code().unwrap_or(-1),
+        stdout,
+        stderr.replace(path, "FILE"),
     )
 }
 
+/// Every class of error in block and in flow style (the style the README
+/// uses for list items): the same dotted key, each at its own position.
 #[test]
-fn each_error_class_names_position_and_exits_64() {
-    let cases: &[(&str, &str)] = &[
+fn each_error_class_names_path_and_position_in_both_styles_and_exits_64() {
+    const PG: &str = "sources:\n  postgres:\n";
+    let cases: &[(String, &str)] = &[
         // unknown key, with did-you-mean
         (
-            "interval: 5s\nsources:\n  host:\n    enabld: true\n",
+            "interval: 5s\nsources:\n  host:\n    enabld: true\n".into(),
             "FILE:4:5: unknown key `enabld` (key `sources.host.enabld`); did you mean `enabled`?",
         ),
-        // wrong type
-        ("interval: 5s\ndefault_checks: maybe\n", "FILE:2:17: key `default_checks`:"),
-        // bad duration
-        ("interval: 5\n", "FILE:1:11: key `interval`: duration 5 has no unit; write 5s or 5ms"),
-        // bad address
-        ("listen: localhost\n", "FILE:1:9: key `listen`:"),
-        // YAML syntax
-        ("sources: {host: [\n", "FILE:"),
-        // cross-key: levels out of order
         (
-            "checks:\n  - name: lag\n    metric: vitals_pg_replication_lag_seconds\n    warning: 5\n    critical: 1\n",
-            "FILE:2:5: check `lag`: warning 5 is beyond critical 1",
+            "interval: 5s\nsources:\n  host: {enabld: true}\n".into(),
+            "FILE:3:10: unknown key `enabld` (key `sources.host.enabld`); did you mean `enabled`?",
+        ),
+        (
+            format!("{PG}    - name: a\n      dsn: \"host=127.0.0.1\"\n      intervl: 5s\n"),
+            "FILE:5:7: unknown key `intervl` (key `sources.postgres[0].intervl`); did you mean `interval`?",
+        ),
+        (
+            format!("{PG}    - {{name: a, dsn: \"host=127.0.0.1\", intervl: 5s}}\n"),
+            "FILE:3:40: unknown key `intervl` (key `sources.postgres[0].intervl`); did you mean `interval`?",
+        ),
+        // wrong type
+        (
+            "interval: 5s\ndefault_checks: maybe\n".into(),
+            "FILE:2:17: key `default_checks`: ",
+        ),
+        (
+            "{interval: 5s, default_checks: maybe}\n".into(),
+            "FILE:1:32: key `default_checks`: ",
+        ),
+        // bad duration
+        (
+            "sources:\n  host:\n    interval: 5\n".into(),
+            "FILE:3:15: key `sources.host.interval`: duration 5 has no unit; write 5s or 5ms",
+        ),
+        (
+            "sources:\n  host: {interval: 5}\n".into(),
+            "FILE:2:20: key `sources.host.interval`: duration 5 has no unit; write 5s or 5ms",
+        ),
+        // bad address
+        ("listen: localhost\n".into(), "FILE:1:9: key `listen`: "),
+        ("{listen: localhost}\n".into(), "FILE:1:10: key `listen`: "),
+        // bad DSN
+        (
+            format!("{PG}    - name: a\n      dsn: \"host=127.0.0.1 port=x\"\n"),
+            "FILE:4:12: key `sources.postgres[0].dsn`: invalid dsn: ",
+        ),
+        (
+            format!("{PG}    - {{name: a, dsn: \"host=127.0.0.1 port=x\"}}\n"),
+            "FILE:3:22: key `sources.postgres[0].dsn`: invalid dsn: ",
+        ),
+        // bad probe URL
+        (
+            "sources:\n  http_probes:\n    - name: app\n      url: ftp://127.0.0.1/\n".into(),
+            "FILE:4:12: key `sources.http_probes[0].url`: probe URL \"ftp://127.0.0.1/\" must start with http://",
+        ),
+        (
+            "sources:\n  http_probes:\n    - {name: app, url: ftp://127.0.0.1/}\n".into(),
+            "FILE:3:24: key `sources.http_probes[0].url`: probe URL \"ftp://127.0.0.1/\" must start with http://",
+        ),
+        // bad selector
+        (
+            "checks:\n  - name: lag\n    metric: 'lag{target=\"r\"'\n    critical: 5\n".into(),
+            "FILE:3:13: key `checks[0].metric`: invalid selector ",
+        ),
+        (
+            "checks:\n  - {name: lag, metric: 'lag{target=\"r\"', critical: 5}\n".into(),
+            "FILE:2:25: key `checks[0].metric`: invalid selector ",
+        ),
+        // levels out of order
+        (
+            "checks:\n  - name: lag\n    metric: vitals_pg_replication_lag_seconds\n    warning: 5\n    critical: 1\n".into(),
+            "FILE:4:14: key `checks[0].warning`: check `lag`: warning 5 is beyond critical 1",
+        ),
+        (
+            "checks:\n  - {name: lag, metric: vitals_pg_up, warning: 5, critical: 1}\n".into(),
+            "FILE:2:48: key `checks[0].warning`: check `lag`: warning 5 is beyond critical 1",
         ),
         // unknown enum value
-        ("log: {format: xml}\n", "FILE:1:15: key `log.format`: unknown variant `xml`"),
+        (
+            "log:\n  format: xml\n".into(),
+            "FILE:2:11: key `log.format`: unknown variant `xml`",
+        ),
+        (
+            "log: {format: xml}\n".into(),
+            "FILE:1:15: key `log.format`: unknown variant `xml`",
+        ),
+        // YAML syntax
+        (
+            "sources:\n  host:\n    interval: \"5s\n".into(),
+            "FILE:3:15: key `sources.host.interval`: unclosed quote",
+        ),
+        (
+            "sources:\n  host: {interval: 5s]\n".into(),
+            "FILE:2:9: key `sources.host`: mismatched bracket",
+        ),
     ];
+    let mut wrong = Vec::new();
     for (text, expected) in cases {
         let (code, _, stderr) = check_config(text);
-        assert_eq!(code, 64, "exit code for {text:?}: {stderr}");
-        assert!(
-            stderr.starts_with(expected),
-            "for {text:?}\nexpected prefix: {expected}\ngot: {stderr}"
-        );
+        if code != 64 || !stderr.starts_with(expected) {
+            wrong.push(format!(
+                "for {text:?}\n  expected exit 64 and: {expected}\n  got exit {code} and: {stderr}"
+            ));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+/// A password inside a DSN is never repeated, whatever is wrong with it.
+#[test]
+fn a_bad_dsn_never_echoes_its_password() {
+    for dsn in [
+        "host=127.0.0.1 password=hunter2hunter2 port=x",
+        "host=127.0.0.1 password='hunter2hunter2",
+        "postgresql://u:hunter2hunter2@127.0.0.1:x/db",
+    ] {
+        for text in [
+            format!("sources:\n  postgres:\n    - name: a\n      dsn: {dsn:?}\n"),
+            format!("sources:\n  pgbouncer:\n    - {{name: a, dsn: {dsn:?}}}\n"),
+        ] {
+            let (code, stdout, stderr) = check_config(&text);
+            assert_eq!(code, 64, "{stderr}");
+            assert!(stderr.contains("invalid dsn"), "{stderr}");
+            assert!(!stderr.contains("hunter2"), "{stderr}");
+            assert!(!stdout.contains("hunter2"), "{stdout}");
+        }
     }
 }
 
@@ -66,32 +161,18 @@ fn valid_config_exits_0() {
 #[test]
 fn example_config_is_valid() {
     let example = common::repo().join("config.example.yaml");
-    let out = Command::new(env!("CARGO_BIN_EXE_vitals"))
-        .arg("check-config")
-        .arg(&example)
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (status, _, stderr) = run_to_exit(&["check-config", example.to_str().unwrap()]);
+    assert_eq!(status.code(), Some(0), "{stderr}");
 }
 
 #[test]
 fn daemon_refuses_to_start_on_bad_config_with_64() {
     let dir = tempfile::tempdir().unwrap();
     let path = temp_config(dir.path(), "bad.yaml", "sources:\n  hots: {}\n");
-    let out = Command::new(env!("CARGO_BIN_EXE_vitals"))
-        .arg("--config")
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(64));
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let (status, _, stderr) = run_to_exit(&["--config", path.to_str().unwrap()]);
+    assert_eq!(status.code(), Some(64));
     assert!(
-        stderr.contains("bad.yaml:2:3: unknown key `hots`"),
+        stderr.contains("bad.yaml:2:3: unknown key `hots` (key `sources.hots`)"),
         "{stderr}"
     );
     assert!(stderr.contains("did you mean `host`?"), "{stderr}");
@@ -99,28 +180,18 @@ fn daemon_refuses_to_start_on_bad_config_with_64() {
 
 #[test]
 fn missing_file_and_bad_flags_exit_64() {
-    let out = Command::new(env!("CARGO_BIN_EXE_vitals"))
-        .args(["check-config", "/nonexistent/vitals.yaml"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(64));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read config file"));
-    let out = Command::new(env!("CARGO_BIN_EXE_vitals"))
-        .args(["--listen", "not-an-address"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(64));
+    let (status, _, stderr) = run_to_exit(&["check-config", "/nonexistent/vitals.yaml"]);
+    assert_eq!(status.code(), Some(64));
+    assert!(stderr.contains("cannot read config file"), "{stderr}");
+    let (status, _, _) = run_to_exit(&["--listen", "not-an-address"]);
+    assert_eq!(status.code(), Some(64));
 }
 
 #[test]
 fn version_names_the_package_version() {
-    let out = Command::new(env!("CARGO_BIN_EXE_vitals"))
-        .arg("--version")
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    assert!(String::from_utf8_lossy(&out.stdout)
-        .starts_with(&format!("vitals {}", env!("CARGO_PKG_VERSION"))));
+    let (status, stdout, _) = run_to_exit(&["--version"]);
+    assert!(status.success());
+    assert!(stdout.starts_with(&format!("vitals {}", env!("CARGO_PKG_VERSION"))));
 }
 
 #[test]
@@ -131,17 +202,8 @@ fn once_prints_one_round() {
         "v.yaml",
         "sources:\n  cgroup: {enabled: false}\n",
     );
-    let out = Command::new(env!("CARGO_BIN_EXE_vitals"))
-        .args(["once", "--config"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8_lossy(&out.stdout);
+    let (status, text, stderr) = run_to_exit(&["once", "--config", path.to_str().unwrap()]);
+    assert!(status.success(), "{stderr}");
     assert_eq!(
         common::sample(&text, "vitals_source_success", &[("source", "host")]),
         Some(1.0)
@@ -157,18 +219,8 @@ fn check_config_also_checks_the_web_config_file() {
         "web.yml",
         "basic_auth_users:\n  prometheus: not-a-bcrypt-hash\n",
     );
-    let path = temp_config(
-        dir.path(),
-        "vitals.yaml",
-        &format!("web_config_file: {}\n", web.display()),
-    );
-    let out = Command::new(env!("CARGO_BIN_EXE_vitals"))
-        .arg("check-config")
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(64));
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let (code, _, stderr) = check_config(&format!("web_config_file: {}\n", web.display()));
+    assert_eq!(code, 64);
     assert!(stderr.contains("web.yml:2:"), "{stderr}");
     assert!(
         !stderr.contains("not-a-bcrypt-hash"),

@@ -8,7 +8,7 @@ mod common;
 #[allow(unused_macros)]
 mod support;
 
-use common::{sample, temp_config, Daemon};
+use common::{sample, Daemon};
 use support::{Cluster, Options, MONITOR_PASSWORD, SUPER_PASSWORD};
 
 const WRONG_PASSWORD: &str = "Wr0ng-Guess-Pw-77";
@@ -70,17 +70,16 @@ fn daemon_suite() {
 }
 
 fn secrets_never_leak(c: &Cluster) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = temp_config(dir.path(), "vitals.yaml", &config_for(c, ""));
-    let d = Daemon::start_with(
-        &["--config", path.to_str().unwrap()],
+    let d = Daemon::run_in(
+        tempfile::tempdir().unwrap(),
+        &config_for(c, ""),
+        &[],
         &[
             ("VITALS_TEST_WRONG_PW", WRONG_PASSWORD),
             ("VITALS_TEST_PW", MONITOR_PASSWORD),
             ("RUST_LOG", "debug"),
         ],
     );
-    d.wait_ready();
     // Two rounds, so reconnect paths ran too.
     d.wait_until("second round of every target", |d| {
         let text = d.get("/metrics").text();
@@ -96,6 +95,7 @@ fn secrets_never_leak(c: &Cluster) {
     });
     std::thread::sleep(std::time::Duration::from_millis(2500));
     let metrics = d.get("/metrics").text();
+    common::catalog::assert_families_in_catalog(&metrics);
     let status = d.get("/status").text();
     let index = d.get("/").text();
     let log = d.log();
@@ -172,15 +172,13 @@ fn blocked_target_does_not_block(c: &Cluster) {
             }
         });
     }
-    let dir = tempfile::tempdir().unwrap();
     let text = format!(
         "interval: 1h\ndefault_checks: false\nsources:\n  cgroup: {{enabled: false}}\n  postgres:\n    - name: silent\n      dsn: \"host=127.0.0.1 port={silent_port} user=monitor dbname=postgres connect_timeout=30\"\n      password_file: {}\n      timeout: 3s\n    - name: primary\n      dsn: \"{}\"\n      password_file: {}\n",
         c.password_file.display(),
         c.monitor_dsn(c.primary.port),
         c.password_file.display(),
     );
-    let path = temp_config(dir.path(), "vitals.yaml", &text);
-    let d = Daemon::start(&path);
+    let d = Daemon::spawn_in(tempfile::tempdir().unwrap(), &text, &[], &[]);
     // While the silent target's first round hangs, readiness says who is
     // missing and /metrics answers with what the others found.
     d.wait_until("the primary's first round", |d| {
@@ -233,16 +231,13 @@ fn blocked_target_does_not_block(c: &Cluster) {
 /// /health/ready answers 503 naming it; after resume both clear.
 fn replica_lag_check_gates_readiness(c: &Cluster) {
     c.wait_streaming();
-    let dir = tempfile::tempdir().unwrap();
     let text = format!(
         "interval: 500ms\ndefault_checks: true\nsources:\n  cgroup: {{enabled: false}}\n  postgres:\n    - name: replica\n      dsn: \"{}\"\n      password_file: {}\n\
          checks:\n  - name: replica_lag\n    metric: 'vitals_pg_replication_lag_seconds{{target=\"replica\"}}'\n    warning: 1\n    critical: 2\n    hysteresis: 0.5\n    readiness: true\n",
         c.monitor_dsn(c.standby().port),
         c.password_file.display(),
     );
-    let path = temp_config(dir.path(), "vitals.yaml", &text);
-    let d = Daemon::start(&path);
-    d.wait_ready();
+    let d = Daemon::run(&text);
     let status = |d: &Daemon| {
         sample(
             &d.get("/metrics").text(),
@@ -348,16 +343,13 @@ fn replica_lag_check_gates_readiness(c: &Cluster) {
 /// runs: up goes to 0 and back to 1, /metrics keeps answering, and vitals
 /// itself is never restarted.
 fn primary_and_bouncer_restarts_are_survived(c: &Cluster) {
-    let dir = tempfile::tempdir().unwrap();
     let text = format!(
         "interval: 500ms\ndefault_checks: false\nsources:\n  cgroup: {{enabled: false}}\n  postgres:\n    - name: primary\n      dsn: \"{}\"\n      password_file: {pw}\n  pgbouncer:\n    - name: bouncer\n      dsn: \"host=127.0.0.1 port={} user=monitor dbname=pgbouncer\"\n      password_file: {pw}\n",
         c.monitor_dsn(c.primary.port),
         c.bouncer().port,
         pw = c.password_file.display(),
     );
-    let path = temp_config(dir.path(), "vitals.yaml", &text);
-    let d = Daemon::start(&path);
-    d.wait_ready();
+    let d = Daemon::run(&text);
     let pid = d.pid();
     let up = |d: &Daemon, name: &str, target: &str| {
         sample(&d.get("/metrics").text(), name, &[("target", target)])

@@ -5,9 +5,10 @@
 
 use proptest::prelude::*;
 use vitals::collectors::pgbouncer::{emit, parse_databases, parse_pools, parse_stats, Table};
+use vitals::collectors::postgres::backoff;
 use vitals::collectors::postgres::queries::quote_table;
 use vitals::collectors::postgres::top_applications;
-use vitals::collectors::postgres::{backoff, parse_dsn};
+use vitals::config::parse_dsn;
 use vitals::metrics::{render, Format, Output};
 
 /// Columns PgBouncer 1.18 prints in SHOW POOLS / DATABASES / STATS, plus

@@ -15,7 +15,7 @@ mod common;
 #[allow(unused_macros)]
 mod support;
 
-use common::{request, sample, temp_config, Daemon};
+use common::{free_port, request, sample, Daemon};
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::net::TcpListener;
@@ -36,14 +36,6 @@ impl Drop for Running {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Reads one HTTP/1.1 request (headers and Content-Length body).
@@ -165,19 +157,14 @@ fn e2e_suite() {
     cluster.wait_streaming();
     let dir = tempfile::tempdir().unwrap();
     let probe_port = serve_ok(100_000, None);
-    let path = temp_config(
-        dir.path(),
-        "vitals.yaml",
-        &vitals_config(&cluster, dir.path(), probe_port),
-    );
-    let vitals = Daemon::start(&path);
-    vitals.wait_ready();
+    let config = vitals_config(&cluster, dir.path(), probe_port);
+    let vitals = Daemon::run_in(dir, &config, &[], &[]);
     // Both parts run even when the first fails; the test fails if either did.
     let metrics = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         bundled_metrics_are_exported(&vitals)
     }));
     let alert = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        replica_lag_alert_reaches_webhook_and_resolves(&cluster, &vitals, dir.path())
+        replica_lag_alert_reaches_webhook_and_resolves(&cluster, &vitals, vitals.dir())
     }));
     assert!(
         metrics.is_ok() && alert.is_ok(),

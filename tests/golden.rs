@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{fixture, repo, temp_config, Daemon};
+use common::{fixture, repo, Daemon};
 use std::process::{Command, Stdio};
 
 /// Series whose values depend on when and how fast the run was.
@@ -62,7 +62,6 @@ fn promtool_check(exposition: &str) {
 /// Runs one case: `sources` is the YAML of the `sources` key, with
 /// `{proc}` and `{sys}` standing for the case's fixture roots.
 fn golden(case: &str, proc_root: &str, sys_root: &str, sources: &str) {
-    let dir = tempfile::tempdir().unwrap();
     let proc_path = fixture(proc_root);
     let sys_path = fixture(sys_root);
     let config = format!(
@@ -72,11 +71,10 @@ fn golden(case: &str, proc_root: &str, sys_root: &str, sources: &str) {
         sys_path.display(),
         sources
     );
-    let path = temp_config(dir.path(), "vitals.yaml", &config);
-    let d = Daemon::start(&path);
-    d.wait_ready();
+    let d = Daemon::run(&config);
     let exposition = d.get("/metrics").text();
     promtool_check(&exposition);
+    common::catalog::assert_families_in_catalog(&exposition);
     let got = stable(&exposition);
     let golden_path = repo().join("tests/golden").join(format!("{case}.prom"));
     if std::env::var_os("UPDATE_GOLDEN").is_some() {

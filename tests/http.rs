@@ -3,24 +3,16 @@
 
 mod common;
 
-use common::{sample, temp_config, Daemon};
+use common::{sample, Daemon};
 use std::io::Read;
 
-fn host_only() -> (tempfile::TempDir, Daemon) {
-    let dir = tempfile::tempdir().unwrap();
-    let config = temp_config(
-        dir.path(),
-        "vitals.yaml",
-        "interval: 1s\nsources:\n  cgroup: {enabled: false}\n",
-    );
-    let daemon = Daemon::start(&config);
-    daemon.wait_ready();
-    (dir, daemon)
+fn host_only() -> Daemon {
+    Daemon::run("interval: 1s\nsources:\n  cgroup: {enabled: false}\n")
 }
 
 #[test]
 fn metrics_is_text_format_by_default_with_self_metrics() {
-    let (_dir, d) = host_only();
+    let d = host_only();
     let r = d.get("/metrics");
     assert_eq!(r.status, 200);
     assert_eq!(
@@ -51,7 +43,7 @@ fn metrics_is_text_format_by_default_with_self_metrics() {
 
 #[test]
 fn openmetrics_by_content_negotiation() {
-    let (_dir, d) = host_only();
+    let d = host_only();
     let accept =
         "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
     let r = d.request("GET", "/metrics", &[("Accept", accept)]);
@@ -68,7 +60,7 @@ fn openmetrics_by_content_negotiation() {
 
 #[test]
 fn gzip_when_asked_and_only_then() {
-    let (_dir, d) = host_only();
+    let d = host_only();
     let plain = d.get("/metrics");
     assert_eq!(plain.header("content-encoding"), None);
     let r = d.request("GET", "/metrics", &[("Accept-Encoding", "gzip")]);
@@ -90,7 +82,7 @@ fn gzip_when_asked_and_only_then() {
 
 #[test]
 fn health_status_and_index() {
-    let (_dir, d) = host_only();
+    let d = host_only();
     let live = d.get("/health/live");
     assert_eq!((live.status, live.text().as_str()), (200, "ok\n"));
     let ready = d.get("/health/ready");
@@ -113,7 +105,7 @@ fn health_status_and_index() {
 
 #[test]
 fn unknown_paths_404_and_wrong_methods_405() {
-    let (_dir, d) = host_only();
+    let d = host_only();
     assert_eq!(d.get("/nope").status, 404);
     assert_eq!(d.get("/metrics/extra").status, 404);
     for (method, path, allow) in [
@@ -130,21 +122,15 @@ fn unknown_paths_404_and_wrong_methods_405() {
 
 #[test]
 fn sigterm_stops_cleanly() {
-    let (_dir, d) = host_only();
+    let d = host_only();
     let status = d.stop();
     assert!(status.success(), "exit status {status:?}");
 }
 
 #[test]
 fn json_logs_when_configured() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = temp_config(
-        dir.path(),
-        "vitals.yaml",
-        "log: {level: debug, format: json}\nsources:\n  cgroup: {enabled: false}\n",
-    );
-    let d = Daemon::start(&config);
-    d.wait_ready();
+    let d =
+        Daemon::run("log: {level: debug, format: json}\nsources:\n  cgroup: {enabled: false}\n");
     let log = d.log();
     let started = log
         .lines()

@@ -3,29 +3,24 @@
 
 mod common;
 
-use common::{chromium, screenshot, temp_config, Daemon};
+use common::{chromium, screenshot, Daemon};
 
 #[test]
 fn index_page_shows_checks_coloured_by_state() {
-    let dir = tempfile::tempdir().unwrap();
     // Three checks with known outcomes on this machine: memory total is far
     // above 2 bytes (critical), far above 1 byte going "below" (ok), and a
     // metric no series has (unknown).
-    let config = temp_config(
-        dir.path(),
-        "vitals.yaml",
+    let d = Daemon::run(
         "interval: 1s\ndefault_checks: false\nsources:\n  cgroup: {enabled: false}\nchecks:\n\
          \x20 - {name: memory_is_huge, metric: vitals_host_memory_total_bytes, warning: 1, critical: 2}\n\
          \x20 - {name: memory_present, metric: vitals_host_memory_total_bytes, direction: below, warning: 1}\n\
          \x20 - {name: nothing_here, metric: 'vitals_process_up{process=\"absent\"}', critical: 1}\n",
     );
-    let d = Daemon::start(&config);
-    d.wait_ready();
     d.wait_until("checks evaluated", |d| {
         d.get("/").text().contains("memory_is_huge")
     });
     let url = format!("http://{}/", d.addr);
-    let profile = dir.path().join("profile");
+    let profile = d.dir().join("profile");
     let out = chromium(&["--dump-dom", &url], &profile);
     let dom = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -54,5 +49,5 @@ fn index_page_shows_checks_coloured_by_state() {
     }
     assert!(dom.contains("Some checks are critical."), "{dom}");
     // A screenshot for people looking at a failed run.
-    screenshot(&url, &dir.path().join("index.png"), "1000,500", &profile);
+    screenshot(&url, &d.dir().join("index.png"), "1000,500", &profile);
 }

@@ -6,14 +6,13 @@
 //! metrics rely on hold (a limit is never 0, a period is never 0).
 //! The cargo-fuzz targets in fuzz/ run the same parsers for longer.
 
+mod common;
+
 use proptest::prelude::*;
-use std::path::PathBuf;
 use vitals::collectors::{host, kernel_file_parsers, FuzzParser};
 
 fn fixture(rel: &str) -> Vec<u8> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(rel);
+    let path = common::fixture(rel);
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 

@@ -5,6 +5,7 @@
 //! -- --nocapture` runs only the cases whose name contains `name`; the
 //! figures seen are printed with `--nocapture`.
 
+mod common;
 #[macro_use]
 mod support;
 
@@ -14,7 +15,7 @@ use std::time::Duration;
 use support::{block_on, Cluster, LogCapture, Options};
 use vitals::collectors::postgres::{PostgresSource, STATES};
 use vitals::collectors::{CollectError, Source};
-use vitals::config::{self, HeartbeatConfig, PostgresConfig, Secret};
+use vitals::config::{self, Dsn, HeartbeatConfig, PostgresConfig};
 use vitals::metrics::{render, Format, Output};
 
 #[test]
@@ -46,12 +47,16 @@ fn postgres_suite() {
             ),
         ],
     );
+    // Only when every case ran (VITALS_CASE picks some).
+    if std::env::var_os("VITALS_CASE").is_none() {
+        SEEN.assert_covered("vitals_pg_");
+    }
 }
 
 fn pg_config(c: &Cluster, port: u16, name: &str) -> PostgresConfig {
     PostgresConfig {
         name: name.to_owned(),
-        dsn: Secret(c.monitor_dsn(port)),
+        dsn: Dsn::parse(&c.monitor_dsn(port)).unwrap(),
         password_file: Some(c.password_file.clone()),
         password_env: None,
         interval: None,
@@ -69,8 +74,12 @@ async fn round(src: &mut PostgresSource) -> (Output, Result<(), CollectError>) {
     let result = tokio::time::timeout(Duration::from_secs(60), src.collect(&mut out))
         .await
         .expect("a round never hangs");
+    SEEN.record(&out);
     (out, result)
 }
+
+/// The families the rounds of this suite emitted, for the catalog coverage.
+static SEEN: common::catalog::Seen = common::catalog::Seen::new();
 
 async fn ok_round(src: &mut PostgresSource) -> Output {
     let (out, result) = round(src).await;
@@ -338,7 +347,8 @@ fn passwords_never_leak(c: &Cluster) {
         let mut cfg = pg_config(c, port, "wrongfile");
         cfg.password_file = Some(wrong_file.clone());
         let mut wrong_in_dsn = pg_config(c, port, "wrongdsn");
-        wrong_in_dsn.dsn = Secret(format!("{} password={WRONG}", c.monitor_dsn(port)));
+        wrong_in_dsn.dsn =
+            Dsn::parse(&format!("{} password={WRONG}", c.monitor_dsn(port))).unwrap();
         wrong_in_dsn.password_file = None;
         for cfg in [cfg, wrong_in_dsn] {
             let mut src = PostgresSource::new(&cfg);
@@ -366,11 +376,12 @@ fn passwords_never_leak(c: &Cluster) {
         from_env.password_env = Some(env_name.into());
         let mut in_dsn = pg_config(c, port, "indsn");
         in_dsn.password_file = None;
-        in_dsn.dsn = Secret(format!(
+        in_dsn.dsn = Dsn::parse(&format!(
             "postgresql://{}:{}@127.0.0.1:{port}/postgres",
             support::MONITOR_USER,
             support::MONITOR_PASSWORD
-        ));
+        ))
+        .unwrap();
         for cfg in [from_env, in_dsn] {
             let mut src = PostgresSource::new(&cfg);
             let out = ok_round(&mut src).await;
@@ -383,11 +394,12 @@ fn passwords_never_leak(c: &Cluster) {
 
         // Right password, server gone (nothing listens on that port).
         let mut gone = pg_config(c, support::free_port(), "gone");
-        gone.dsn = Secret(format!(
+        gone.dsn = Dsn::parse(&format!(
             "host=127.0.0.1 port={} user=monitor password={} dbname=postgres",
             support::free_port(),
             support::MONITOR_PASSWORD
-        ));
+        ))
+        .unwrap();
         gone.password_file = None;
         let mut src = PostgresSource::new(&gone);
         let (out, result) = round(&mut src).await;

@@ -61,6 +61,7 @@ fn host_and_cgroup_figures_match_the_kernel() {
     d.wait_ready();
     let text = d.get("/metrics").text();
     let cpu_after = proc_stat_cpu_seconds();
+    common::catalog::assert_families_in_catalog(&text);
 
     // Host CPU: the sum over modes lies between two direct readings.
     let modes = vitals::collectors::host::CPU_MODES;
@@ -120,4 +121,102 @@ fn host_and_cgroup_figures_match_the_kernel() {
     );
     let limit = sample(&text, "vitals_cgroup_memory_limit_bytes", &[]);
     assert_ne!(limit, Some(0.0), "a memory limit is never exported as 0");
+}
+
+/// A `Key:   value kB` line of /proc/PID/status, in bytes.
+fn status_bytes(status: &str, key: &str) -> f64 {
+    let kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix(key))
+        .unwrap_or_else(|| panic!("no {key} in status"))
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .unwrap();
+    kib * 1024.0
+}
+
+/// The self metrics against vitals' own /proc entry, read here directly.
+#[test]
+fn self_metrics_match_vitals_own_proc_entry() {
+    let d = Daemon::start_with(&[], &[]);
+    d.wait_ready();
+    d.wait_until("the footprint figures", |d| {
+        sample(&d.get("/metrics").text(), "process_start_time_seconds", &[]).is_some()
+    });
+    let text = d.get("/metrics").text();
+    let dir = std::path::PathBuf::from(format!("/proc/{}", d.pid()));
+    let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap();
+    let value = |name: &str| sample(&text, name, &[]).unwrap_or_else(|| panic!("{name}"));
+    let hz = vitals::collectors::footprint::ticks_per_second();
+
+    // max_fds: exactly the soft "Max open files" limit.
+    let limits = read("limits");
+    let soft: f64 = limits
+        .lines()
+        .find_map(|l| l.strip_prefix("Max open files"))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(value("process_max_fds"), soft);
+
+    // Start time: btime + starttime / USER_HZ, exact.
+    let stat = read("stat");
+    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 1..]
+        .split_whitespace()
+        .collect();
+    let field = |n: usize| -> u64 { fields[n - 3].parse().unwrap() };
+    let btime: u64 = std::fs::read_to_string("/proc/stat")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("btime "))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let start = (btime * hz + field(22)) as f64 / hz as f64;
+    assert_eq!(value("process_start_time_seconds"), start);
+    assert_eq!(
+        value("process_start_time_seconds").floor(),
+        start.floor(),
+        "to the second"
+    );
+
+    // CPU: never more than the kernel says now (it only grows).
+    let cpu_now = (field(14) + field(15)) as f64 / hz as f64;
+    let cpu = value("process_cpu_seconds_total");
+    assert!(
+        cpu >= 0.0 && cpu <= cpu_now,
+        "vitals {cpu} vs kernel now {cpu_now}"
+    );
+
+    // RSS and virtual size move a little between the two readings.
+    let status = read("status");
+    for (name, direct) in [
+        (
+            "process_resident_memory_bytes",
+            status_bytes(&status, "VmRSS:"),
+        ),
+        (
+            "process_virtual_memory_bytes",
+            status_bytes(&status, "VmSize:"),
+        ),
+    ] {
+        let got = value(name);
+        let tolerance = direct * 0.25;
+        assert!(
+            (got - direct).abs() <= tolerance,
+            "{name}: vitals {got} vs /proc {direct}"
+        );
+    }
+
+    // Open fds: a few come and go with connections.
+    let fds = std::fs::read_dir(dir.join("fd")).unwrap().count() as f64;
+    let got = value("process_open_fds");
+    assert!(
+        got >= 3.0 && (got - fds).abs() <= 8.0,
+        "vitals {got} vs /proc {fds}"
+    );
 }

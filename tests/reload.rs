@@ -3,18 +3,12 @@
 
 mod common;
 
-use common::{sample, temp_config, Daemon};
+use common::{sample, Daemon};
 
 #[test]
 fn bad_reload_keeps_old_config_good_reload_applies() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = temp_config(
-        dir.path(),
-        "vitals.yaml",
-        "interval: 1s\nsources:\n  cgroup: {enabled: false}\n",
-    );
-    let d = Daemon::start(&path);
-    d.wait_ready();
+    let d = Daemon::run("interval: 1s\nsources:\n  cgroup: {enabled: false}\n");
+    let path = d.config_path();
 
     // Invalid file + SIGHUP: refused, old config still serving.
     std::fs::write(

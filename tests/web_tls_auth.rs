@@ -5,7 +5,7 @@
 mod common;
 
 use base64::Engine as _;
-use common::{temp_config, Daemon};
+use common::{run_to_exit, temp_config, Daemon};
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
     KeyPair, KeyUsagePurpose,
@@ -13,9 +13,8 @@ use rcgen::{
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio_rustls::rustls::{self, pki_types};
 
 /// Certificates for one test, as PEM files in a temp dir.
@@ -213,37 +212,21 @@ fn basic(user: &str, password: &str) -> String {
 
 /// A config with only the host source on this machine's /proc, polled
 /// rarely, plus `extra` YAML.
-fn vitals_config(dir: &Path, extra: &str) -> PathBuf {
-    temp_config(
-        dir,
-        "vitals.yaml",
-        &format!(
-            "interval: 1h\ndefault_checks: false\nlog: {{level: debug}}\nsources:\n  host: {{enabled: true}}\n  cgroup: {{enabled: false}}\n{extra}"
-        ),
+fn vitals_config(extra: &str) -> String {
+    format!(
+        "interval: 1h\ndefault_checks: false\nlog: {{level: debug}}\nsources:\n  host: {{enabled: true}}\n  cgroup: {{enabled: false}}\n{extra}"
     )
 }
 
-fn start(config: &Path, web: &Path) -> Daemon {
-    Daemon::start_with(
-        &[
-            "--config",
-            config.to_str().unwrap(),
-            "--web.config.file",
-            web.to_str().unwrap(),
-        ],
+/// vitals on [`vitals_config`] with `extra`, serving with the web config
+/// `web`; not waited for (its listener may speak only TLS).
+fn start(web: &Path, extra: &str) -> Daemon {
+    Daemon::spawn_in(
+        tempfile::tempdir().unwrap(),
+        &vitals_config(extra),
+        &["--web.config.file", web.to_str().unwrap()],
         &[],
     )
-}
-
-fn wait_for(what: &str, d: &Daemon, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        if cond() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("timed out waiting for {what}; log:\n{}", d.log());
 }
 
 #[test]
@@ -252,9 +235,9 @@ fn tls_scrape_works_and_plain_http_gets_no_metrics() {
     let web = pki.web_config(
         "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  min_version: TLS12\n",
     );
-    let d = start(&vitals_config(pki.path(), ""), &web);
+    let d = start(&web, "");
     let client = pki.client(None);
-    wait_for("a TLS scrape", &d, || {
+    d.wait_until("a TLS scrape", |_| {
         tls_get(&d.addr, client.clone(), "/metrics", &[]).is_ok_and(|r| r.status == 200)
     });
     let r = tls_get(&d.addr, client.clone(), "/metrics", &[]).unwrap();
@@ -286,9 +269,9 @@ fn mutual_tls_requires_a_certificate_from_the_client_ca() {
     let web = pki.web_config(
         "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: ca.crt\n",
     );
-    let d = start(&vitals_config(pki.path(), ""), &web);
+    let d = start(&web, "");
     let with_cert = pki.client(Some(&pki.client));
-    wait_for("an mTLS scrape", &d, || {
+    d.wait_until("an mTLS scrape", |_| {
         tls_get(&d.addr, with_cert.clone(), "/metrics", &[]).is_ok_and(|r| r.status == 200)
     });
     let r = tls_get(&d.addr, with_cert, "/metrics", &[]).unwrap();
@@ -315,7 +298,7 @@ fn client_allowed_sans_limits_which_client_certificates_pass() {
     let web = pki.web_config(
         "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  client_ca_file: ca.crt\n  client_allowed_sans: [grafana.example]\n",
     );
-    let d = start(&vitals_config(pki.path(), ""), &web);
+    let d = start(&web, "");
     // A valid client certificate from the right CA, but for another name.
     let r = tls_get(&d.addr, pki.client(Some(&pki.client)), "/metrics", &[]);
     assert!(r.is_err(), "SAN not allowed, yet: {}", r.unwrap().head);
@@ -327,7 +310,7 @@ fn client_allowed_sans_limits_which_client_certificates_pass() {
     .unwrap();
     d.signal("HUP");
     let client = pki.client(Some(&pki.client));
-    wait_for("the allowed SAN to pass after reload", &d, || {
+    d.wait_until("the allowed SAN to pass after reload", |_| {
         tls_get(&d.addr, client.clone(), "/metrics", &[]).is_ok_and(|r| r.status == 200)
     });
 }
@@ -343,7 +326,7 @@ fn basic_auth_401_without_or_with_wrong_credentials_200_with_right_ones() {
         "web.yml",
         &format!("basic_auth_users:\n  prometheus: {hash}\n"),
     );
-    let d = start(&vitals_config(dir.path(), ""), &web);
+    let d = start(&web, "");
 
     let none = plain_get(&d.addr, "/metrics", &[]).unwrap();
     assert_eq!(none.status, 401);
@@ -394,8 +377,7 @@ fn health_endpoints_can_be_exempt_from_auth() {
         "web.yml",
         &format!("basic_auth_users:\n  prometheus: {hash}\n"),
     );
-    let config = vitals_config(dir.path(), "web:\n  health_without_auth: true\n");
-    let d = start(&config, &web);
+    let d = start(&web, "web:\n  health_without_auth: true\n");
     assert_eq!(plain_get(&d.addr, "/health/live", &[]).unwrap().status, 200);
     let ready = plain_get(&d.addr, "/health/ready", &[]).unwrap().status;
     assert!(ready == 200 || ready == 503, "{ready}");
@@ -413,7 +395,7 @@ fn a_bad_web_config_on_reload_keeps_the_old_one_and_a_change_is_picked_up() {
         "web.yml",
         &format!("basic_auth_users:\n  alice: {old_hash}\n"),
     );
-    let d = start(&vitals_config(dir.path(), ""), &web);
+    let d = start(&web, "");
     let old = basic("alice", "old-password");
     assert_eq!(
         plain_get(&d.addr, "/metrics", &[("Authorization", &old)])
@@ -450,7 +432,7 @@ fn a_bad_web_config_on_reload_keeps_the_old_one_and_a_change_is_picked_up() {
     let new_hash = bcrypt::hash("new-password", 4).unwrap();
     std::fs::write(&web, format!("basic_auth_users:\n  alice: {new_hash}\n")).unwrap();
     let new = basic("alice", "new-password");
-    wait_for("the changed web config to apply", &d, || {
+    d.wait_until("the changed web config to apply", |_| {
         plain_get(&d.addr, "/metrics", &[("Authorization", &new)]).is_ok_and(|r| r.status == 200)
     });
     assert_eq!(
@@ -483,34 +465,15 @@ fn a_bad_web_config_at_start_exits_64_with_a_position() {
         "web.yml",
         "tls_server_config:\n  cert_file: nowhere.crt\n  key_file: nowhere.key\n",
     );
-    let config = vitals_config(dir.path(), "");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_vitals"))
-        .args(["--config", config.to_str().unwrap()])
-        .args(["--web.config.file", web.to_str().unwrap()])
-        .args(["--listen", "127.0.0.1:0"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("vitals kept running with a bad web config");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
+    let config = temp_config(dir.path(), "vitals.yaml", &vitals_config(""));
+    let (status, _, stderr) = run_to_exit(&[
+        "--config",
+        config.to_str().unwrap(),
+        "--web.config.file",
+        web.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+    ]);
     assert_eq!(status.code(), Some(64), "{stderr}");
     let want = format!(
         "{}:2:14: tls_server_config.cert_file: cannot read",

@@ -20,13 +20,18 @@
 
 use crate::checks::selector::quote;
 use crate::config::{
-    Band, CheckConfig, Config, Direction, Duration, QuantileSpec, RatioSpec, TrendSpec,
+    Band, CheckConfig, Config, Direction, Duration, QuantileSpec, RatioSpec, Selector, TrendSpec,
 };
+
+/// A selector of the built-in set (always valid).
+fn sel(text: &str) -> Selector {
+    Selector::parse(text).unwrap_or_else(|e| panic!("built-in selector {text}: {e}"))
+}
 
 fn base(name: &str, description: &str) -> CheckConfig {
     CheckConfig {
         name: name.to_owned(),
-        metric: String::new(),
+        metric: None,
         rate: None,
         ratio: None,
         quantile: None,
@@ -48,8 +53,8 @@ fn errors(name: &str, label: &str) -> CheckConfig {
         &format!("Share of the application's requests answered with a 5xx status over the last minute, from http_requests_total by its `{label}` label."),
     );
     c.ratio = Some(RatioSpec {
-        numerator: format!("http_requests_total{{{label}=~\"5..\"}}"),
-        denominator: format!("http_requests_total{{{label}!=\"\"}}"),
+        numerator: sel(&format!("http_requests_total{{{label}=~\"5..\"}}")),
+        denominator: sel(&format!("http_requests_total{{{label}!=\"\"}}")),
         window: Duration::from_secs(60),
         by: vec!["app".into()],
     });
@@ -73,7 +78,7 @@ pub fn checks(config: &Config) -> Vec<CheckConfig> {
         "95th percentile of the application's request duration over the last minute, interpolated from its http_request_duration_seconds histogram buckets as histogram_quantile does.",
     );
     p95.quantile = Some(QuantileSpec {
-        histogram: "http_request_duration_seconds".into(),
+        histogram: Selector::metric_only("http_request_duration_seconds"),
         q: 0.95,
         window: Duration::from_secs(60),
         by: vec!["app".into()],
@@ -86,10 +91,7 @@ pub fn checks(config: &Config) -> Vec<CheckConfig> {
     list.push(errors("app_errors", "code"));
     list.push(errors("app_errors_status", "status"));
     for app in apps {
-        let Some(queue) = &app.queue else { continue };
-        let Ok(selector) = crate::checks::Selector::parse(queue) else {
-            continue;
-        };
+        let Some(selector) = &app.queue else { continue };
         let mut c = base(
             &format!("app_queue_{}", app.name),
             "Length of the application's own queue, from the gauge named by the app source's `queue` key.",
@@ -100,7 +102,7 @@ pub fn checks(config: &Config) -> Vec<CheckConfig> {
             Some(open) => format!("{open},{app_matcher}}}"),
             None => format!("{text}{{{app_matcher}}}"),
         };
-        c.metric = text;
+        c.metric = Some(sel(&text));
         c.warning = Some(100.0);
         c.critical = Some(500.0);
         c.hysteresis = Some(Band::Percent(10.0));
@@ -112,10 +114,10 @@ pub fn checks(config: &Config) -> Vec<CheckConfig> {
         "Seconds until the container's memory working set reaches its memory limit at the rate it grew over the last 30 minutes (least-squares fit, so a garbage-collector sawtooth does not count); no value during the first 10 minutes of a series.",
     );
     leak.trend = Some(TrendSpec {
-        metric: "vitals_cgroup_memory_working_set_bytes".into(),
+        metric: Selector::metric_only("vitals_cgroup_memory_working_set_bytes"),
         window: Duration::from_secs(1800),
         warmup: Duration::from_secs(600),
-        limit: Some("vitals_cgroup_memory_limit_bytes".into()),
+        limit: Some(Selector::metric_only("vitals_cgroup_memory_limit_bytes")),
     });
     leak.direction = Direction::Below;
     leak.warning = Some(4.0 * 3600.0);
@@ -153,10 +155,13 @@ mod tests {
             ]
         );
         for c in &list {
-            crate::checks::derived::validate(c).unwrap_or_else(|e| panic!("{}: {e}", c.name));
+            crate::config::derived::validate(c).unwrap_or_else(|e| panic!("{}: {e}", c.name));
         }
-        assert_eq!(list[3].metric, "job_queue_size{queue=\"mail\",app=\"web\"}");
-        assert_eq!(list[4].metric, "jobs{app=\"api\"}");
+        assert_eq!(
+            list[3].selector().to_string(),
+            "job_queue_size{queue=\"mail\",app=\"web\"}"
+        );
+        assert_eq!(list[4].selector().to_string(), "jobs{app=\"api\"}");
         let levels: Vec<(Option<f64>, Option<f64>)> =
             list.iter().map(|c| (c.warning, c.critical)).collect();
         assert_eq!(

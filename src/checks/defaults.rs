@@ -7,7 +7,7 @@
 //! decision each deployment makes by configuring a check of the same name
 //! with `readiness: true`.
 
-use crate::config::{Band, CheckConfig, Direction, Duration};
+use crate::config::{Band, CheckConfig, Direction, Duration, Selector};
 
 struct Default {
     name: &'static str,
@@ -166,7 +166,7 @@ pub fn default_checks() -> Vec<CheckConfig> {
         .iter()
         .map(|d| CheckConfig {
             name: d.name.to_owned(),
-            metric: d.metric.to_owned(),
+            metric: Some(Selector::metric_only(d.metric)),
             rate: None,
             ratio: None,
             quantile: None,
@@ -186,8 +186,6 @@ pub fn default_checks() -> Vec<CheckConfig> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::checks::selector::Selector;
-    use crate::checks::KNOWN_METRICS;
     use std::collections::BTreeSet;
 
     #[test]
@@ -203,9 +201,9 @@ mod tests {
                 };
                 assert!(ordered, "{}: warning must come before critical", c.name);
             }
-            let s = Selector::parse(&c.metric).unwrap_or_else(|e| panic!("{}: {e}", c.name));
+            let s = c.selector();
             assert!(
-                KNOWN_METRICS.contains(&s.metric.as_str()),
+                crate::collectors::describe(&s.metric).is_some(),
                 "{}: {} is not a metric vitals exports",
                 c.name,
                 s.metric

@@ -16,144 +16,9 @@ use std::collections::{BTreeMap, BTreeSet};
 /// Series labels, sorted by name.
 pub type LabelSet = Vec<(String, String)>;
 
-/// A derived kind with its selectors parsed and windows in seconds.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Kind {
-    Rate {
-        metric: Selector,
-        window: f64,
-        by: Option<Vec<String>>,
-    },
-    Ratio {
-        numerator: Selector,
-        denominator: Selector,
-        window: f64,
-        by: Vec<String>,
-    },
-    Quantile {
-        histogram: Selector,
-        q: f64,
-        window: f64,
-        by: Vec<String>,
-    },
-    Trend {
-        metric: Selector,
-        window: f64,
-        warmup: f64,
-        limit: Option<Selector>,
-    },
-}
-
-fn parse(text: &str, key: &str) -> Result<Selector, String> {
-    Selector::parse(text).map_err(|e| format!("{key}: {e}"))
-}
-
-fn positive(seconds: f64, key: &str) -> Result<f64, String> {
-    if seconds > 0.0 {
-        Ok(seconds)
-    } else {
-        Err(format!("{key} must be above 0"))
-    }
-}
-
-impl Kind {
-    /// The derived kind a check configures, if any; an error for a check
-    /// with none or several of `metric`, `rate`, `ratio`, `quantile`,
-    /// `trend`, or with a bad selector, window or quantile.
-    pub fn of(c: &CheckConfig) -> Result<Option<Kind>, String> {
-        let given = [
-            !c.metric.is_empty(),
-            c.rate.is_some(),
-            c.ratio.is_some(),
-            c.quantile.is_some(),
-            c.trend.is_some(),
-        ]
-        .iter()
-        .filter(|g| **g)
-        .count();
-        if given != 1 {
-            return Err("needs exactly one of metric, rate, ratio, quantile, trend".into());
-        }
-        if let Some(r) = &c.rate {
-            return Ok(Some(Kind::Rate {
-                metric: parse(&r.metric, "rate.metric")?,
-                window: positive(r.window.as_secs_f64(), "rate.window")?,
-                by: r.by.clone(),
-            }));
-        }
-        if let Some(r) = &c.ratio {
-            return Ok(Some(Kind::Ratio {
-                numerator: parse(&r.numerator, "ratio.numerator")?,
-                denominator: parse(&r.denominator, "ratio.denominator")?,
-                window: positive(r.window.as_secs_f64(), "ratio.window")?,
-                by: r.by.clone(),
-            }));
-        }
-        if let Some(q) = &c.quantile {
-            if !(0.0..=1.0).contains(&q.q) {
-                return Err(format!("quantile.q {} must be between 0 and 1", q.q));
-            }
-            return Ok(Some(Kind::Quantile {
-                histogram: parse(&q.histogram, "quantile.histogram")?,
-                q: q.q,
-                window: positive(q.window.as_secs_f64(), "quantile.window")?,
-                by: q.by.clone(),
-            }));
-        }
-        if let Some(t) = &c.trend {
-            return Ok(Some(Kind::Trend {
-                metric: parse(&t.metric, "trend.metric")?,
-                window: positive(t.window.as_secs_f64(), "trend.window")?,
-                warmup: t.warmup.as_secs_f64(),
-                limit: t
-                    .limit
-                    .as_deref()
-                    .map(|l| parse(l, "trend.limit"))
-                    .transpose()?,
-            }));
-        }
-        Ok(None)
-    }
-
-    /// How far back the history must reach.
-    fn window(&self) -> f64 {
-        match self {
-            Kind::Rate { window, .. }
-            | Kind::Ratio { window, .. }
-            | Kind::Quantile { window, .. }
-            | Kind::Trend { window, .. } => *window,
-        }
-    }
-}
-
-/// Validates a check's kind and selectors (for `config::validate`).
-pub fn validate(c: &CheckConfig) -> Result<(), String> {
-    if c.metric.is_empty() {
-        Kind::of(c).map(|_| ())
-    } else {
-        Kind::of(c)?;
-        Selector::parse(&c.metric)
-            .map(|_| ())
-            .map_err(|e| e.to_string())
-    }
-}
-
-/// The selector that stands for the check where one selector is expected
-/// (reload identity, rule summaries): `metric`, or the derived kind's main
-/// series.
-pub fn primary_selector(c: &CheckConfig) -> &str {
-    if let Some(r) = &c.rate {
-        &r.metric
-    } else if let Some(r) = &c.ratio {
-        &r.denominator
-    } else if let Some(q) = &c.quantile {
-        &q.histogram
-    } else if let Some(t) = &c.trend {
-        &t.metric
-    } else {
-        &c.metric
-    }
-}
+/// A derived kind with its selectors parsed and windows in seconds (the
+/// config owns it, with its validation).
+pub use crate::config::DerivedKind as Kind;
 
 /// One instance's value this evaluation.
 #[derive(Clone, Debug, PartialEq)]
@@ -519,7 +384,7 @@ impl Derived {
 /// The PromQL expression whose value is the derived check's value, for
 /// `vitals rules`; `None` for a plain check.
 pub fn promql(c: &CheckConfig) -> Option<String> {
-    let kind = Kind::of(c).ok()??;
+    let kind = c.derived()?;
     let dur = |w: f64| crate::config::Duration(std::time::Duration::from_secs_f64(w)).to_string();
     let by = |labels: &[String]| {
         if labels.is_empty() {

@@ -172,8 +172,7 @@ impl Recent {
 
 /// How a check's value reads: from its kind and the metric's base unit.
 pub fn unit(c: &crate::config::CheckConfig) -> &'static str {
-    let metric = super::derived::primary_selector(c);
-    let name = metric.split('{').next().unwrap_or(metric);
+    let name = c.selector().metric.as_str();
     let base = if name.ends_with("_ratio") {
         "ratio"
     } else if name.ends_with("_seconds") || name.ends_with("_seconds_total") {

@@ -1,7 +1,7 @@
 //! Engine tests: effective set, instances, unknown, output families, status.
 
 use super::*;
-use crate::config::parse_str;
+use crate::config::{parse_str, Config};
 use crate::metrics::{render, Format};
 
 fn config(yaml: &str) -> Config {
@@ -444,6 +444,27 @@ fn unknown_metric_is_reported_with_its_position() {
     assert_eq!(
         unknown[0].to_string(),
         "3:5: check `typo` names metric `vitals_pg_replication_lag_second`, which vitals does not export; it will stay unknown"
+    );
+}
+
+/// The agent's own families were missing from the hand-kept list the
+/// warning used to read, so these checks warned falsely.
+#[test]
+fn checks_on_the_agents_own_families_do_not_warn() {
+    let cfg = config(
+        "checks:
+  - {name: build, metric: 'vitals_build_info{version=\"0.1.0\"}', warning: 2}
+  - {name: reloads, metric: vitals_config_reload_failures_total, warning: 1}
+  - {name: reloaded, metric: vitals_config_last_reload_timestamp_seconds, warning: 1}
+  - {name: checks, metric: vitals_check_status, warning: 1}
+",
+    );
+    assert_eq!(
+        unknown_metrics(&cfg)
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>(),
+        Vec::<String>::new()
     );
 }
 

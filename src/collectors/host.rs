@@ -11,13 +11,16 @@
 //! | `vitals_host_pressure_{cpu,memory,io}_{some,full}_seconds_total` | `pressure/*`, `total=` |
 //! | `vitals_host_uptime_seconds`                   | `uptime`, first field         |
 //!
+//! `stat` and `meminfo` are required; a missing `loadavg`, `uptime` or
+//! `pressure/*` drops only its own figures (see [`HostSource`]'s `collect`).
+//!
 //! Parsing is pure (`parse_*`); [`HostSource`] only reads files under the
 //! configured proc root. [`parse_pressure`] is public because cgroup v2
 //! `*.pressure` files have the same format.
 
 use super::{CollectError, Source};
 use crate::config::Paths;
-use crate::metrics::Output;
+use crate::metrics::{Desc, Output};
 use std::path::{Path, PathBuf};
 
 /// Why a host file's contents could not be understood.
@@ -404,67 +407,32 @@ impl HostSource {
         let ticks = self.monotonic(stat.cpu.exclusive_ticks());
         let hz = self.ticks_per_second as f64;
         for (mode, t) in CPU_MODES.iter().zip(ticks) {
-            out.counter(
-                "vitals_host_cpu_seconds_total",
-                "Seconds all CPUs spent in each mode since boot, from the cpu line of /proc/stat; \
-                 user and nice exclude guest time so that modes add up to the total.",
-                &[("mode", mode)],
-                t as f64 / hz,
-            );
+            out.add(&CPU_SECONDS, &[("mode", mode)], t as f64 / hz);
         }
         if let Some(btime) = stat.boot_time {
-            out.gauge(
-                "vitals_host_boot_time_seconds",
-                "Time the host booted, seconds since the Unix epoch, from btime in /proc/stat.",
-                &[],
-                btime as f64,
-            );
+            out.add(&BOOT_TIME_SECONDS, &[], btime as f64);
         }
         Ok(())
     }
 
     fn collect_loadavg(&self, out: &mut Output) -> Result<(), CollectError> {
         let path = self.path("loadavg");
-        let load = parse(&path, &super::read_required(&path)?, parse_loadavg)?;
-        for (name, help, value) in [
-            (
-                "vitals_host_load1",
-                "Load average over 1 minute, from /proc/loadavg.",
-                load.one,
-            ),
-            (
-                "vitals_host_load5",
-                "Load average over 5 minutes, from /proc/loadavg.",
-                load.five,
-            ),
-            (
-                "vitals_host_load15",
-                "Load average over 15 minutes, from /proc/loadavg.",
-                load.fifteen,
-            ),
-        ] {
-            out.gauge(name, help, &[], value);
-        }
+        let Some(text) = super::read_optional(&path)? else {
+            return Ok(());
+        };
+        let load = parse(&path, &text, parse_loadavg)?;
+        out.add(&LOAD1, &[], load.one);
+        out.add(&LOAD5, &[], load.five);
+        out.add(&LOAD15, &[], load.fifteen);
         Ok(())
     }
 
     fn collect_meminfo(&self, out: &mut Output) -> Result<(), CollectError> {
         let path = self.path("meminfo");
         let mem = parse(&path, &super::read_required(&path)?, parse_meminfo)?;
-        out.gauge(
-            "vitals_host_memory_total_bytes",
-            "Usable RAM in bytes, from MemTotal in /proc/meminfo.",
-            &[],
-            mem.total_bytes as f64,
-        );
+        out.add(&MEMORY_TOTAL_BYTES, &[], mem.total_bytes as f64);
         match mem.available_bytes {
-            Some(available) => out.gauge(
-                "vitals_host_memory_available_bytes",
-                "Memory available for new work without swapping, in bytes, \
-                 from MemAvailable in /proc/meminfo.",
-                &[],
-                available as f64,
-            ),
+            Some(available) => out.add(&MEMORY_AVAILABLE_BYTES, &[], available as f64),
             None => tracing::debug!(
                 path = %path.display(),
                 "no MemAvailable (Linux before 3.14); no sample"
@@ -475,65 +443,136 @@ impl HostSource {
 
     fn collect_uptime(&self, out: &mut Output) -> Result<(), CollectError> {
         let path = self.path("uptime");
-        let uptime = parse(&path, &super::read_required(&path)?, parse_uptime)?;
-        out.gauge(
-            "vitals_host_uptime_seconds",
-            "Seconds since the host booted, from the first field of /proc/uptime.",
-            &[],
-            uptime,
-        );
+        let Some(text) = super::read_optional(&path)? else {
+            return Ok(());
+        };
+        let uptime = parse(&path, &text, parse_uptime)?;
+        out.add(&UPTIME_SECONDS, &[], uptime);
         Ok(())
     }
 
     /// PSI needs Linux 4.20 with CONFIG_PSI and not `psi=0`; without it the
     /// directory is absent, which is "no data".
     fn collect_pressure(&self, out: &mut Output) -> Result<(), CollectError> {
-        for (resource, some_name, some_help, full_name, full_help) in PRESSURE_METRICS {
+        for (resource, some_desc, full_desc) in PRESSURE {
             let path = self.path("pressure").join(resource);
             let Some(text) = super::read_optional(&path)? else {
                 continue;
             };
             let pressure = parse(&path, &text, parse_pressure)?;
             if let Some(some) = pressure.some {
-                out.counter(some_name, some_help, &[], some.total_seconds());
+                out.add(some_desc, &[], some.total_seconds());
             }
             if let Some(full) = pressure.full {
-                out.counter(full_name, full_help, &[], full.total_seconds());
+                out.add(full_desc, &[], full.total_seconds());
             }
         }
         Ok(())
     }
 }
 
-/// resource, some metric and help, full metric and help.
-const PRESSURE_METRICS: [(&str, &str, &str, &str, &str); 3] = [
-    (
-        "cpu",
-        "vitals_host_pressure_cpu_some_seconds_total",
-        "Seconds in which at least one runnable task waited for a CPU, \
-         from total= of the some line of /proc/pressure/cpu.",
-        "vitals_host_pressure_cpu_full_seconds_total",
-        "Seconds in which all non-idle tasks waited for a CPU, from total= of the full line \
-         of /proc/pressure/cpu (Linux 5.13+; always 0 system-wide).",
-    ),
-    (
-        "memory",
-        "vitals_host_pressure_memory_some_seconds_total",
-        "Seconds in which at least one task stalled on memory, \
-         from total= of the some line of /proc/pressure/memory.",
-        "vitals_host_pressure_memory_full_seconds_total",
-        "Seconds in which all non-idle tasks stalled on memory at once, \
-         from total= of the full line of /proc/pressure/memory.",
-    ),
-    (
-        "io",
-        "vitals_host_pressure_io_some_seconds_total",
-        "Seconds in which at least one task stalled on I/O, \
-         from total= of the some line of /proc/pressure/io.",
-        "vitals_host_pressure_io_full_seconds_total",
-        "Seconds in which all non-idle tasks stalled on I/O at once, \
-         from total= of the full line of /proc/pressure/io.",
-    ),
+pub const CPU_SECONDS: Desc = Desc::counter(
+    "vitals_host_cpu_seconds_total",
+    &["mode"],
+    "Seconds all CPUs spent in each mode since boot, from the cpu line of /proc/stat; \
+     user and nice exclude guest time so that modes add up to the total.",
+);
+pub const BOOT_TIME_SECONDS: Desc = Desc::gauge(
+    "vitals_host_boot_time_seconds",
+    &[],
+    "Time the host booted, seconds since the Unix epoch, from btime in /proc/stat.",
+);
+pub const LOAD1: Desc = Desc::gauge(
+    "vitals_host_load1",
+    &[],
+    "Load average over 1 minute, from /proc/loadavg.",
+);
+pub const LOAD5: Desc = Desc::gauge(
+    "vitals_host_load5",
+    &[],
+    "Load average over 5 minutes, from /proc/loadavg.",
+);
+pub const LOAD15: Desc = Desc::gauge(
+    "vitals_host_load15",
+    &[],
+    "Load average over 15 minutes, from /proc/loadavg.",
+);
+pub const MEMORY_TOTAL_BYTES: Desc = Desc::gauge(
+    "vitals_host_memory_total_bytes",
+    &[],
+    "Usable RAM in bytes, from MemTotal in /proc/meminfo.",
+);
+pub const MEMORY_AVAILABLE_BYTES: Desc = Desc::gauge(
+    "vitals_host_memory_available_bytes",
+    &[],
+    "Memory available for new work without swapping, in bytes, \
+     from MemAvailable in /proc/meminfo.",
+);
+pub const UPTIME_SECONDS: Desc = Desc::gauge(
+    "vitals_host_uptime_seconds",
+    &[],
+    "Seconds since the host booted, from the first field of /proc/uptime.",
+);
+pub const PRESSURE_CPU_SOME: Desc = Desc::counter(
+    "vitals_host_pressure_cpu_some_seconds_total",
+    &[],
+    "Seconds in which at least one runnable task waited for a CPU, \
+     from total= of the some line of /proc/pressure/cpu.",
+);
+pub const PRESSURE_CPU_FULL: Desc = Desc::counter(
+    "vitals_host_pressure_cpu_full_seconds_total",
+    &[],
+    "Seconds in which all non-idle tasks waited for a CPU, from total= of the full line \
+     of /proc/pressure/cpu (Linux 5.13+; always 0 system-wide).",
+);
+pub const PRESSURE_MEMORY_SOME: Desc = Desc::counter(
+    "vitals_host_pressure_memory_some_seconds_total",
+    &[],
+    "Seconds in which at least one task stalled on memory, \
+     from total= of the some line of /proc/pressure/memory.",
+);
+pub const PRESSURE_MEMORY_FULL: Desc = Desc::counter(
+    "vitals_host_pressure_memory_full_seconds_total",
+    &[],
+    "Seconds in which all non-idle tasks stalled on memory at once, \
+     from total= of the full line of /proc/pressure/memory.",
+);
+pub const PRESSURE_IO_SOME: Desc = Desc::counter(
+    "vitals_host_pressure_io_some_seconds_total",
+    &[],
+    "Seconds in which at least one task stalled on I/O, \
+     from total= of the some line of /proc/pressure/io.",
+);
+pub const PRESSURE_IO_FULL: Desc = Desc::counter(
+    "vitals_host_pressure_io_full_seconds_total",
+    &[],
+    "Seconds in which all non-idle tasks stalled on I/O at once, \
+     from total= of the full line of /proc/pressure/io.",
+);
+
+/// The file under `<proc>/pressure/` and its some and full families.
+const PRESSURE: [(&str, &Desc, &Desc); 3] = [
+    ("cpu", &PRESSURE_CPU_SOME, &PRESSURE_CPU_FULL),
+    ("memory", &PRESSURE_MEMORY_SOME, &PRESSURE_MEMORY_FULL),
+    ("io", &PRESSURE_IO_SOME, &PRESSURE_IO_FULL),
+];
+
+/// Every family the host source exports, for `collectors::catalog()`.
+pub const METRICS: &[Desc] = &[
+    CPU_SECONDS,
+    BOOT_TIME_SECONDS,
+    LOAD1,
+    LOAD5,
+    LOAD15,
+    MEMORY_TOTAL_BYTES,
+    MEMORY_AVAILABLE_BYTES,
+    UPTIME_SECONDS,
+    PRESSURE_CPU_SOME,
+    PRESSURE_CPU_FULL,
+    PRESSURE_MEMORY_SOME,
+    PRESSURE_MEMORY_FULL,
+    PRESSURE_IO_SOME,
+    PRESSURE_IO_FULL,
 ];
 
 fn parse<T>(
@@ -547,6 +586,14 @@ fn parse<T>(
 impl Source for HostSource {
     /// Every file is tried even when an earlier one fails, so a garbled
     /// loadavg does not hide CPU and memory; the first error is returned.
+    ///
+    /// `stat` and `meminfo` are required: every Linux since 2.6 has them, so
+    /// their absence means the configured proc root is not a procfs (a wrong
+    /// `paths.proc`), which must fail the round loudly rather than report a
+    /// successful round with no figures. `loadavg`, `uptime` and
+    /// `pressure/*` are optional: sandboxes (gVisor, some LXCFS setups) hide
+    /// or omit them and PSI needs Linux 4.20, so a missing one drops only its
+    /// own figures, with a debug log line.
     async fn collect(&mut self, out: &mut Output) -> Result<(), CollectError> {
         let results = [
             self.collect_stat(out),

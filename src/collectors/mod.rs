@@ -10,12 +10,16 @@
 //! | http probe  | `http_probe.rs` | `vitals_probe_`      |
 //! | app metrics | `app_metrics/`  | `vitals_app_`        |
 //!
+//! `footprint.rs` is not a source: it reads vitals' own `<proc>/self` for the
+//! conventional `process_*` self metrics, on the runtime's own tick.
+//!
 //! [`build`] is the one table of every source there is. Each runs in its own
 //! task on its own interval (see `runtime`); a round fills a fresh
 //! [`Output`] that replaces the previous one wholesale.
 
 pub mod app_metrics;
 pub mod cgroup;
+pub mod footprint;
 pub mod host;
 pub mod http_probe;
 pub mod pgbouncer;
@@ -23,7 +27,7 @@ pub mod postgres;
 pub mod process;
 
 use crate::config::{Config, Duration, Paths};
-use crate::metrics::Output;
+use crate::metrics::{Desc, Output};
 use std::future::Future;
 use std::path::{Path, PathBuf};
 
@@ -95,6 +99,9 @@ pub enum AnySource {
     PgBouncer(pgbouncer::PgBouncerSource),
     HttpProbe(http_probe::HttpProbeSource),
     AppMetrics(app_metrics::AppMetricsSource),
+    /// A source the runtime's own tests script (panics, counts rebuilds).
+    #[cfg(test)]
+    Test(TestSource),
 }
 
 impl Source for AnySource {
@@ -107,9 +114,24 @@ impl Source for AnySource {
             AnySource::PgBouncer(s) => s.collect(out).await,
             AnySource::HttpProbe(s) => s.collect(out).await,
             AnySource::AppMetrics(s) => s.collect(out).await,
+            #[cfg(test)]
+            AnySource::Test(s) => {
+                assert!(!s.panics, "test source panics as scripted");
+                Ok(())
+            }
         }
     }
 }
+
+/// See [`AnySource::Test`].
+#[cfg(test)]
+pub struct TestSource {
+    pub panics: bool,
+}
+
+/// Builds a fresh copy of one source from its own configuration; the
+/// runtime calls it after the source panicked, and nothing else is rebuilt.
+pub type Rebuild = std::sync::Arc<dyn Fn() -> AnySource + Send + Sync>;
 
 /// A source with its schedule and the id used in the `source` label.
 pub struct Scheduled {
@@ -117,6 +139,26 @@ pub struct Scheduled {
     pub interval: Duration,
     pub timeout: Duration,
     pub source: AnySource,
+    pub rebuild: Rebuild,
+}
+
+impl Scheduled {
+    /// Builds the source once with `make`, which is kept to rebuild it.
+    pub fn new(
+        id: String,
+        interval: Duration,
+        timeout: Duration,
+        make: impl Fn() -> AnySource + Send + Sync + 'static,
+    ) -> Self {
+        let rebuild: Rebuild = std::sync::Arc::new(make);
+        Scheduled {
+            id,
+            interval,
+            timeout,
+            source: rebuild(),
+            rebuild,
+        }
+    }
 }
 
 /// The timeout of a source that has none configured: its interval, capped
@@ -132,76 +174,102 @@ pub fn build(config: &Config) -> Vec<Scheduled> {
     let sources = &config.sources;
     if sources.host.enabled {
         let interval = config.interval_or_default(sources.host.interval);
-        list.push(Scheduled {
-            id: "host".into(),
+        let paths = paths.clone();
+        list.push(Scheduled::new(
+            "host".into(),
             interval,
-            timeout: sources.host.timeout.unwrap_or(default_timeout(interval)),
-            source: AnySource::Host(host::HostSource::new(paths)),
-        });
+            sources.host.timeout.unwrap_or(default_timeout(interval)),
+            move || AnySource::Host(host::HostSource::new(&paths)),
+        ));
     }
     if sources.cgroup.enabled {
         let interval = config.interval_or_default(sources.cgroup.interval);
-        list.push(Scheduled {
-            id: "cgroup".into(),
+        let (paths, cgroup) = (paths.clone(), sources.cgroup.clone());
+        list.push(Scheduled::new(
+            "cgroup".into(),
             interval,
-            timeout: sources.cgroup.timeout.unwrap_or(default_timeout(interval)),
-            source: AnySource::Cgroup(cgroup::CgroupSource::new(paths, &sources.cgroup)),
-        });
+            sources.cgroup.timeout.unwrap_or(default_timeout(interval)),
+            move || AnySource::Cgroup(cgroup::CgroupSource::new(&paths, &cgroup)),
+        ));
     }
     if !sources.processes.is_empty() {
         let interval = config.interval_or_default(None);
-        list.push(Scheduled {
-            id: "process".into(),
+        let (paths, processes) = (paths.clone(), sources.processes.clone());
+        list.push(Scheduled::new(
+            "process".into(),
             interval,
-            timeout: default_timeout(interval),
-            source: AnySource::Process(process::ProcessSource::new(paths, &sources.processes)),
-        });
+            default_timeout(interval),
+            move || AnySource::Process(process::ProcessSource::new(&paths, &processes)),
+        ));
     }
     for target in &sources.postgres {
-        list.push(Scheduled {
-            id: format!("postgres/{}", target.name),
-            interval: config.interval_or_default(target.interval),
-            timeout: target.timeout,
-            source: AnySource::Postgres(postgres::PostgresSource::new(target)),
-        });
+        let t = target.clone();
+        list.push(Scheduled::new(
+            format!("postgres/{}", target.name),
+            config.interval_or_default(target.interval),
+            target.timeout,
+            move || AnySource::Postgres(postgres::PostgresSource::new(&t)),
+        ));
     }
     for target in &sources.pgbouncer {
-        list.push(Scheduled {
-            id: format!("pgbouncer/{}", target.name),
-            interval: config.interval_or_default(target.interval),
-            timeout: target.timeout,
-            source: AnySource::PgBouncer(pgbouncer::PgBouncerSource::new(target)),
-        });
+        let t = target.clone();
+        list.push(Scheduled::new(
+            format!("pgbouncer/{}", target.name),
+            config.interval_or_default(target.interval),
+            target.timeout,
+            move || AnySource::PgBouncer(pgbouncer::PgBouncerSource::new(&t)),
+        ));
     }
     for probe in &sources.http_probes {
-        list.push(Scheduled {
-            id: format!("probe/{}", probe.name),
-            interval: config.interval_or_default(probe.interval),
+        let p = probe.clone();
+        list.push(Scheduled::new(
+            format!("probe/{}", probe.name),
+            config.interval_or_default(probe.interval),
             // The probe times itself out and reports that as `up 0`; the
             // scheduler's limit only catches a stuck round.
-            timeout: Duration(probe.timeout.as_std() + std::time::Duration::from_secs(1)),
-            source: AnySource::HttpProbe(http_probe::HttpProbeSource::new(probe)),
-        });
+            Duration(probe.timeout.as_std() + std::time::Duration::from_secs(1)),
+            move || AnySource::HttpProbe(http_probe::HttpProbeSource::new(&p)),
+        ));
     }
     for app in &sources.app_metrics {
-        list.push(Scheduled {
-            id: format!("app/{}", app.name),
-            interval: config.interval_or_default(app.interval),
+        let a = app.clone();
+        list.push(Scheduled::new(
+            format!("app/{}", app.name),
+            config.interval_or_default(app.interval),
             // As for the probe: the source times out itself and says so.
-            timeout: Duration(app.timeout.as_std() + std::time::Duration::from_secs(1)),
-            source: AnySource::AppMetrics(app_metrics::AppMetricsSource::new(app)),
-        });
+            Duration(app.timeout.as_std() + std::time::Duration::from_secs(1)),
+            move || AnySource::AppMetrics(app_metrics::AppMetricsSource::new(&a)),
+        ));
     }
     list
 }
 
-/// Every metric family vitals itself can export (not the application's own
-/// series re-exported by an app source), gathered from the `METRICS` table each
-/// source declares beside its emit code. Sources not yet converted to
-/// [`crate::metrics::Desc`] tables contribute nothing here yet.
-pub fn catalog() -> Vec<&'static crate::metrics::Desc> {
-    let tables: &[&[crate::metrics::Desc]] = &[app_metrics::METRICS];
+/// Every metric family vitals itself can export, gathered from the `METRICS`
+/// table each source (and the agent and the checks) declares beside its emit
+/// code. A source's output that is not vitals' own (an application's series
+/// re-exported by an app source) is not in the catalog. Anything that needs
+/// "every metric vitals exports" reads this: the check selector warning, the
+/// README reference test, the dashboard and alert cross-checks,
+/// `vitals catalog`.
+pub fn catalog() -> Vec<&'static Desc> {
+    let tables: &[&[Desc]] = &[
+        app_metrics::METRICS,
+        host::METRICS,
+        cgroup::METRICS,
+        process::METRICS,
+        postgres::metrics::METRICS,
+        pgbouncer::METRICS,
+        http_probe::METRICS,
+        crate::runtime::METRICS,
+        footprint::METRICS,
+        crate::checks::METRICS,
+    ];
     tables.iter().flat_map(|t| t.iter()).collect()
+}
+
+/// The catalog entry of the family called `name`.
+pub fn describe(name: &str) -> Option<&'static Desc> {
+    catalog().into_iter().find(|d| d.name == name)
 }
 
 /// One pure parser of a kernel file, by name: takes the file's bytes and
@@ -231,4 +299,44 @@ pub fn kernel_file_parsers() -> Vec<FuzzParser> {
     all.extend(process::fuzz::parsers());
     all.extend(app_metrics::fuzz::parsers());
     all
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::Kind;
+    use std::collections::BTreeSet;
+
+    #[test]
+    fn catalog_names_are_unique_well_formed_and_described() {
+        let all = catalog();
+        let names: BTreeSet<&str> = all.iter().map(|d| d.name).collect();
+        assert_eq!(names.len(), all.len(), "a family is declared twice");
+        for d in &all {
+            let conventional = d.name.starts_with("vitals_") || d.name.starts_with("process_");
+            assert!(conventional, "{}: not a vitals_ or process_ name", d.name);
+            assert!(
+                d.name
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'),
+                "{}",
+                d.name
+            );
+            assert_eq!(
+                d.kind == Kind::Counter,
+                d.name.ends_with("_total"),
+                "{}: counters and only counters end in _total",
+                d.name
+            );
+            assert!(d.help.ends_with('.'), "{}: help is a sentence", d.name);
+            let labels: BTreeSet<&str> = d.labels.iter().copied().collect();
+            assert_eq!(labels.len(), d.labels.len(), "{}: repeated label", d.name);
+        }
+        assert_eq!(
+            describe("vitals_config_reload_failures_total").map(|d| d.kind),
+            Some(Kind::Counter)
+        );
+        assert!(describe("vitals_build_info").is_some());
+        assert!(describe("vitals_no_such_family").is_none());
+    }
 }

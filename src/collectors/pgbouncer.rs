@@ -15,7 +15,7 @@
 use super::postgres::conn::{Connector, Flavor, PasswordFrom};
 use super::{CollectError, Source};
 use crate::config::PgBouncerConfig;
-use crate::metrics::Output;
+use crate::metrics::{Desc, Output};
 use std::collections::BTreeMap;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -180,59 +180,60 @@ pub fn parse_databases(t: &Table) -> Result<Vec<Database>, String> {
         .collect()
 }
 
-/// The SHOW STATS counters exported, with their metric and unit scale
-/// (the console reports times in microseconds).
-const STATS: [(&str, &str, f64, &str); 7] = [
-    (
-        "total_xact_count",
-        "vitals_pgbouncer_transactions_total",
-        1.0,
-        "Transactions pooled, from SHOW STATS total_xact_count.",
-    ),
-    (
-        "total_query_count",
-        "vitals_pgbouncer_queries_total",
-        1.0,
-        "Queries pooled, from SHOW STATS total_query_count.",
-    ),
-    (
-        "total_xact_time",
-        "vitals_pgbouncer_transaction_seconds_total",
-        1e-6,
-        "Time spent in transactions, from SHOW STATS total_xact_time (microseconds).",
-    ),
-    (
-        "total_query_time",
-        "vitals_pgbouncer_query_seconds_total",
-        1e-6,
-        "Time spent in queries, from SHOW STATS total_query_time (microseconds).",
-    ),
-    (
-        "total_wait_time",
-        "vitals_pgbouncer_client_wait_seconds_total",
-        1e-6,
-        "Time clients spent waiting for a server, from SHOW STATS total_wait_time (microseconds).",
-    ),
-    (
-        "total_received",
-        "vitals_pgbouncer_received_bytes_total",
-        1.0,
-        "Bytes received from clients, from SHOW STATS total_received.",
-    ),
-    (
-        "total_sent",
-        "vitals_pgbouncer_sent_bytes_total",
-        1.0,
-        "Bytes sent to clients, from SHOW STATS total_sent.",
-    ),
+pub const TRANSACTIONS_TOTAL: Desc = Desc::counter(
+    "vitals_pgbouncer_transactions_total",
+    &["target", "database"],
+    "Transactions pooled, from SHOW STATS total_xact_count.",
+);
+pub const QUERIES_TOTAL: Desc = Desc::counter(
+    "vitals_pgbouncer_queries_total",
+    &["target", "database"],
+    "Queries pooled, from SHOW STATS total_query_count.",
+);
+pub const TRANSACTION_SECONDS_TOTAL: Desc = Desc::counter(
+    "vitals_pgbouncer_transaction_seconds_total",
+    &["target", "database"],
+    "Time spent in transactions, from SHOW STATS total_xact_time (microseconds).",
+);
+pub const QUERY_SECONDS_TOTAL: Desc = Desc::counter(
+    "vitals_pgbouncer_query_seconds_total",
+    &["target", "database"],
+    "Time spent in queries, from SHOW STATS total_query_time (microseconds).",
+);
+pub const CLIENT_WAIT_SECONDS_TOTAL: Desc = Desc::counter(
+    "vitals_pgbouncer_client_wait_seconds_total",
+    &["target", "database"],
+    "Time clients spent waiting for a server, from SHOW STATS total_wait_time (microseconds).",
+);
+pub const RECEIVED_BYTES_TOTAL: Desc = Desc::counter(
+    "vitals_pgbouncer_received_bytes_total",
+    &["target", "database"],
+    "Bytes received from clients, from SHOW STATS total_received.",
+);
+pub const SENT_BYTES_TOTAL: Desc = Desc::counter(
+    "vitals_pgbouncer_sent_bytes_total",
+    &["target", "database"],
+    "Bytes sent to clients, from SHOW STATS total_sent.",
+);
+
+/// The SHOW STATS counters exported: column, family and unit scale (the
+/// console reports times in microseconds).
+const STATS: [(&str, &Desc, f64); 7] = [
+    ("total_xact_count", &TRANSACTIONS_TOTAL, 1.0),
+    ("total_query_count", &QUERIES_TOTAL, 1.0),
+    ("total_xact_time", &TRANSACTION_SECONDS_TOTAL, 1e-6),
+    ("total_query_time", &QUERY_SECONDS_TOTAL, 1e-6),
+    ("total_wait_time", &CLIENT_WAIT_SECONDS_TOTAL, 1e-6),
+    ("total_received", &RECEIVED_BYTES_TOTAL, 1.0),
+    ("total_sent", &SENT_BYTES_TOTAL, 1.0),
 ];
 
 /// One row of SHOW STATS: the database and its counters as
-/// (metric, help, value), already in base units.
+/// (family, value), already in base units.
 #[derive(Clone, Debug, PartialEq)]
 pub struct DatabaseStats {
     pub database: String,
-    pub counters: Vec<(&'static str, &'static str, f64)>,
+    pub counters: Vec<(&'static Desc, f64)>,
 }
 
 pub fn parse_stats(t: &Table) -> Result<Vec<DatabaseStats>, String> {
@@ -244,9 +245,9 @@ pub fn parse_stats(t: &Table) -> Result<Vec<DatabaseStats>, String> {
                 .ok_or("SHOW STATS: no database column")?
                 .to_owned();
             let mut values = Vec::new();
-            for (column, metric, scale, help) in STATS {
+            for (column, desc, scale) in STATS {
                 if let Some(v) = t.number(row, column)? {
-                    values.push((metric, help, v * scale));
+                    values.push((desc, v * scale));
                 }
             }
             Ok(DatabaseStats {
@@ -276,33 +277,25 @@ pub fn emit(
             ("user", p.user.as_str()),
         ];
         for (state, n) in &p.clients {
-            out.gauge(
-                "vitals_pgbouncer_pool_clients",
-                "Client connections of the pool by state, from the cl_<state> columns of SHOW POOLS.",
+            out.add(
+                &POOL_CLIENTS,
                 &[base[0], base[1], base[2], ("state", state.as_str())],
                 *n,
             );
         }
         for (state, n) in &p.servers {
-            out.gauge(
-                "vitals_pgbouncer_pool_servers",
-                "Server connections of the pool by state, from the sv_<state> columns of SHOW POOLS.",
+            out.add(
+                &POOL_SERVERS,
                 &[base[0], base[1], base[2], ("state", state.as_str())],
                 *n,
             );
         }
         if let Some(w) = p.maxwait_seconds {
-            out.gauge(
-                "vitals_pgbouncer_pool_maxwait_seconds",
-                "How long the oldest waiting client of the pool has waited, from SHOW POOLS maxwait + maxwait_us.",
-                &base,
-                w,
-            );
+            out.add(&POOL_MAXWAIT_SECONDS, &base, w);
         }
         if let Some(mode) = &p.pool_mode {
-            out.gauge(
-                "vitals_pgbouncer_pool_info",
-                "Always 1; pool_mode is the pool's mode from SHOW POOLS.",
+            out.add(
+                &POOL_INFO,
                 &[base[0], base[1], base[2], ("pool_mode", mode.as_str())],
                 1.0,
             );
@@ -314,66 +307,109 @@ pub fn emit(
             .map(|(_, n)| *n);
         if let (Some(active), Some(&size)) = (active, pool_size.get(p.database.as_str())) {
             if size > 0.0 {
-                out.gauge(
-                    "vitals_pgbouncer_pool_utilization_ratio",
-                    "Server connections linked to a client (SHOW POOLS sv_active) divided by the database's pool_size (SHOW DATABASES).",
-                    &base,
-                    active / size,
-                );
+                out.add(&POOL_UTILIZATION_RATIO, &base, active / size);
             }
         }
     }
     for d in databases {
         let l = [("target", target), ("database", d.name.as_str())];
         if let Some(n) = d.pool_size {
-            out.gauge(
-                "vitals_pgbouncer_pool_size",
-                "The database's pool_size, from SHOW DATABASES.",
-                &l,
-                n,
-            );
+            out.add(&POOL_SIZE, &l, n);
         }
         if let Some(n) = d.current_connections {
-            out.gauge(
-                "vitals_pgbouncer_database_current_connections",
-                "Server connections open to the database, from SHOW DATABASES current_connections.",
-                &l,
-                n,
-            );
+            out.add(&DATABASE_CURRENT_CONNECTIONS, &l, n);
         }
         // 0 means unlimited: no limit series rather than a limit of 0.
         if let Some(n) = d.max_connections.filter(|n| *n > 0.0) {
-            out.gauge(
-                "vitals_pgbouncer_database_max_connections",
-                "The database's max_connections in PgBouncer, from SHOW DATABASES (absent when unlimited).",
-                &l,
-                n,
-            );
+            out.add(&DATABASE_MAX_CONNECTIONS, &l, n);
         }
         if let Some(n) = d.paused {
-            out.gauge(
-                "vitals_pgbouncer_database_paused",
-                "1 when the database is paused (SHOW DATABASES paused).",
-                &l,
-                n,
-            );
+            out.add(&DATABASE_PAUSED, &l, n);
         }
         if let Some(n) = d.disabled {
-            out.gauge(
-                "vitals_pgbouncer_database_disabled",
-                "1 when the database is disabled (SHOW DATABASES disabled).",
-                &l,
-                n,
-            );
+            out.add(&DATABASE_DISABLED, &l, n);
         }
     }
     for st in stats {
         let l = [("target", target), ("database", st.database.as_str())];
-        for (metric, help, v) in &st.counters {
-            out.counter(metric, help, &l, *v);
+        for (desc, v) in &st.counters {
+            out.add(desc, &l, *v);
         }
     }
 }
+
+pub const POOL_CLIENTS: Desc = Desc::gauge(
+    "vitals_pgbouncer_pool_clients",
+    &["target", "database", "user", "state"],
+    "Client connections of the pool by state, from the cl_<state> columns of SHOW POOLS.",
+);
+pub const POOL_SERVERS: Desc = Desc::gauge(
+    "vitals_pgbouncer_pool_servers",
+    &["target", "database", "user", "state"],
+    "Server connections of the pool by state, from the sv_<state> columns of SHOW POOLS.",
+);
+pub const POOL_MAXWAIT_SECONDS: Desc = Desc::gauge(
+    "vitals_pgbouncer_pool_maxwait_seconds",
+    &["target", "database", "user"],
+    "How long the oldest waiting client of the pool has waited, from SHOW POOLS maxwait + maxwait_us.",
+);
+pub const POOL_INFO: Desc = Desc::gauge(
+    "vitals_pgbouncer_pool_info",
+    &["target", "database", "user", "pool_mode"],
+    "Always 1; pool_mode is the pool's mode from SHOW POOLS.",
+);
+pub const POOL_UTILIZATION_RATIO: Desc = Desc::gauge(
+    "vitals_pgbouncer_pool_utilization_ratio",
+    &["target", "database", "user"],
+    "Server connections linked to a client (SHOW POOLS sv_active) divided by the database's pool_size (SHOW DATABASES).",
+);
+pub const POOL_SIZE: Desc = Desc::gauge(
+    "vitals_pgbouncer_pool_size",
+    &["target", "database"],
+    "The database's pool_size, from SHOW DATABASES.",
+);
+pub const DATABASE_CURRENT_CONNECTIONS: Desc = Desc::gauge(
+    "vitals_pgbouncer_database_current_connections",
+    &["target", "database"],
+    "Server connections open to the database, from SHOW DATABASES current_connections.",
+);
+pub const DATABASE_MAX_CONNECTIONS: Desc = Desc::gauge(
+    "vitals_pgbouncer_database_max_connections",
+    &["target", "database"],
+    "The database's max_connections in PgBouncer, from SHOW DATABASES (absent when unlimited).",
+);
+pub const DATABASE_PAUSED: Desc = Desc::gauge(
+    "vitals_pgbouncer_database_paused",
+    &["target", "database"],
+    "1 when the database is paused (SHOW DATABASES paused).",
+);
+pub const DATABASE_DISABLED: Desc = Desc::gauge(
+    "vitals_pgbouncer_database_disabled",
+    &["target", "database"],
+    "1 when the database is disabled (SHOW DATABASES disabled).",
+);
+
+/// Every family this source exports, for `collectors::catalog()`.
+pub const METRICS: &[Desc] = &[
+    UP,
+    POOL_CLIENTS,
+    POOL_SERVERS,
+    POOL_MAXWAIT_SECONDS,
+    POOL_INFO,
+    POOL_UTILIZATION_RATIO,
+    POOL_SIZE,
+    DATABASE_CURRENT_CONNECTIONS,
+    DATABASE_MAX_CONNECTIONS,
+    DATABASE_PAUSED,
+    DATABASE_DISABLED,
+    TRANSACTIONS_TOTAL,
+    QUERIES_TOTAL,
+    TRANSACTION_SECONDS_TOTAL,
+    QUERY_SECONDS_TOTAL,
+    CLIENT_WAIT_SECONDS_TOTAL,
+    RECEIVED_BYTES_TOTAL,
+    SENT_BYTES_TOTAL,
+];
 
 /// A PgBouncer target.
 pub struct PgBouncerSource {
@@ -430,7 +466,7 @@ impl Source for PgBouncerSource {
         let target = self.name.clone();
         let labels = [("target", target.as_str())];
         let fail = |out: &mut Output, message: String| {
-            out.gauge(UP, UP_HELP, &labels, 0.0);
+            out.add(&UP, &labels, 0.0);
             CollectError::Other(format!("pgbouncer target {target}: {message}"))
         };
         let [pools, databases, stats] = match self.round(deadline).await {
@@ -449,7 +485,7 @@ impl Source for PgBouncerSource {
         });
         match parsed {
             Ok((p, d, s)) => {
-                out.gauge(UP, UP_HELP, &labels, 1.0);
+                out.add(&UP, &labels, 1.0);
                 emit(out, &target, &p, &d, &s);
                 Ok(())
             }
@@ -458,8 +494,11 @@ impl Source for PgBouncerSource {
     }
 }
 
-const UP: &str = "vitals_pgbouncer_up";
-const UP_HELP: &str = "1 when the last round connected to the PgBouncer admin console and read SHOW POOLS, DATABASES and STATS, else 0.";
+pub const UP: Desc = Desc::gauge(
+    "vitals_pgbouncer_up",
+    &["target"],
+    "1 when the last round connected to the PgBouncer admin console and read SHOW POOLS, DATABASES and STATS, else 0.",
+);
 
 #[cfg(test)]
 mod tests {
@@ -572,8 +611,8 @@ monitor|app|2|4|7|3|12
             stats[0]
                 .counters
                 .iter()
-                .find(|c| c.0 == metric)
-                .map(|c| c.2)
+                .find(|c| c.0.name == metric)
+                .map(|c| c.1)
         };
         assert_eq!(get("vitals_pgbouncer_queries_total"), Some(1.0));
         assert_eq!(

@@ -28,7 +28,7 @@
 
 use super::{CollectError, Source};
 use crate::config::{Paths, ProcessConfig, ProcessMatch};
-use crate::metrics::Output;
+use crate::metrics::{Desc, Output};
 use std::collections::HashMap;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -211,145 +211,159 @@ impl Scanner {
     /// Reads one process. `None`: it is gone (or a zombie, which is not
     /// running either).
     fn sample(&self, pid: u32) -> Result<Option<ProcSample>, CollectError> {
-        let dir = self.proc_root.join(pid.to_string());
-        let path = dir.join("stat");
-        let stat = match read_pid_file(&path)? {
-            PidRead::Data(bytes) => parse_stat(&String::from_utf8_lossy(&bytes))
-                .map_err(|e| CollectError::parse(&path, e.0))?,
-            PidRead::Gone => return Ok(None),
-            PidRead::Denied(e) => return Err(CollectError::io(&path, e)),
-        };
-        // 'Z' zombie, 'X' dead; 'x' is dead on Linux 2.6.33 to 3.13.
-        if matches!(stat.state, 'Z' | 'X' | 'x') {
-            tracing::debug!(pid, state = %stat.state, "process is dead; not counted");
-            return Ok(None);
-        }
-        // VmRSS rather than stat's rss field: on Linux 6.18 stat read 3375
-        // pages (13500 kB) while VmRSS read 13552 kB for the same idle
-        // process, status summing the per-CPU counters exactly. It is in kB,
-        // so no page size is needed either.
-        let path = dir.join("status");
-        let rss_bytes = match read_pid_file(&path)? {
-            PidRead::Data(bytes) => parse_status_rss(&String::from_utf8_lossy(&bytes))
-                .map_err(|e| CollectError::parse(&path, e.0))?,
-            PidRead::Gone => return Ok(None),
-            PidRead::Denied(e) => return Err(CollectError::io(&path, e)),
-        };
-        let path = dir.join("limits");
-        let max_fds = match read_pid_file(&path)? {
-            PidRead::Data(bytes) => match parse_max_open_files(&String::from_utf8_lossy(&bytes))
-                .map_err(|e| CollectError::parse(&path, e.0))?
-            {
-                Some(limit) => MaxFds::Limit(limit),
-                None => MaxFds::Unlimited,
-            },
-            PidRead::Gone => return Ok(None),
-            PidRead::Denied(e) => {
-                tracing::debug!(pid, error = %e, "limits not readable; no max_fds");
-                MaxFds::Unknown
-            }
-        };
-        let open_fds = match count_fds(&dir.join("fd"))? {
-            PidRead::Data(n) => Some(n),
-            PidRead::Gone => return Ok(None),
-            PidRead::Denied(e) => {
-                // Another user's process without CAP_SYS_PTRACE.
-                tracing::debug!(pid, error = %e, "fd directory not readable; no open_fds");
-                None
-            }
-        };
-        Ok(Some(ProcSample {
-            cpu_ticks: stat.utime.saturating_add(stat.stime),
-            // No VmRSS line: a kernel thread, which has no user memory.
-            rss_bytes: rss_bytes.unwrap_or(0),
-            threads: stat.num_threads,
-            start_ticks: stat.starttime,
-            open_fds,
-            max_fds,
-        }))
+        read_sample(&self.proc_root.join(pid.to_string()))
     }
 
     fn write(&self, out: &mut Output, name: &str, figures: Option<&Figures>, btime: Option<u64>) {
         let labels = [("process", name)];
-        out.gauge(
-            "vitals_process_up",
-            "1 when at least one running process matches the target, 0 when none does; from a scan of /proc (comm, cmdline) or the pid file.",
-            &labels,
-            if figures.is_some() { 1.0 } else { 0.0 },
-        );
+        out.add(&UP, &labels, if figures.is_some() { 1.0 } else { 0.0 });
         let Some(f) = figures else {
             return;
         };
         let hz = self.ticks_per_second;
-        out.gauge(
-            "vitals_process_count",
-            "Number of running processes matching the target (zombies and vitals itself excluded), from a scan of /proc.",
-            &labels,
-            f.count as f64,
-        );
-        out.counter(
-            "vitals_process_cpu_seconds_total",
-            "CPU time in user and system mode of the target's processes, summed, from utime and stime in /proc/PID/stat.",
-            &labels,
-            f.cpu_ticks as f64 / hz as f64,
-        );
-        out.gauge(
-            "vitals_process_resident_memory_bytes",
-            "Resident memory of the target's processes, summed, from VmRSS in /proc/PID/status.",
-            &labels,
-            f.rss_bytes as f64,
-        );
-        out.gauge(
-            "vitals_process_threads",
-            "Threads of the target's processes, summed, from num_threads in /proc/PID/stat.",
-            &labels,
-            f.threads as f64,
-        );
+        out.add(&COUNT, &labels, f.count as f64);
+        out.add(&CPU_SECONDS_TOTAL, &labels, f.cpu_ticks as f64 / hz as f64);
+        out.add(&RESIDENT_MEMORY_BYTES, &labels, f.rss_bytes as f64);
+        out.add(&THREADS, &labels, f.threads as f64);
         if let Some(fds) = f.open_fds {
-            out.gauge(
-                "vitals_process_open_fds",
-                "Open file descriptors of the target's processes, summed, counted in /proc/PID/fd.",
-                &labels,
-                fds as f64,
-            );
+            out.add(&OPEN_FDS, &labels, fds as f64);
         }
         if let Some(max) = f.max_fds {
-            out.gauge(
-                "vitals_process_max_fds",
-                "Soft limit on open file descriptors, the lowest among the target's processes, from Max open files in /proc/PID/limits; absent when unlimited.",
-                &labels,
-                max as f64,
-            );
+            out.add(&MAX_FDS, &labels, max as f64);
         }
         if let Some(btime) = btime {
             // Integer first, one rounding: btime + starttime / USER_HZ.
             let start = btime
                 .saturating_mul(hz)
                 .saturating_add(f.oldest_start_ticks);
-            out.gauge(
-                "vitals_process_start_time_seconds",
-                "Unix time the oldest of the target's processes started, from starttime in /proc/PID/stat and btime in /proc/stat.",
-                &labels,
-                start as f64 / hz as f64,
-            );
+            out.add(&START_TIME_SECONDS, &labels, start as f64 / hz as f64);
         }
     }
 }
 
+pub const UP: Desc = Desc::gauge(
+    "vitals_process_up",
+    &["process"],
+    "1 when at least one running process matches the target, 0 when none does; from a scan of /proc (comm, cmdline) or the pid file.",
+);
+pub const COUNT: Desc = Desc::gauge(
+    "vitals_process_count",
+    &["process"],
+    "Number of running processes matching the target (zombies and vitals itself excluded), from a scan of /proc.",
+);
+pub const CPU_SECONDS_TOTAL: Desc = Desc::counter(
+    "vitals_process_cpu_seconds_total",
+    &["process"],
+    "CPU time in user and system mode of the target's processes, summed, from utime and stime in /proc/PID/stat.",
+);
+pub const RESIDENT_MEMORY_BYTES: Desc = Desc::gauge(
+    "vitals_process_resident_memory_bytes",
+    &["process"],
+    "Resident memory of the target's processes, summed, from VmRSS in /proc/PID/status.",
+);
+pub const THREADS: Desc = Desc::gauge(
+    "vitals_process_threads",
+    &["process"],
+    "Threads of the target's processes, summed, from num_threads in /proc/PID/stat.",
+);
+pub const OPEN_FDS: Desc = Desc::gauge(
+    "vitals_process_open_fds",
+    &["process"],
+    "Open file descriptors of the target's processes, summed, counted in /proc/PID/fd.",
+);
+pub const MAX_FDS: Desc = Desc::gauge(
+    "vitals_process_max_fds",
+    &["process"],
+    "Soft limit on open file descriptors, the lowest among the target's processes, from Max open files in /proc/PID/limits; absent when unlimited.",
+);
+pub const START_TIME_SECONDS: Desc = Desc::gauge(
+    "vitals_process_start_time_seconds",
+    &["process"],
+    "Unix time the oldest of the target's processes started, from starttime in /proc/PID/stat and btime in /proc/stat.",
+);
+
+/// Every family this source exports, for `collectors::catalog()`.
+pub const METRICS: &[Desc] = &[
+    UP,
+    COUNT,
+    CPU_SECONDS_TOTAL,
+    RESIDENT_MEMORY_BYTES,
+    THREADS,
+    OPEN_FDS,
+    MAX_FDS,
+    START_TIME_SECONDS,
+];
+
+/// Reads the process whose directory is `dir` (`<proc>/<pid>` or
+/// `<proc>/self`). `None`: it is gone (or a zombie, which is not running
+/// either).
+pub(crate) fn read_sample(dir: &Path) -> Result<Option<ProcSample>, CollectError> {
+    let Some(stat) = read_parsed(&dir.join("stat"), parse_stat)? else {
+        return Ok(None);
+    };
+    // 'Z' zombie, 'X' dead; 'x' is dead on Linux 2.6.33 to 3.13.
+    if matches!(stat.state, 'Z' | 'X' | 'x') {
+        tracing::debug!(dir = %dir.display(), state = %stat.state, "process is dead; not counted");
+        return Ok(None);
+    }
+    // VmRSS rather than stat's rss field: on Linux 6.18 stat read 3375
+    // pages (13500 kB) while VmRSS read 13552 kB for the same idle
+    // process, status summing the per-CPU counters exactly. It is in kB,
+    // so no page size is needed either.
+    let Some(rss_bytes) = read_parsed(&dir.join("status"), parse_status_rss)? else {
+        return Ok(None);
+    };
+    let path = dir.join("limits");
+    let max_fds = match read_pid_file(&path)? {
+        PidRead::Data(bytes) => match parse_max_open_files(&String::from_utf8_lossy(&bytes))
+            .map_err(|e| CollectError::parse(&path, e.0))?
+        {
+            Some(limit) => MaxFds::Limit(limit),
+            None => MaxFds::Unlimited,
+        },
+        PidRead::Gone => return Ok(None),
+        PidRead::Denied(e) => {
+            tracing::debug!(dir = %dir.display(), error = %e, "limits not readable; no max_fds");
+            MaxFds::Unknown
+        }
+    };
+    let open_fds = match count_fds(&dir.join("fd"))? {
+        PidRead::Data(n) => Some(n),
+        PidRead::Gone => return Ok(None),
+        PidRead::Denied(e) => {
+            // Another user's process without CAP_SYS_PTRACE.
+            tracing::debug!(dir = %dir.display(), error = %e, "fd directory not readable; no open_fds");
+            None
+        }
+    };
+    Ok(Some(ProcSample {
+        cpu_ticks: stat.utime.saturating_add(stat.stime),
+        virtual_bytes: stat.vsize,
+        // No VmRSS line: a kernel thread, which has no user memory.
+        rss_bytes: rss_bytes.unwrap_or(0),
+        threads: stat.num_threads,
+        start_ticks: stat.starttime,
+        open_fds,
+        max_fds,
+    }))
+}
+
 /// One process's figures, in the kernel's units.
 #[derive(Clone, Debug, PartialEq)]
-struct ProcSample {
-    cpu_ticks: u64,
-    rss_bytes: u64,
-    threads: u64,
-    start_ticks: u64,
+pub(crate) struct ProcSample {
+    pub(crate) cpu_ticks: u64,
+    pub(crate) rss_bytes: u64,
+    /// Virtual memory size, stat's vsize.
+    pub(crate) virtual_bytes: u64,
+    pub(crate) threads: u64,
+    pub(crate) start_ticks: u64,
     /// `None`: the fd directory could not be read.
-    open_fds: Option<u64>,
-    max_fds: MaxFds,
+    pub(crate) open_fds: Option<u64>,
+    pub(crate) max_fds: MaxFds,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
-enum MaxFds {
+pub(crate) enum MaxFds {
     Limit(u64),
     Unlimited,
     /// limits could not be read.
@@ -404,6 +418,21 @@ fn aggregate(samples: &[ProcSample]) -> Option<Figures> {
         f.max_fds = None;
     }
     Some(f)
+}
+
+/// Reads and parses a file of one process that must be readable; `None`
+/// when the process is gone.
+fn read_parsed<T>(
+    path: &Path,
+    parse: fn(&str) -> Result<T, ParseError>,
+) -> Result<Option<T>, CollectError> {
+    match read_pid_file(path)? {
+        PidRead::Data(bytes) => parse(&String::from_utf8_lossy(&bytes))
+            .map(Some)
+            .map_err(|e| CollectError::parse(path, e.0)),
+        PidRead::Gone => Ok(None),
+        PidRead::Denied(e) => Err(CollectError::io(path, e)),
+    }
 }
 
 /// What reading a file of one process gave.
@@ -465,7 +494,7 @@ fn read_pidfile(path: &Path) -> Result<Option<u32>, CollectError> {
 
 /// Why a file's contents could not be understood.
 #[derive(Debug, PartialEq, Eq)]
-struct ParseError(String);
+pub(crate) struct ParseError(pub(crate) String);
 
 /// The fields of `/proc/PID/stat` this source uses.
 #[derive(Debug, PartialEq, Eq)]
@@ -476,6 +505,7 @@ struct PidStat {
     stime: u64,
     num_threads: u64,
     starttime: u64,
+    vsize: u64,
 }
 
 /// Parses `/proc/PID/stat`. The comm in parentheses may itself hold spaces
@@ -514,6 +544,7 @@ fn parse_stat(text: &str) -> Result<PidStat, ParseError> {
         stime: field(15, "stime")?,
         num_threads: field(20, "num_threads")?,
         starttime: field(22, "starttime")?,
+        vsize: field(23, "vsize")?,
     })
 }
 
@@ -553,7 +584,7 @@ fn parse_max_open_files(text: &str) -> Result<Option<u64>, ParseError> {
 }
 
 /// `btime` (boot time, unix seconds) from `<proc>/stat`.
-fn parse_btime(text: &str) -> Result<u64, ParseError> {
+pub(crate) fn parse_btime(text: &str) -> Result<u64, ParseError> {
     let value = text
         .lines()
         .find_map(|l| l.strip_prefix("btime "))
@@ -647,14 +678,23 @@ mod tests {
 
     #[test]
     fn stat_lines_parse() {
-        let cases: [(&str, &str, char, u64, u64, u64, u64); 4] = [
-            // (line, comm, state, utime, stime, num_threads, starttime)
-            (STAT_PYTHON_4_THREADS, "python3", 'S', 65, 1, 4, 310485),
-            (STAT_TRICKY_COMM, "a) b (c", 'S', 0, 0, 1, 310536),
-            (STAT_ZOMBIE, "python3", 'Z', 0, 0, 1, 310536),
-            (STAT_KTHREADD, "kthreadd", 'S', 0, 0, 1, 25),
+        let cases = [
+            // (line, comm, state, utime, stime, num_threads, starttime, vsize)
+            (
+                STAT_PYTHON_4_THREADS,
+                "python3",
+                'S',
+                65,
+                1,
+                4,
+                310485,
+                243515392,
+            ),
+            (STAT_TRICKY_COMM, "a) b (c", 'S', 0, 0, 1, 310536, 2990080),
+            (STAT_ZOMBIE, "python3", 'Z', 0, 0, 1, 310536, 0),
+            (STAT_KTHREADD, "kthreadd", 'S', 0, 0, 1, 25, 0),
         ];
-        for (line, comm, state, utime, stime, num_threads, starttime) in cases {
+        for (line, comm, state, utime, stime, num_threads, starttime, vsize) in cases {
             assert_eq!(
                 parse_stat(line),
                 Ok(PidStat {
@@ -664,6 +704,7 @@ mod tests {
                     stime,
                     num_threads,
                     starttime,
+                    vsize,
                 }),
                 "{line}"
             );
@@ -778,6 +819,7 @@ mod tests {
         ProcSample {
             cpu_ticks: 10,
             rss_bytes: 4096,
+            virtual_bytes: 8192,
             threads: 2,
             start_ticks: start,
             open_fds: fds,

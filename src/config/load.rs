@@ -1,6 +1,7 @@
 //! Reading a config file and turning every problem into `file:line:column:
 //! message` naming the key, with a did-you-mean for misspelt keys.
 
+use super::paths::{PathIndex, Position};
 use super::Config;
 use std::fmt;
 use std::path::Path;
@@ -43,30 +44,32 @@ pub fn load_file(path: &Path) -> Result<Config, ConfigError> {
 
 /// Parses and validates config text; `file` is only used in messages.
 pub fn parse_str(text: &str, file: &str) -> Result<Config, ConfigError> {
-    let config: Config = serde_saphyr::from_str(text).map_err(|e| {
-        let (line, column) = e
-            .location()
-            .map(|l| (l.line(), l.column()))
-            .unwrap_or((1, 1));
-        ConfigError {
-            file: file.to_owned(),
-            line,
-            column,
-            message: describe(text, line, column, &e.to_string()),
-        }
-    })?;
-    super::validate::validate(&config, text).map_err(|(line, column, message)| ConfigError {
+    let index = PathIndex::new(text);
+    let error = |(line, column): Position, message: String| ConfigError {
         file: file.to_owned(),
         line,
         column,
         message,
+    };
+    let config: Config = serde_saphyr::from_str(text).map_err(|e| {
+        let at = e
+            .location()
+            .map(|l| (l.line(), l.column()))
+            .unwrap_or((1, 1));
+        error(at, describe(&index, at, &e.to_string()))
+    })?;
+    super::validate::validate(&config).map_err(|invalid| {
+        error(
+            index.position_of(&invalid.path),
+            format!("key `{}`: {}", invalid.path, invalid.message),
+        )
     })?;
     Ok(config)
 }
 
 /// The parser's own message without its "error: line L column C:" prefix and
 /// source snippet, plus the key it concerns and a did-you-mean.
-fn describe(text: &str, line: u64, column: u64, raw: &str) -> String {
+fn describe(index: &PathIndex, at: Position, raw: &str) -> String {
     let first = raw.lines().next().unwrap_or(raw);
     let message = first
         .strip_prefix("error: ")
@@ -83,7 +86,8 @@ fn describe(text: &str, line: u64, column: u64, raw: &str) -> String {
                 .split(", ")
                 .map(|s| s.trim_matches('`'))
                 .collect();
-            let path = key_path_at(text, line, column)
+            let path = index
+                .key_at(at, field)
                 .map(|p| format!(" (key `{p}`)"))
                 .unwrap_or_default();
             let hint = did_you_mean(field, &choices)
@@ -92,7 +96,7 @@ fn describe(text: &str, line: u64, column: u64, raw: &str) -> String {
             return format!("unknown key `{field}`{path}{hint}");
         }
     }
-    match key_path_at(text, line, column) {
+    match index.path_at(at) {
         Some(path) => format!("key `{path}`: {message}"),
         None => message.to_owned(),
     }
@@ -120,114 +124,6 @@ fn edit_distance(a: &str, b: &str) -> usize {
         prev = cur;
     }
     prev[b.len()]
-}
-
-/// Best-effort dotted path (`sources.postgres[1].interval`) of the key whose
-/// value or name sits at `line:column` (1-based) of block-style YAML, with
-/// flow mappings on the last line (`target: {pid: -1}`) handled too.
-pub fn key_path_at(text: &str, line: u64, column: u64) -> Option<String> {
-    let lines: Vec<&str> = text.lines().collect();
-    let idx = usize::try_from(line).ok()?.checked_sub(1)?;
-    let here = *lines.get(idx)?;
-    // The parser counts columns in characters; slicing needs a byte index
-    // (a non-ASCII character before the error used to panic here).
-    let chars = usize::try_from(column).ok()?.saturating_sub(1);
-    let col = here
-        .char_indices()
-        .nth(chars)
-        .map_or(here.len(), |(i, _)| i);
-
-    // Keys on the error's own line, up to the error position (flow style may
-    // nest several: `target: {pid: -1}` gives target.pid).
-    let mut own: Vec<String> = Vec::new();
-    let before = &here[..col];
-    let at_key = key_of_line(here).filter(|(indent, _)| *indent == col);
-    if let Some((_, key)) = at_key {
-        own.push(key);
-    } else {
-        let mut depth_keys: Vec<String> = Vec::new();
-        let mut token = String::new();
-        for ch in before.chars() {
-            match ch {
-                ':' => {
-                    let t = token.trim().trim_start_matches(['-', '{', ',', ' ']).trim();
-                    if !t.is_empty() {
-                        depth_keys.push(t.trim_matches(['"', '\'']).to_owned());
-                    }
-                    token.clear();
-                }
-                '{' | ',' => token.clear(),
-                _ => token.push(ch),
-            }
-        }
-        own = depth_keys;
-    }
-    let own_indent = indent_of(here);
-
-    // Walk up through parents: each line with a smaller indentation opens the
-    // block we are in.
-    let mut path: Vec<String> = Vec::new();
-    let mut current = own_indent;
-    let mut i = idx;
-    while i > 0 && current > 0 {
-        i -= 1;
-        let line = lines[i];
-        if line.trim().is_empty() || line.trim_start().starts_with('#') {
-            continue;
-        }
-        let indent = indent_of(line);
-        let dash = line.trim_start().starts_with("- ") || line.trim() == "-";
-        let raw_indent = line.len() - line.trim_start().len();
-        if dash && raw_indent < current {
-            // We are inside list item number N of the block above.
-            let count = lines[..=i]
-                .iter()
-                .rev()
-                .take_while(|l| l.trim().is_empty() || l.len() - l.trim_start().len() >= raw_indent)
-                .filter(|l| {
-                    l.len() - l.trim_start().len() == raw_indent && l.trim_start().starts_with('-')
-                })
-                .count();
-            path.push(format!("[{}]", count.saturating_sub(1)));
-            current = raw_indent;
-            continue;
-        }
-        if indent < current {
-            if let Some((_, key)) = key_of_line(line) {
-                path.push(key);
-            }
-            current = indent;
-        }
-    }
-    path.reverse();
-    let mut out = String::new();
-    for part in path.into_iter().chain(own) {
-        if !out.is_empty() && !part.starts_with('[') {
-            out.push('.');
-        }
-        out.push_str(&part);
-    }
-    (!out.is_empty()).then_some(out)
-}
-
-/// Indentation of a line's first key, treating "- " as indentation.
-fn indent_of(line: &str) -> usize {
-    let mut n = line.len() - line.trim_start().len();
-    let mut rest = line.trim_start();
-    while let Some(r) = rest.strip_prefix("- ") {
-        n += 2 + (r.len() - r.trim_start().len());
-        rest = r.trim_start();
-    }
-    n
-}
-
-/// The key a block-style line starts with, and its column (0-based).
-fn key_of_line(line: &str) -> Option<(usize, String)> {
-    let indent = indent_of(line);
-    let rest = line.get(indent..)?;
-    let (key, _) = rest.split_once(':')?;
-    let key = key.trim().trim_matches(['"', '\'']);
-    (!key.is_empty() && !key.contains([' ', '{', '['])).then(|| (indent, key.to_owned()))
 }
 
 #[cfg(test)]
@@ -266,7 +162,7 @@ mod tests {
 
     #[test]
     fn bad_duration_names_key_in_list_item() {
-        let text = "sources:\n  postgres:\n    - name: a\n      dsn: x\n    - name: b\n      dsn: y\n      interval: 5 seconds\n";
+        let text = "sources:\n  postgres:\n    - name: a\n      dsn: host=a\n    - name: b\n      dsn: host=b\n      interval: 5 seconds\n";
         let e = err(text);
         assert_eq!((e.line, e.column), (7, 17));
         assert!(
@@ -275,6 +171,141 @@ mod tests {
             "{}",
             e.message
         );
+    }
+
+    /// Every class of error, in block and in flow style: the same dotted
+    /// path, each at its own position.
+    #[test]
+    fn every_error_class_names_path_and_position_in_block_and_flow_style() {
+        const PG: &str = "sources:\n  postgres:\n";
+        const DSN: &str = "dsn: \"host=127.0.0.1\"";
+        let cases: Vec<(String, (u64, u64), &str)> = vec![
+            // unknown key, with a did-you-mean
+            (
+                format!("{PG}    - name: a\n      {DSN}\n      intervl: 5s\n"),
+                (5, 7),
+                "unknown key `intervl` (key `sources.postgres[0].intervl`); did you mean `interval`?",
+            ),
+            (
+                format!("{PG}    - {{name: a, {DSN}, intervl: 5s}}\n"),
+                (3, 40),
+                "unknown key `intervl` (key `sources.postgres[0].intervl`); did you mean `interval`?",
+            ),
+            // wrong type
+            (
+                format!("{PG}    - name: a\n      {DSN}\n      top_applications: many\n"),
+                (5, 25),
+                "key `sources.postgres[0].top_applications`: ",
+            ),
+            (
+                format!("{PG}    - {{name: a, {DSN}, top_applications: many}}\n"),
+                (3, 58),
+                "key `sources.postgres[0].top_applications`: ",
+            ),
+            // bad duration
+            (
+                format!("{PG}    - name: a\n      {DSN}\n      interval: 5 seconds\n"),
+                (5, 17),
+                "key `sources.postgres[0].interval`: invalid duration",
+            ),
+            (
+                format!("{PG}    - {{name: a, {DSN}, interval: 5 seconds}}\n"),
+                (3, 50),
+                "key `sources.postgres[0].interval`: invalid duration",
+            ),
+            // bad address
+            ("listen: nowhere\n".into(), (1, 9), "key `listen`: "),
+            ("{interval: 5s, listen: nowhere}\n".into(), (1, 24), "key `listen`: "),
+            // bad DSN (its text, password included, is never repeated)
+            (
+                format!("{PG}    - name: a\n      dsn: \"host=127.0.0.1 password=hunter2hunter2 port=x\"\n"),
+                (4, 12),
+                "key `sources.postgres[0].dsn`: invalid dsn",
+            ),
+            (
+                format!("{PG}    - {{name: a, dsn: \"host=127.0.0.1 password=hunter2hunter2 port=x\"}}\n"),
+                (3, 22),
+                "key `sources.postgres[0].dsn`: invalid dsn",
+            ),
+            // bad probe URL
+            (
+                "sources:\n  http_probes:\n    - name: app\n      url: https://127.0.0.1/\n".into(),
+                (4, 12),
+                "key `sources.http_probes[0].url`: probe URL \"https://127.0.0.1/\": https is not supported",
+            ),
+            (
+                "sources:\n  http_probes:\n    - {name: app, url: \"https://127.0.0.1/\"}\n".into(),
+                (3, 24),
+                "key `sources.http_probes[0].url`: probe URL \"https://127.0.0.1/\": https is not supported",
+            ),
+            // bad selector
+            (
+                "checks:\n  - name: lag\n    metric: 'x{target=replica}'\n    critical: 5\n".into(),
+                (3, 13),
+                "key `checks[0].metric`: invalid selector \"x{target=replica}\" at character 10: expected a quoted string, found `r`",
+            ),
+            (
+                "checks:\n  - {name: lag, metric: 'x{target=replica}', critical: 5}\n".into(),
+                (2, 25),
+                "key `checks[0].metric`: invalid selector \"x{target=replica}\" at character 10: expected a quoted string, found `r`",
+            ),
+            // levels out of order
+            (
+                "checks:\n  - name: lag\n    metric: m\n    warning: 5\n    critical: 1\n".into(),
+                (4, 14),
+                "key `checks[0].warning`: check `lag`: warning 5 is beyond critical 1",
+            ),
+            (
+                "checks:\n  - {name: lag, metric: m, warning: 5, critical: 1}\n".into(),
+                (2, 37),
+                "key `checks[0].warning`: check `lag`: warning 5 is beyond critical 1",
+            ),
+            // unknown enum value
+            (
+                "checks:\n  - name: lag\n    metric: m\n    direction: sideways\n    critical: 1\n".into(),
+                (4, 16),
+                "key `checks[0].direction`: unknown variant `sideways`",
+            ),
+            (
+                "checks:\n  - {name: lag, metric: m, direction: sideways, critical: 1}\n".into(),
+                (2, 39),
+                "key `checks[0].direction`: unknown variant `sideways`",
+            ),
+            // two targets with one name: at the second name
+            (
+                format!("{PG}    - name: a\n      {DSN}\n    - name: a\n      {DSN}\n"),
+                (5, 13),
+                "key `sources.postgres[1].name`: name `a` is used twice",
+            ),
+            (
+                format!("{PG}    - {{name: a, {DSN}}}\n    - {{name: a, {DSN}}}\n"),
+                (4, 14),
+                "key `sources.postgres[1].name`: name `a` is used twice",
+            ),
+            // YAML syntax
+            (
+                "sources:\n  host:\n    enabled: true\n    interval: \"5s\n".into(),
+                (4, 15),
+                "key `sources.host.interval`: unclosed quote",
+            ),
+            (
+                "sources:\n  host: {enabled: true, interval: 5s]\n".into(),
+                (2, 9),
+                "key `sources.host`: mismatched bracket '{' closed by ']'",
+            ),
+        ];
+        let mut wrong = Vec::new();
+        for (text, at, message) in &cases {
+            let e = err(text);
+            if (e.line, e.column) != *at || !e.message.starts_with(message) {
+                wrong.push(format!(
+                    "{text:?}\n  want {}:{} {message}\n  got  {}:{} {}",
+                    at.0, at.1, e.line, e.column, e.message
+                ));
+            }
+            assert!(!e.message.contains("hunter2"), "{}", e.message);
+        }
+        assert!(wrong.is_empty(), "{}", wrong.join("\n"));
     }
 
     #[test]

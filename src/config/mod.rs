@@ -1,15 +1,31 @@
 //! The configuration schema (the public contract of `config.example.yaml`) and
 //! its loading. Every struct refuses unknown keys; `load` turns any problem
-//! into a [`ConfigError`] that names `file:line:column`.
+//! into a [`ConfigError`] that names `file:line:column` and the dotted key.
+//!
+//! Values are parsed into what they mean while the file is read, so the rest
+//! of the agent never parses a config string: a DSN ([`Dsn`], `dsn.rs`), a
+//! probe URL ([`ProbeTarget`], `probe.rs`; an app source's [`AppTarget`]), a
+//! check selector ([`Selector`], `selector.rs`), a derived check's kind
+//! ([`DerivedKind`], `derived.rs`, validated there), a duration, a regex. `paths.rs` names the key at a
+//! position (and the reverse) from the YAML parser's own spans;
+//! `validate.rs` checks what spans several keys. This module depends on
+//! nothing else in the crate.
 
-mod derived;
+pub mod derived;
+mod dsn;
 mod duration;
 mod load;
+mod paths;
+mod probe;
+pub mod selector;
 mod validate;
 
-pub use derived::{QuantileSpec, RateSpec, RatioSpec, TrendSpec};
+pub use derived::{DerivedKind, QuantileSpec, RateSpec, RatioSpec, TrendSpec};
+pub use dsn::{parse_dsn, Dsn};
 pub use duration::{parse_duration, Duration};
 pub use load::{load_file, parse_str, ConfigError, EMBEDDED_DEFAULT};
+pub use probe::{parse_http_url, parse_target, AppTarget, ProbeTarget};
+pub use selector::{Selector, SelectorError};
 
 use serde::de::{self, Deserializer};
 use serde::Deserialize;
@@ -276,7 +292,7 @@ pub struct PostgresConfig {
     /// Becomes the `target` label.
     pub name: String,
     /// libpq key=value or URL. A password in it works but is never echoed.
-    pub dsn: Secret,
+    pub dsn: Dsn,
     #[serde(default)]
     pub password_file: Option<PathBuf>,
     #[serde(default)]
@@ -316,7 +332,7 @@ pub struct HeartbeatConfig {
 #[serde(deny_unknown_fields)]
 pub struct PgBouncerConfig {
     pub name: String,
-    pub dsn: Secret,
+    pub dsn: Dsn,
     #[serde(default)]
     pub password_file: Option<PathBuf>,
     #[serde(default)]
@@ -331,7 +347,8 @@ pub struct PgBouncerConfig {
 #[serde(deny_unknown_fields)]
 pub struct HttpProbeConfig {
     pub name: String,
-    pub url: String,
+    /// `http://` only, without credentials.
+    pub url: ProbeTarget,
     #[serde(default)]
     pub interval: Option<Duration>,
     #[serde(default = "default_pg_timeout")]
@@ -355,7 +372,7 @@ pub struct AppMetricsConfig {
     /// Becomes the `app` label.
     pub name: String,
     /// `http://` on loopback; no credentials.
-    pub url: String,
+    pub url: AppTarget,
     #[serde(default)]
     pub interval: Option<Duration>,
     #[serde(default = "default_app_timeout")]
@@ -373,7 +390,7 @@ pub struct AppMetricsConfig {
     /// A selector of the app's queue-length gauge (e.g. `job_queue_size`),
     /// for the built-in `app_queue_<name>` check.
     #[serde(default)]
-    pub queue: Option<String>,
+    pub queue: Option<Selector>,
 }
 
 fn default_app_timeout() -> Duration {
@@ -391,11 +408,11 @@ fn default_max_bytes() -> u64 {
 #[serde(deny_unknown_fields)]
 pub struct CheckConfig {
     pub name: String,
-    /// A PromQL-style selector: `name{label="v",other=~"re"}`. Empty for
+    /// A PromQL-style selector: `name{label="v",other=~"re"}`. Absent for
     /// a derived kind (exactly one of `metric`, `rate`, `ratio`,
     /// `quantile`, `trend`).
     #[serde(default)]
-    pub metric: String,
+    pub metric: Option<Selector>,
     #[serde(default)]
     pub rate: Option<RateSpec>,
     #[serde(default)]

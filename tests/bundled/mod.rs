@@ -13,10 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-/// The repository root (where Cargo.toml is).
-pub fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+pub use crate::common::repo;
 
 pub fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
@@ -272,14 +269,12 @@ pub fn missing_metrics(
         .collect()
 }
 
-/// The committed list of names vitals exports, `tests/exported_metrics.txt`
-/// (one per line, `#` comments).
+/// The names vitals exports: its metric catalog (`collectors::catalog()`,
+/// which `vitals catalog` prints), each family declared beside its emit code.
 pub fn exported_metrics_list() -> BTreeSet<String> {
-    read(&repo().join("tests/exported_metrics.txt"))
-        .lines()
-        .map(|l| l.split('#').next().unwrap_or("").trim())
-        .filter(|l| !l.is_empty())
-        .map(str::to_owned)
+    vitals::collectors::catalog()
+        .iter()
+        .map(|d| d.name.to_owned())
         .collect()
 }
 

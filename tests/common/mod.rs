@@ -1,17 +1,69 @@
-//! Shared helpers of the integration tests: start the real `vitals` binary,
-//! talk HTTP/1.1 to it with a few lines of std, read its log.
+//! Shared helpers of the integration tests: start the real `vitals` binary
+//! on a config in a temp dir ([`Daemon::run`]), talk HTTP/1.1 to it with a
+//! few lines of std, read its log; the repository root, fixtures, free ports.
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tempfile::TempDir;
+
+pub mod catalog;
 
 /// The repository root (where Cargo.toml is).
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A loopback port nobody listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("binding an ephemeral loopback port")
+}
+
+/// Runs `vitals ARGS` to its end (killed after 20 s): exit status, stdout,
+/// stderr. For the commands and failures that exit on their own.
+pub fn run_to_exit(args: &[&str]) -> (ExitStatus, String, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vitals"))
+        .args(args)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start vitals");
+    let read = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_string(&mut text);
+            }
+            text
+        })
+    };
+    let stdout = read(child.stdout.take().map(|p| Box::new(p) as _));
+    let stderr = read(child.stderr.take().map(|p| Box::new(p) as _));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for vitals") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("vitals {args:?} kept running");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    (
+        status,
+        stdout.join().unwrap_or_default(),
+        stderr.join().unwrap_or_default(),
+    )
 }
 
 pub fn fixture(rel: &str) -> PathBuf {
@@ -33,14 +85,52 @@ pub fn copy_tree(from: &Path, to: &Path) {
     }
 }
 
-/// A running vitals; killed on drop.
+/// A running vitals; killed on drop (then its temp dir, if it has one, is
+/// removed).
 pub struct Daemon {
     child: Child,
     pub addr: String,
     log: Arc<Mutex<String>>,
+    dir: Option<TempDir>,
 }
 
 impl Daemon {
+    /// The usual start of a test: a fresh temp dir holding `vitals.yaml`
+    /// with `config`, vitals started on it, and ready.
+    pub fn run(config: &str) -> Daemon {
+        let dir = tempfile::tempdir().expect("temp dir");
+        Self::run_in(dir, config, &[], &[])
+    }
+
+    /// [`Daemon::run`] in a temp dir the test has prepared (files the config
+    /// names), with more arguments and environment.
+    pub fn run_in(dir: TempDir, config: &str, args: &[&str], env: &[(&str, &str)]) -> Daemon {
+        let d = Self::spawn_in(dir, config, args, env);
+        d.wait_ready();
+        d
+    }
+
+    /// [`Daemon::run_in`] without waiting for readiness (a TLS listener, a
+    /// first round that is meant to hang).
+    pub fn spawn_in(dir: TempDir, config: &str, args: &[&str], env: &[(&str, &str)]) -> Daemon {
+        let path = temp_config(dir.path(), "vitals.yaml", config);
+        let mut all = vec!["--config", path.to_str().expect("utf-8 path")];
+        all.extend_from_slice(args);
+        let mut d = Self::start_with(&all, env);
+        d.dir = Some(dir);
+        d
+    }
+
+    /// The temp dir of [`Daemon::run`] and its kin.
+    pub fn dir(&self) -> &Path {
+        self.dir.as_ref().expect("started by Daemon::run").path()
+    }
+
+    /// The config file of [`Daemon::run`] and its kin, to rewrite for a reload.
+    pub fn config_path(&self) -> PathBuf {
+        self.dir().join("vitals.yaml")
+    }
+
     /// Starts `vitals --config FILE --listen 127.0.0.1:0` and waits for its
     /// "vitals started" line to learn the port.
     pub fn start(config: &Path) -> Daemon {
@@ -95,7 +185,12 @@ impl Daemon {
                 panic!("vitals did not start; log:\n{}", log.lock().unwrap());
             }
         };
-        Daemon { child, addr, log }
+        Daemon {
+            child,
+            addr,
+            log,
+            dir: None,
+        }
     }
 
     pub fn get(&self, path: &str) -> HttpResponse {
@@ -245,7 +340,7 @@ pub fn sample(exposition: &str, name: &str, labels: &[(&str, &str)]) -> Option<f
         })
 }
 
-/// Writes `text` to a fresh temp file ending in `.yaml`.
+/// Writes `text` to `dir/name`.
 pub fn temp_config(dir: &Path, name: &str, text: &str) -> PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, text).unwrap();

@@ -353,30 +353,36 @@ fn promql_of_each_kind() {
 
 #[test]
 fn exactly_one_kind_and_valid_parameters() {
-    for (check, want) in [
+    // A selector is parsed with the file (the error names its key and
+    // line); the rest is checked per check (the error points at the check).
+    for (check, want, line) in [
         (
             "metric: a\n    rate: {metric: b}",
             "needs exactly one of metric, rate, ratio, quantile, trend",
+            3,
         ),
-        ("direction: above", "needs exactly one of"),
+        ("direction: above", "needs exactly one of", 3),
         (
             "quantile: {histogram: h, q: 1.5}",
             "quantile.q 1.5 must be between 0 and 1",
+            3,
         ),
         (
             "rate: {metric: 'a{', window: 1m}",
-            "rate.metric: invalid selector",
+            "`checks[0].rate.metric`: invalid selector",
+            4,
         ),
         (
             "ratio: {numerator: a, denominator: b, window: 0s}",
             "ratio.window must be above 0",
+            3,
         ),
     ] {
         let yaml =
             format!("default_checks: false\nchecks:\n  - name: c\n    {check}\n    warning: 1\n");
         let e = parse_str(&yaml, "t.yaml").unwrap_err();
         assert!(e.message.contains(want), "{check}: {}", e.message);
-        assert_eq!(e.line, 3, "{check}");
+        assert_eq!(e.line, line, "{check}");
     }
 }
 

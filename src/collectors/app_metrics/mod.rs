@@ -21,9 +21,9 @@
 pub mod parse;
 pub mod scrape;
 
-use super::http_probe::{parse_http_url, Target};
 use super::{CollectError, Source};
 use crate::config::AppMetricsConfig;
+use crate::config::ProbeTarget as Target;
 use crate::metrics::{Desc, Family, Output};
 use std::time::{Duration, Instant};
 
@@ -72,7 +72,7 @@ impl AppMetricsSource {
     pub fn new(config: &AppMetricsConfig) -> Self {
         AppMetricsSource {
             name: config.name.clone(),
-            target: parse_http_url(&config.url, "app_metrics"),
+            target: Ok(config.url.0.clone()),
             timeout: config.timeout.as_std(),
             max_series: config.max_series,
             max_bytes: config.max_bytes,

@@ -3,7 +3,7 @@
 //! negotiated like Prometheus does and bounded while reading.
 
 use super::parse::Dialect;
-use crate::collectors::http_probe::Target;
+use crate::config::ProbeTarget as Target;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper::header;

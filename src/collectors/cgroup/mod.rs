@@ -25,7 +25,7 @@ mod v2;
 use super::host::{parse_pressure, Pressure};
 use super::{read_optional, CollectError, Source};
 use crate::config::{CgroupConfig, CgroupTarget, Paths};
-use crate::metrics::Output;
+use crate::metrics::{Desc, Output};
 use discover::{Flavor, Layout, Membership};
 use parse::{parse_u64, ParseError};
 use std::path::{Path, PathBuf};
@@ -344,7 +344,7 @@ fn read_figures(layout: &Layout) -> Result<Figures, CollectError> {
         f.pids_limit = read_parsed(&loc.dir.join("pids.max"), parse::parse_max_or_u64)?.flatten();
     }
     if let Some(dir) = &layout.unified {
-        for resource in ["cpu", "memory", "io"] {
+        for (resource, _, _) in PRESSURE {
             let path = dir.join(format!("{resource}.pressure"));
             if let Some(p) = read_parsed(&path, |t| parse_pressure(t).map_err(|e| parse::err(e.0)))?
             {
@@ -356,139 +356,235 @@ fn read_figures(layout: &Layout) -> Result<Figures, CollectError> {
 }
 
 fn emit(out: &mut Output, layout: &Layout, f: &Figures, limits: &Limits, ratios: IntervalRatios) {
-    out.gauge(
-        "vitals_cgroup_info",
-        "The watched cgroup: its path as in /proc/PID/cgroup and the cgroup version of the host (v1, v2, or hybrid: v1 controllers plus a unified cgroup2 mount); always 1.",
+    out.add(
+        &INFO,
         &[("version", layout.version.label()), ("path", &layout.path)],
         1.0,
     );
-    let mut counter = |name: &str, help: &str, v: Option<f64>| {
+    let mut add = |desc: &Desc, v: Option<f64>| {
         if let Some(v) = v {
-            out.counter(name, help, &[], v);
+            out.add(desc, &[], v);
         }
     };
-    counter(
-        "vitals_cgroup_cpu_usage_seconds_total",
-        "CPU time used by the cgroup, from cgroup v2 cpu.stat usage_usec or cgroup v1 cpuacct.usage.",
-        f.cpu_usage_seconds,
-    );
-    counter(
-        "vitals_cgroup_cpu_periods_total",
-        "CFS enforcement periods that elapsed while the cgroup was runnable, from cpu.stat nr_periods.",
-        f.cpu_periods.map(|v| v as f64),
-    );
-    counter(
-        "vitals_cgroup_cpu_throttled_periods_total",
-        "CFS periods in which the cgroup was throttled by its CPU limit, from cpu.stat nr_throttled.",
+    add(&CPU_USAGE_SECONDS_TOTAL, f.cpu_usage_seconds);
+    add(&CPU_PERIODS_TOTAL, f.cpu_periods.map(|v| v as f64));
+    add(
+        &CPU_THROTTLED_PERIODS_TOTAL,
         f.cpu_throttled_periods.map(|v| v as f64),
     );
-    counter(
-        "vitals_cgroup_cpu_throttled_seconds_total",
-        "Time the cgroup spent throttled by its CPU limit, from cgroup v2 cpu.stat throttled_usec or cgroup v1 cpu.stat throttled_time.",
-        f.cpu_throttled_seconds,
-    );
-    counter(
-        "vitals_cgroup_memory_oom_events_total",
-        "Times the cgroup hit its memory limit and the OOM killer was invoked, from cgroup v2 memory.events oom (absent on cgroup v1, which has no such counter).",
-        f.oom_events.map(|v| v as f64),
-    );
-    counter(
-        "vitals_cgroup_memory_oom_kills_total",
-        "Processes in the cgroup killed by the OOM killer, from cgroup v2 memory.events oom_kill or cgroup v1 memory.oom_control oom_kill (Linux 4.13+).",
-        f.oom_kills.map(|v| v as f64),
-    );
-    for (resource, p) in &f.pressure {
-        for (kind, line) in [("some", p.some), ("full", p.full)] {
-            let total_us = line.map(|l| l.total_micros);
-            if let Some(us) = total_us {
-                out.counter(
-                    &format!("vitals_cgroup_pressure_{resource}_{kind}_seconds_total"),
-                    &format!(
-                        "Time in which {} tasks of the cgroup were stalled on {resource}, from the {kind} total of the cgroup v2 {resource}.pressure file.",
-                        if kind == "some" { "some" } else { "all non-idle" }
-                    ),
-                    &[],
-                    us as f64 / 1e6,
-                );
-            }
+    add(&CPU_THROTTLED_SECONDS_TOTAL, f.cpu_throttled_seconds);
+    add(&MEMORY_OOM_EVENTS_TOTAL, f.oom_events.map(|v| v as f64));
+    add(&MEMORY_OOM_KILLS_TOTAL, f.oom_kills.map(|v| v as f64));
+    for (resource, some, full) in PRESSURE {
+        if let Some((_, p)) = f.pressure.iter().find(|(r, _)| *r == resource) {
+            add(some, p.some.map(|l| l.total_micros as f64 / 1e6));
+            add(full, p.full.map(|l| l.total_micros as f64 / 1e6));
         }
     }
 
-    let mut gauge = |name: &str, help: &str, v: Option<f64>| {
-        if let Some(v) = v {
-            out.gauge(name, help, &[], v);
-        }
-    };
-    gauge(
-        "vitals_cgroup_cpu_limit_cores",
-        "CPU limit of the cgroup in cores, from cgroup v2 cpu.max or cgroup v1 cpu.cfs_quota_us / cpu.cfs_period_us, else the downward-API cpu_limit file; absent when unlimited.",
-        limits.cpu_cores.map(|(c, _)| c),
-    );
-    gauge(
-        "vitals_cgroup_cpu_limit_utilization_ratio",
-        "CPU used by the cgroup over the last sampling interval as a ratio of its CPU limit; absent on the first round and when unlimited.",
-        ratios.cpu_utilization,
-    );
-    gauge(
-        "vitals_cgroup_cpu_throttled_ratio",
-        "Share of the CFS periods of the last sampling interval in which the cgroup was throttled, from cpu.stat nr_throttled / nr_periods; absent on the first round and without a CPU limit.",
-        ratios.throttled,
-    );
-    gauge(
-        "vitals_cgroup_memory_usage_bytes",
-        "Memory charged to the cgroup, from cgroup v2 memory.current or cgroup v1 memory.usage_in_bytes.",
-        f.memory_usage_bytes.map(|v| v as f64),
-    );
+    add(&CPU_LIMIT_CORES, limits.cpu_cores.map(|(c, _)| c));
+    add(&CPU_LIMIT_UTILIZATION_RATIO, ratios.cpu_utilization);
+    add(&CPU_THROTTLED_RATIO, ratios.throttled);
+    add(&MEMORY_USAGE_BYTES, f.memory_usage_bytes.map(|v| v as f64));
     let working_set = f
         .memory_usage_bytes
         .zip(f.memory_inactive_file_bytes)
         .map(|(usage, inactive)| usage.saturating_sub(inactive));
-    gauge(
-        "vitals_cgroup_memory_working_set_bytes",
-        "Memory usage of the cgroup minus inactive file cache (memory.stat inactive_file, v1 total_inactive_file), at least 0: what the kernel cannot easily reclaim.",
-        working_set.map(|v| v as f64),
-    );
-    gauge(
-        "vitals_cgroup_memory_rss_bytes",
-        "Anonymous memory of the cgroup, from cgroup v2 memory.stat anon or cgroup v1 memory.stat total_rss.",
-        f.memory_rss_bytes.map(|v| v as f64),
-    );
-    gauge(
-        "vitals_cgroup_memory_limit_bytes",
-        "Memory limit of the cgroup, from cgroup v2 memory.max or cgroup v1 memory.limit_in_bytes, else the downward-API memory_limit file; absent when unlimited.",
+    add(&MEMORY_WORKING_SET_BYTES, working_set.map(|v| v as f64));
+    add(&MEMORY_RSS_BYTES, f.memory_rss_bytes.map(|v| v as f64));
+    add(
+        &MEMORY_LIMIT_BYTES,
         limits.memory_bytes.map(|(b, _)| b as f64),
     );
-    gauge(
-        "vitals_cgroup_memory_limit_utilization_ratio",
-        "Working set of the cgroup as a ratio of its memory limit; absent when unlimited.",
+    add(
+        &MEMORY_LIMIT_UTILIZATION_RATIO,
         working_set
             .zip(limits.memory_bytes)
             .map(|(ws, (limit, _))| ws as f64 / limit as f64),
     );
-    gauge(
-        "vitals_cgroup_pids_current",
-        "Tasks in the cgroup, from pids.current.",
-        f.pids_current.map(|v| v as f64),
-    );
-    gauge(
-        "vitals_cgroup_pids_limit",
-        "Task limit of the cgroup, from pids.max; absent when unlimited.",
-        f.pids_limit.map(|v| v as f64),
-    );
+    add(&PIDS_CURRENT, f.pids_current.map(|v| v as f64));
+    add(&PIDS_LIMIT, f.pids_limit.map(|v| v as f64));
     for (resource, limit) in [
         ("cpu", limits.cpu_cores.map(|(_, s)| s)),
         ("memory", limits.memory_bytes.map(|(_, s)| s)),
     ] {
         if let Some(source) = limit {
-            out.gauge(
-                "vitals_cgroup_limit_source",
-                "Where the cgroup's CPU or memory limit comes from: the cgroup files, or the Kubernetes downward-API files in limits_dir; 1 for each limit present.",
+            out.add(
+                &LIMIT_SOURCE,
                 &[("resource", resource), ("source", source.label())],
                 1.0,
             );
         }
     }
 }
+
+pub const INFO: Desc = Desc::gauge(
+    "vitals_cgroup_info",
+    &["version", "path"],
+    "The watched cgroup: its path as in /proc/PID/cgroup and the cgroup version of the host (v1, v2, or hybrid: v1 controllers plus a unified cgroup2 mount); always 1.",
+);
+pub const CPU_USAGE_SECONDS_TOTAL: Desc = Desc::counter(
+    "vitals_cgroup_cpu_usage_seconds_total",
+    &[],
+    "CPU time used by the cgroup, from cgroup v2 cpu.stat usage_usec or cgroup v1 cpuacct.usage.",
+);
+pub const CPU_PERIODS_TOTAL: Desc = Desc::counter(
+    "vitals_cgroup_cpu_periods_total",
+    &[],
+    "CFS enforcement periods that elapsed while the cgroup was runnable, from cpu.stat nr_periods.",
+);
+pub const CPU_THROTTLED_PERIODS_TOTAL: Desc = Desc::counter(
+    "vitals_cgroup_cpu_throttled_periods_total",
+    &[],
+    "CFS periods in which the cgroup was throttled by its CPU limit, from cpu.stat nr_throttled.",
+);
+pub const CPU_THROTTLED_SECONDS_TOTAL: Desc = Desc::counter(
+    "vitals_cgroup_cpu_throttled_seconds_total",
+    &[],
+    "Time the cgroup spent throttled by its CPU limit, from cgroup v2 cpu.stat throttled_usec or cgroup v1 cpu.stat throttled_time.",
+);
+pub const MEMORY_OOM_EVENTS_TOTAL: Desc = Desc::counter(
+    "vitals_cgroup_memory_oom_events_total",
+    &[],
+    "Times the cgroup hit its memory limit and the OOM killer was invoked, from cgroup v2 memory.events oom (absent on cgroup v1, which has no such counter).",
+);
+pub const MEMORY_OOM_KILLS_TOTAL: Desc = Desc::counter(
+    "vitals_cgroup_memory_oom_kills_total",
+    &[],
+    "Processes in the cgroup killed by the OOM killer, from cgroup v2 memory.events oom_kill or cgroup v1 memory.oom_control oom_kill (Linux 4.13+).",
+);
+pub const CPU_LIMIT_CORES: Desc = Desc::gauge(
+    "vitals_cgroup_cpu_limit_cores",
+    &[],
+    "CPU limit of the cgroup in cores, from cgroup v2 cpu.max or cgroup v1 cpu.cfs_quota_us / cpu.cfs_period_us, else the downward-API cpu_limit file; absent when unlimited.",
+);
+pub const CPU_LIMIT_UTILIZATION_RATIO: Desc = Desc::gauge(
+    "vitals_cgroup_cpu_limit_utilization_ratio",
+    &[],
+    "CPU used by the cgroup over the last sampling interval as a ratio of its CPU limit; absent on the first round and when unlimited.",
+);
+pub const CPU_THROTTLED_RATIO: Desc = Desc::gauge(
+    "vitals_cgroup_cpu_throttled_ratio",
+    &[],
+    "Share of the CFS periods of the last sampling interval in which the cgroup was throttled, from cpu.stat nr_throttled / nr_periods; absent on the first round and without a CPU limit.",
+);
+pub const MEMORY_USAGE_BYTES: Desc = Desc::gauge(
+    "vitals_cgroup_memory_usage_bytes",
+    &[],
+    "Memory charged to the cgroup, from cgroup v2 memory.current or cgroup v1 memory.usage_in_bytes.",
+);
+pub const MEMORY_WORKING_SET_BYTES: Desc = Desc::gauge(
+    "vitals_cgroup_memory_working_set_bytes",
+    &[],
+    "Memory usage of the cgroup minus inactive file cache (memory.stat inactive_file, v1 total_inactive_file), at least 0: what the kernel cannot easily reclaim.",
+);
+pub const MEMORY_RSS_BYTES: Desc = Desc::gauge(
+    "vitals_cgroup_memory_rss_bytes",
+    &[],
+    "Anonymous memory of the cgroup, from cgroup v2 memory.stat anon or cgroup v1 memory.stat total_rss.",
+);
+pub const MEMORY_LIMIT_BYTES: Desc = Desc::gauge(
+    "vitals_cgroup_memory_limit_bytes",
+    &[],
+    "Memory limit of the cgroup, from cgroup v2 memory.max or cgroup v1 memory.limit_in_bytes, else the downward-API memory_limit file; absent when unlimited.",
+);
+pub const MEMORY_LIMIT_UTILIZATION_RATIO: Desc = Desc::gauge(
+    "vitals_cgroup_memory_limit_utilization_ratio",
+    &[],
+    "Working set of the cgroup as a ratio of its memory limit; absent when unlimited.",
+);
+pub const PIDS_CURRENT: Desc = Desc::gauge(
+    "vitals_cgroup_pids_current",
+    &[],
+    "Tasks in the cgroup, from pids.current.",
+);
+pub const PIDS_LIMIT: Desc = Desc::gauge(
+    "vitals_cgroup_pids_limit",
+    &[],
+    "Task limit of the cgroup, from pids.max; absent when unlimited.",
+);
+pub const LIMIT_SOURCE: Desc = Desc::gauge(
+    "vitals_cgroup_limit_source",
+    &["resource", "source"],
+    "Where the cgroup's CPU or memory limit comes from: the cgroup files, or the Kubernetes downward-API files in limits_dir; 1 for each limit present.",
+);
+pub const PRESSURE_CPU_SOME_SECONDS_TOTAL: Desc = Desc::counter(
+    "vitals_cgroup_pressure_cpu_some_seconds_total",
+    &[],
+    "Time in which some tasks of the cgroup were stalled on cpu, from the some total of the cgroup v2 cpu.pressure file.",
+);
+pub const PRESSURE_CPU_FULL_SECONDS_TOTAL: Desc = Desc::counter(
+    "vitals_cgroup_pressure_cpu_full_seconds_total",
+    &[],
+    "Time in which all non-idle tasks of the cgroup were stalled on cpu, from the full total of the cgroup v2 cpu.pressure file.",
+);
+pub const PRESSURE_MEMORY_SOME_SECONDS_TOTAL: Desc = Desc::counter(
+    "vitals_cgroup_pressure_memory_some_seconds_total",
+    &[],
+    "Time in which some tasks of the cgroup were stalled on memory, from the some total of the cgroup v2 memory.pressure file.",
+);
+pub const PRESSURE_MEMORY_FULL_SECONDS_TOTAL: Desc = Desc::counter(
+    "vitals_cgroup_pressure_memory_full_seconds_total",
+    &[],
+    "Time in which all non-idle tasks of the cgroup were stalled on memory, from the full total of the cgroup v2 memory.pressure file.",
+);
+pub const PRESSURE_IO_SOME_SECONDS_TOTAL: Desc = Desc::counter(
+    "vitals_cgroup_pressure_io_some_seconds_total",
+    &[],
+    "Time in which some tasks of the cgroup were stalled on io, from the some total of the cgroup v2 io.pressure file.",
+);
+pub const PRESSURE_IO_FULL_SECONDS_TOTAL: Desc = Desc::counter(
+    "vitals_cgroup_pressure_io_full_seconds_total",
+    &[],
+    "Time in which all non-idle tasks of the cgroup were stalled on io, from the full total of the cgroup v2 io.pressure file.",
+);
+
+/// The cgroup v2 `<resource>.pressure` file and its some and full families.
+const PRESSURE: [(&str, &Desc, &Desc); 3] = [
+    (
+        "cpu",
+        &PRESSURE_CPU_SOME_SECONDS_TOTAL,
+        &PRESSURE_CPU_FULL_SECONDS_TOTAL,
+    ),
+    (
+        "memory",
+        &PRESSURE_MEMORY_SOME_SECONDS_TOTAL,
+        &PRESSURE_MEMORY_FULL_SECONDS_TOTAL,
+    ),
+    (
+        "io",
+        &PRESSURE_IO_SOME_SECONDS_TOTAL,
+        &PRESSURE_IO_FULL_SECONDS_TOTAL,
+    ),
+];
+
+/// Every family the cgroup source exports, for `collectors::catalog()`.
+pub const METRICS: &[Desc] = &[
+    INFO,
+    CPU_USAGE_SECONDS_TOTAL,
+    CPU_PERIODS_TOTAL,
+    CPU_THROTTLED_PERIODS_TOTAL,
+    CPU_THROTTLED_SECONDS_TOTAL,
+    MEMORY_OOM_EVENTS_TOTAL,
+    MEMORY_OOM_KILLS_TOTAL,
+    CPU_LIMIT_CORES,
+    CPU_LIMIT_UTILIZATION_RATIO,
+    CPU_THROTTLED_RATIO,
+    MEMORY_USAGE_BYTES,
+    MEMORY_WORKING_SET_BYTES,
+    MEMORY_RSS_BYTES,
+    MEMORY_LIMIT_BYTES,
+    MEMORY_LIMIT_UTILIZATION_RATIO,
+    PIDS_CURRENT,
+    PIDS_LIMIT,
+    LIMIT_SOURCE,
+    PRESSURE_CPU_SOME_SECONDS_TOTAL,
+    PRESSURE_CPU_FULL_SECONDS_TOTAL,
+    PRESSURE_MEMORY_SOME_SECONDS_TOTAL,
+    PRESSURE_MEMORY_FULL_SECONDS_TOTAL,
+    PRESSURE_IO_SOME_SECONDS_TOTAL,
+    PRESSURE_IO_FULL_SECONDS_TOTAL,
+];
 
 /// The pure parsers, for the property tests and fuzz targets only.
 #[doc(hidden)]

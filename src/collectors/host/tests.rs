@@ -543,6 +543,42 @@ async fn missing_stat_is_an_io_error() {
 }
 
 #[tokio::test]
+async fn missing_uptime_and_loadavg_drop_only_their_figures() {
+    let dir = scratch_copy();
+    std::fs::remove_file(dir.path().join("uptime")).unwrap();
+    let (out, result) = run(&mut source(dir.path().to_owned())).await;
+    result.unwrap();
+    assert!(out.family("vitals_host_uptime_seconds").is_none());
+    close(out.value("vitals_host_load1", &[]), 0.08, "load1 kept");
+    close(
+        out.value("vitals_host_cpu_seconds_total", &[("mode", "user")]),
+        153.82,
+        "user kept",
+    );
+
+    std::fs::remove_file(dir.path().join("loadavg")).unwrap();
+    let (out, result) = run(&mut source(dir.path().to_owned())).await;
+    result.unwrap();
+    assert!(out.family("vitals_host_load1").is_none());
+    assert_eq!(
+        out.value("vitals_host_memory_total_bytes", &[]),
+        Some(25_276_502_016.0)
+    );
+}
+
+#[tokio::test]
+async fn missing_meminfo_is_an_io_error() {
+    let dir = scratch_copy();
+    std::fs::remove_file(dir.path().join("meminfo")).unwrap();
+    let (out, result) = run(&mut source(dir.path().to_owned())).await;
+    assert!(
+        matches!(&result, Err(CollectError::Io { path, .. }) if path == &dir.path().join("meminfo")),
+        "{result:?}"
+    );
+    close(out.value("vitals_host_load1", &[]), 0.08, "load1 kept");
+}
+
+#[tokio::test]
 async fn cpu_counters_do_not_step_back_a_little_but_do_reset_a_lot() {
     let dir = scratch_copy();
     let stat = dir.path().join("stat");

@@ -29,10 +29,11 @@
 //! session's state and the WAL receiver: `GRANT pg_monitor TO monitor;`.
 
 pub(crate) mod conn;
+pub mod metrics;
 pub mod queries;
 pub mod replication;
 
-pub use conn::{backoff, parse_dsn};
+pub use conn::backoff;
 
 use super::{CollectError, Source};
 use crate::config::PostgresConfig;
@@ -261,7 +262,7 @@ impl Source for PostgresSource {
         let labels = [("target", target.as_str())];
         match self.round(deadline).await {
             Ok(round) => {
-                out.gauge(UP, UP_HELP, &labels, 1.0);
+                out.add(&metrics::UP, &labels, 1.0);
                 let lag = if round.snapshot.in_recovery {
                     Some(self.lag.observe(&observation(&round.snapshot)))
                 } else {
@@ -280,12 +281,7 @@ impl Source for PostgresSource {
                     lag,
                 );
                 if let Some(v) = round.heartbeat_lag {
-                    out.gauge(
-                        "vitals_pg_heartbeat_lag_seconds",
-                        "Age of the newest row of the heartbeat table written by the agent on the primary: now() on this server minus max(ts).",
-                        &labels,
-                        v,
-                    );
+                    out.add(&metrics::HEARTBEAT_LAG_SECONDS, &labels, v);
                 }
                 match round.heartbeat_error {
                     Some(e) => Err(CollectError::Other(format!(
@@ -296,7 +292,7 @@ impl Source for PostgresSource {
                 }
             }
             Err(f) => {
-                out.gauge(UP, UP_HELP, &labels, 0.0);
+                out.add(&metrics::UP, &labels, 0.0);
                 if f.drop_connection {
                     self.conn.reset(&f.message);
                 }
@@ -308,9 +304,6 @@ impl Source for PostgresSource {
         }
     }
 }
-
-const UP: &str = "vitals_pg_up";
-const UP_HELP: &str = "1 when the last round connected and queried the server, 0 when it could not (down, refused, authentication failed, timed out).";
 
 fn observation(s: &Snapshot) -> StandbyObservation {
     StandbyObservation {
@@ -355,63 +348,39 @@ pub fn emit(
 ) {
     let t = [("target", target)];
     let version = s.version.split_whitespace().next().unwrap_or("");
-    out.gauge(
-        "vitals_pg_info",
-        "Always 1; the version label is the server's server_version setting (first word).",
+    out.add(
+        &metrics::INFO,
         &[("target", target), ("version", version)],
         1.0,
     );
-    out.gauge(
-        "vitals_pg_in_recovery",
-        "1 when the server is a standby (pg_is_in_recovery()), 0 on a primary.",
-        &t,
-        bool_value(s.in_recovery),
-    );
-    out.gauge(
-        "vitals_pg_probe_seconds",
-        "Round-trip time of SELECT 1 on the agent's own connection.",
-        &t,
-        probe_seconds,
-    );
+    out.add(&metrics::IN_RECOVERY, &t, bool_value(s.in_recovery));
+    out.add(&metrics::PROBE_SECONDS, &t, probe_seconds);
 
     let mut by_state: BTreeMap<&str, i64> = STATES.iter().map(|st| (*st, 0)).collect();
     for (state, n) in &s.states {
         *by_state.entry(state.as_str()).or_insert(0) += n;
     }
     for (state, n) in by_state {
-        out.gauge(
-            "vitals_pg_connections",
-            "Client backends by state, from pg_stat_activity (backend_type = 'client backend').",
+        out.add(
+            &metrics::CONNECTIONS,
             &[("target", target), ("state", state)],
             n as f64,
         );
     }
     for (app, n) in top_applications(&s.applications, settings.top_applications) {
-        out.gauge(
-            "vitals_pg_connections_by_application",
-            "Client backends by application_name from pg_stat_activity: the most frequent names, the rest summed as \"other\".",
+        out.add(
+            &metrics::CONNECTIONS_BY_APPLICATION,
             &[("target", target), ("application_name", app.as_str())],
             n as f64,
         );
     }
-    out.gauge(
-        "vitals_pg_max_connections",
-        "The server's max_connections setting.",
-        &t,
-        s.max_connections as f64,
-    );
+    out.add(&metrics::MAX_CONNECTIONS, &t, s.max_connections as f64);
     let reserved = s.superuser_reserved + s.reserved;
-    out.gauge(
-        "vitals_pg_reserved_connections",
-        "Connection slots ordinary roles cannot use: superuser_reserved_connections plus reserved_connections (PostgreSQL 16+).",
-        &t,
-        reserved as f64,
-    );
+    out.add(&metrics::RESERVED_CONNECTIONS, &t, reserved as f64);
     let usable = s.max_connections - reserved;
     if usable > 0 {
-        out.gauge(
-            "vitals_pg_connection_utilization_ratio",
-            "Client backends in pg_stat_activity divided by max_connections minus the reserved slots.",
+        out.add(
+            &metrics::CONNECTION_UTILIZATION_RATIO,
             &t,
             s.clients as f64 / usable as f64,
         );
@@ -426,60 +395,40 @@ pub fn emit(
             .filter(|(name, _)| name == app)
             .map(|(_, n)| *n)
             .sum::<i64>();
-        out.gauge(
-            "vitals_pg_pool_utilization_ratio",
-            "Connections of this application_name in pg_stat_activity divided by the pool size configured for it in vitals (sources.postgres[].pools).",
+        out.add(
+            &metrics::POOL_UTILIZATION_RATIO,
             &[("target", target), ("application_name", app.as_str())],
             n as f64 / f64::from(size),
         );
     }
-    out.gauge(
-        "vitals_pg_idle_in_transaction_max_seconds",
-        "Longest time a session has been idle in a transaction (now() - state_change in pg_stat_activity), 0 when none is; a leaked connection shows here.",
+    out.add(
+        &metrics::IDLE_IN_TRANSACTION_MAX_SECONDS,
         &t,
         s.idle_in_xact_max,
     );
-    out.gauge(
-        "vitals_pg_longest_query_seconds",
-        "Longest running active statement (now() - query_start in pg_stat_activity, the agent's own excluded), 0 when none runs.",
-        &t,
-        s.longest_query,
-    );
-    out.gauge(
-        "vitals_pg_lock_waiters",
-        "Client backends waiting on a heavyweight lock (wait_event_type = 'Lock' in pg_stat_activity).",
-        &t,
-        s.lock_waiters as f64,
-    );
+    out.add(&metrics::LONGEST_QUERY_SECONDS, &t, s.longest_query);
+    out.add(&metrics::LOCK_WAITERS, &t, s.lock_waiters as f64);
 
     if s.in_recovery {
         if let Some(lag) = standby_lag {
-            out.gauge(
-                "vitals_pg_replication_lag_seconds",
-                "Standby: 0 when everything received is replayed and the WAL receiver is streaming, otherwise how long the oldest unreplayed WAL has been waiting (upper bound; see the README).",
-                &t,
-                lag,
-            );
+            out.add(&metrics::REPLICATION_LAG_SECONDS, &t, lag);
         }
         if let (Some(rcv), Some(rpl)) = (s.receive_lsn, s.replay_lsn) {
-            out.gauge(
-                "vitals_pg_replication_lag_bytes",
-                "Standby: WAL received but not replayed yet, pg_last_wal_receive_lsn() - pg_last_wal_replay_lsn() (0 when replay is ahead).",
+            out.add(
+                &metrics::REPLICATION_LAG_BYTES,
                 &t,
                 rcv.saturating_sub(rpl) as f64,
             );
         }
         if let Some(last) = s.receiver_last_msg {
-            out.gauge(
-                "vitals_pg_replication_last_message_age_seconds",
-                "Standby: now() - pg_stat_wal_receiver.last_msg_receipt_time, the age of the last message from the primary.",
+            out.add(
+                &metrics::REPLICATION_LAST_MESSAGE_AGE_SECONDS,
                 &t,
                 (s.now - last).max(0.0),
             );
         }
-        out.gauge(
-            "vitals_pg_replication_stream_up",
-            "Standby: 1 when pg_stat_wal_receiver.status is streaming and a message arrived within wal_receiver_timeout, else 0.",
+        out.add(
+            &metrics::REPLICATION_STREAM_UP,
             &t,
             bool_value(replication::stream_up(
                 s.receiver_status.as_deref(),
@@ -509,49 +458,19 @@ pub fn emit(
     }
     for (name, row) in &standbys {
         let l = [("target", target), ("standby", *name)];
-        out.gauge(
-            "vitals_pg_standby_write_lag_seconds",
-            "Primary: write_lag of this standby in pg_stat_replication (0 when caught up, where PostgreSQL shows NULL).",
-            &l,
-            row.write_lag,
-        );
-        out.gauge(
-            "vitals_pg_standby_flush_lag_seconds",
-            "Primary: flush_lag of this standby in pg_stat_replication (0 when caught up, where PostgreSQL shows NULL).",
-            &l,
-            row.flush_lag,
-        );
-        out.gauge(
-            "vitals_pg_standby_replay_lag_seconds",
-            "Primary: replay_lag of this standby in pg_stat_replication (0 when caught up, where PostgreSQL shows NULL).",
-            &l,
-            row.replay_lag,
-        );
+        out.add(&metrics::STANDBY_WRITE_LAG_SECONDS, &l, row.write_lag);
+        out.add(&metrics::STANDBY_FLUSH_LAG_SECONDS, &l, row.flush_lag);
+        out.add(&metrics::STANDBY_REPLAY_LAG_SECONDS, &l, row.replay_lag);
         if let Some(bytes) = row.replay_bytes {
-            out.gauge(
-                "vitals_pg_standby_replay_lag_bytes",
-                "Primary: pg_current_wal_lsn() - replay_lsn of this standby in pg_stat_replication.",
-                &l,
-                bytes.max(0.0),
-            );
+            out.add(&metrics::STANDBY_REPLAY_LAG_BYTES, &l, bytes.max(0.0));
         }
     }
     for slot in &s.slots {
         let l = [("target", target), ("slot", slot.name.as_str())];
         if let Some(bytes) = slot.retained_bytes {
-            out.gauge(
-                "vitals_pg_slot_retained_bytes",
-                "WAL a replication slot keeps from being removed: current WAL position - restart_lsn, from pg_replication_slots.",
-                &l,
-                bytes.max(0.0),
-            );
+            out.add(&metrics::SLOT_RETAINED_BYTES, &l, bytes.max(0.0));
         }
-        out.gauge(
-            "vitals_pg_slot_active",
-            "1 when a process is using the replication slot (pg_replication_slots.active), else 0.",
-            &l,
-            bool_value(slot.active),
-        );
+        out.add(&metrics::SLOT_ACTIVE, &l, bool_value(slot.active));
     }
 }
 

@@ -7,6 +7,8 @@
 //! as the empty string, so `a=""` selects series without `a`.
 
 use regex::Regex;
+use serde::de::{self, Deserializer};
+use serde::Deserialize;
 use std::fmt;
 
 /// How one label is compared.
@@ -85,6 +87,14 @@ impl Selector {
         Parser::new(text).selector()
     }
 
+    /// A selector of every series of `metric`, without label matchers.
+    pub fn metric_only(metric: &str) -> Selector {
+        Selector {
+            metric: metric.to_owned(),
+            matchers: Vec::new(),
+        }
+    }
+
     /// Whether a series with these labels is selected (its name having been
     /// compared already).
     pub fn matches(&self, labels: &[(String, String)]) -> bool {
@@ -95,6 +105,13 @@ impl Selector {
                 .map_or("", |(_, v)| v.as_str());
             m.matches_value(value)
         })
+    }
+}
+
+impl<'de> Deserialize<'de> for Selector {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Selector::parse(&text).map_err(de::Error::custom)
     }
 }
 

@@ -1,0 +1,233 @@
+//! The Grafana dashboards: conventions per panel, and thresholds drawn at
+//! the built-in checks' levels.
+
+use super::*;
+
+fn uses_variable(m: Option<&bundled::promql::Matcher>, variable: &str) -> bool {
+    m.is_some_and(|m| {
+        m.op == "=~" && (m.value == format!("${variable}") || m.value == format!("${{{variable}}}"))
+    })
+}
+
+fn selector_problems(selector: &Selector) -> Vec<String> {
+    let mut out = Vec::new();
+    let name = selector.metric.as_deref().unwrap_or("{...}");
+    for variable in ["job", "instance"] {
+        if !uses_variable(selector.matcher(variable), variable) {
+            out.push(format!("{name} lacks {variable}=~\"${variable}\""));
+        }
+    }
+    if let Some(range) = &selector.range {
+        if range != "$__rate_interval" {
+            out.push(format!("{name}[{range}] should use [$__rate_interval]"));
+        }
+    }
+    out
+}
+
+#[test]
+fn dashboards_follow_the_conventions() {
+    let files: Vec<String> = dashboard_files()
+        .iter()
+        .map(|f| f.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    let expected: Vec<String> = DASHBOARDS.iter().map(|d| d.0.to_owned()).collect();
+    assert_eq!(
+        files, expected,
+        "dashboards/ holds exactly these dashboards"
+    );
+
+    let mut problems = Vec::new();
+    for (file, uid, title) in DASHBOARDS {
+        let dashboard = parse_json(&repo().join("dashboards").join(file));
+        let mut problem = |p: String| problems.push(format!("{file}: {p}"));
+        if str_of(&dashboard, "uid") != *uid {
+            problem(format!("uid {} is not {uid}", dashboard["uid"]));
+        }
+        if str_of(&dashboard, "title") != *title {
+            problem(format!("title {} is not {title:?}", dashboard["title"]));
+        }
+        if dashboard.get("__inputs").is_some() {
+            problem("has __inputs: use the datasource variable instead".into());
+        }
+        if !dashboard["id"].is_null() {
+            problem("id must be null (Grafana assigns it)".into());
+        }
+        if str_of(&dashboard, "description").is_empty() {
+            problem("no description".into());
+        }
+
+        // Variables: datasource, then job, then instance, then the rest, each
+        // narrowed by the ones before it.
+        let variables = variables(&dashboard);
+        let names: Vec<&str> = variables.iter().map(|v| str_of(v, "name")).collect();
+        if names.get(..3) != Some(&["datasource", "job", "instance"][..]) {
+            problem(format!(
+                "variables {names:?} must start with datasource, job, instance"
+            ));
+        }
+        for variable in &variables {
+            let name = str_of(variable, "name");
+            if name == "datasource" {
+                if str_of(variable, "type") != "datasource"
+                    || str_of(variable, "query") != "prometheus"
+                {
+                    problem(
+                        "variable datasource must be of type datasource, query prometheus".into(),
+                    );
+                }
+                continue;
+            }
+            if str_of(variable, "type") != "query" {
+                problem(format!("variable {name} is not a query variable"));
+            }
+            if variable["datasource"]["uid"] != "${datasource}" {
+                problem(format!("variable {name} does not use ${{datasource}}"));
+            }
+            let query = variable_query(variable).unwrap_or("");
+            let narrowed_by: &[&str] = match name {
+                "job" => &[],
+                "instance" => &["job"],
+                _ => &["job", "instance"],
+            };
+            match variable_promql(query) {
+                Ok(Some(expr)) => {
+                    for selector in selectors_in_expr(&expr).unwrap_or_default() {
+                        for v in narrowed_by {
+                            if !uses_variable(selector.matcher(v), v) {
+                                problem(format!(
+                                    "variable {name}: {query} is not narrowed by ${v}"
+                                ));
+                            }
+                        }
+                    }
+                }
+                Ok(None) => problem(format!("variable {name}: {query} reads no series")),
+                Err(e) => problem(format!("variable {name}: {e}")),
+            }
+        }
+
+        let mut ids = BTreeSet::new();
+        for panel in panels(&dashboard) {
+            let id = panel["id"].as_u64().unwrap_or(0);
+            let ptitle = str_of(panel, "title");
+            let mut problem =
+                |p: String| problems.push(format!("{file} panel {id} {ptitle:?}: {p}"));
+            if !ids.insert(id) {
+                problem("duplicate or missing id".into());
+            }
+            if ptitle.is_empty() {
+                problem("no title".into());
+            }
+            if !panel["gridPos"]["w"].is_u64() || !panel["gridPos"]["h"].is_u64() {
+                problem("no gridPos".into());
+            }
+            if panel["type"] == "row" {
+                continue;
+            }
+            if str_of(panel, "description").len() < 20 {
+                problem("no description".into());
+            }
+            if str_of(&panel["fieldConfig"]["defaults"], "unit").is_empty() {
+                problem("no unit".into());
+            }
+            if panel["datasource"]["uid"] != "${datasource}" {
+                problem("panel datasource is not ${datasource}".into());
+            }
+            let targets = panel["targets"].as_array().cloned().unwrap_or_default();
+            if targets.is_empty() {
+                problem("no queries".into());
+            }
+            for target in &targets {
+                let refid = str_of(target, "refId");
+                if target["datasource"]["uid"] != "${datasource}" {
+                    problem(format!("target {refid} datasource is not ${{datasource}}"));
+                }
+                let expr = str_of(target, "expr");
+                match selectors_in_expr(expr) {
+                    Ok(selectors) if selectors.is_empty() => {
+                        problem(format!("target {refid} reads no series: {expr}"))
+                    }
+                    Ok(selectors) => {
+                        for p in selectors.iter().flat_map(selector_problems) {
+                            problem(format!("target {refid}: {p}"));
+                        }
+                    }
+                    Err(e) => problem(format!("target {refid}: {e}")),
+                }
+            }
+        }
+    }
+    assert_none(problems, "dashboard conventions broken");
+}
+
+#[test]
+fn dashboard_thresholds_sit_at_the_default_check_levels() {
+    let mut problems = Vec::new();
+    let mut drawn: BTreeSet<&str> = BTreeSet::new();
+    for file in dashboard_files() {
+        let dashboard = parse_json(&file);
+        for panel in panels(&dashboard) {
+            let mut levels: Vec<&Level> = Vec::new();
+            for target in panel["targets"].as_array().into_iter().flatten() {
+                for selector in selectors_in_expr(str_of(target, "expr")).unwrap_or_default() {
+                    if let Some(level) = selector.metric.as_deref().and_then(level_of) {
+                        levels.push(level);
+                    }
+                }
+            }
+            let Some(first) = levels.first() else {
+                continue;
+            };
+            let at = format!("{} panel {:?}", rel(&file), str_of(panel, "title"));
+            if levels.iter().any(|l| {
+                (l.warning, l.critical, l.above) != (first.warning, first.critical, first.above)
+            }) {
+                problems.push(format!("{at}: mixes metrics with different check levels"));
+                continue;
+            }
+            let defaults = &panel["fieldConfig"]["defaults"];
+            let steps: Vec<(Option<f64>, &str)> = defaults["thresholds"]["steps"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|s| (s["value"].as_f64(), str_of(s, "color")))
+                .collect();
+            let want: Vec<(Option<f64>, &str)> = match (first.above, first.warning) {
+                (true, Some(w)) => vec![
+                    (None, "green"),
+                    (Some(w), "orange"),
+                    (Some(first.critical), "red"),
+                ],
+                (true, None) => vec![(None, "green"), (Some(first.critical), "red")],
+                (false, _) => vec![(None, "red"), (Some(first.critical), "green")],
+            };
+            if steps != want {
+                problems.push(format!(
+                    "{at}: thresholds {steps:?}, want the {} levels {want:?}",
+                    first.check
+                ));
+            }
+            if panel["type"] == "timeseries"
+                && matches!(
+                    defaults["custom"]["thresholdsStyle"]["mode"].as_str(),
+                    None | Some("off")
+                )
+            {
+                problems.push(format!(
+                    "{at}: thresholds are not drawn (thresholdsStyle off)"
+                ));
+            }
+            drawn.insert(first.check.as_str());
+        }
+    }
+    for level in default_levels() {
+        if !drawn.contains(level.check.as_str()) {
+            problems.push(format!(
+                "no panel shows {} ({}) with its levels",
+                level.metric, level.check
+            ));
+        }
+    }
+    assert_none(problems, "dashboard thresholds");
+}

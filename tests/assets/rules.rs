@@ -1,0 +1,299 @@
+//! The Prometheus rules: promtool check and unit tests, conventions,
+//! runbook sections, and raw-metric rules at the built-in checks' levels.
+
+use super::*;
+
+#[test]
+fn rules_pass_promtool_check_rules() {
+    let files = rule_files();
+    let names: Vec<String> = files
+        .iter()
+        .map(|f| f.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    let expected: Vec<&str> = RULE_GROUPS.iter().map(|g| g.0).collect();
+    assert_eq!(names, expected, "alerts/ holds exactly these rule files");
+    let mut args = vec!["check", "rules"];
+    args.extend(files.iter().map(|f| f.to_str().unwrap()));
+    let out = tool("promtool", &args, PROMTOOL);
+    let text = output_text(&out);
+    assert!(out.status.success(), "promtool check rules:\n{text}");
+    assert!(
+        !text.contains("WARNING"),
+        "promtool check rules warns:\n{text}"
+    );
+}
+
+#[test]
+fn rules_pass_their_promtool_unit_tests() {
+    let files = rule_test_files();
+    assert_eq!(
+        files.len(),
+        RULE_GROUPS.len(),
+        "one unit test file per rule file"
+    );
+    let mut args = vec!["test", "rules"];
+    args.extend(files.iter().map(|f| f.to_str().unwrap()));
+    let out = tool("promtool", &args, PROMTOOL);
+    assert!(
+        out.status.success(),
+        "promtool test rules:\n{}",
+        output_text(&out)
+    );
+}
+
+/// `## Heading` → the body up to the next `## `.
+fn runbook_sections() -> BTreeMap<String, String> {
+    let text = read(&repo().join("docs/runbook.md"));
+    let mut out = BTreeMap::new();
+    let mut current: Option<(String, String)> = None;
+    for line in text.lines() {
+        if let Some(heading) = line.strip_prefix("## ") {
+            if let Some((h, body)) = current.take() {
+                out.insert(h, body);
+            }
+            current = Some((heading.trim().to_owned(), String::new()));
+        } else if let Some((_, body)) = current.as_mut() {
+            body.push_str(line);
+            body.push('\n');
+        }
+    }
+    if let Some((h, body)) = current {
+        out.insert(h, body);
+    }
+    out
+}
+
+fn duration_seconds(text: &str) -> Option<f64> {
+    let (number, unit) = text.split_at(text.find(|c: char| c.is_ascii_alphabetic())?);
+    let n: f64 = number.parse().ok()?;
+    Some(match unit {
+        "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return None,
+    })
+}
+
+#[test]
+fn rules_follow_the_conventions() {
+    let name_re = regex::Regex::new(r"^Vitals[A-Z][A-Za-z0-9]+$").unwrap();
+    let sections = runbook_sections();
+    let mut problems = Vec::new();
+    let mut seen = BTreeSet::new();
+    for (file, group) in RULE_GROUPS {
+        let parsed = parse_yaml(&repo().join("alerts").join(file));
+        let groups: Vec<&str> = parsed["groups"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|g| str_of(g, "name"))
+            .collect();
+        if groups != [*group] {
+            problems.push(format!("{file}: groups {groups:?}, want [{group}]"));
+        }
+    }
+    let rules = rules();
+    assert!(rules.len() >= 30, "only {} rules", rules.len());
+    for rule in &rules {
+        let name = rule.alert();
+        let at = format!("{} {name} ({})", rel(&rule.file), rule.severity());
+        let mut problem = |p: &str| problems.push(format!("{at}: {p}"));
+        if !name_re.is_match(name) {
+            problem("alert name is not CamelCase with the Vitals prefix");
+        }
+        if !["warning", "critical"].contains(&rule.severity()) {
+            problem("severity must be warning or critical");
+        }
+        if !seen.insert((name.to_owned(), rule.severity().to_owned())) {
+            problem("defined twice");
+        }
+        let labels: Vec<&String> = rule.rule["labels"]
+            .as_object()
+            .map(|m| m.keys().collect())
+            .unwrap_or_default();
+        if labels != ["severity"] {
+            problem("labels must be exactly severity (routing uses it)");
+        }
+        let annotations: BTreeSet<&str> = rule.rule["annotations"]
+            .as_object()
+            .map(|m| m.keys().map(String::as_str).collect())
+            .unwrap_or_default();
+        if annotations != BTreeSet::from(["summary", "description", "runbook_url"]) {
+            problem("annotations must be summary, description, runbook_url");
+        }
+        for key in ["summary", "description"] {
+            if str_of(&rule.rule["annotations"], key).len() < 20 {
+                problem(&format!("{key} is missing or too short"));
+            }
+        }
+        let url = str_of(&rule.rule["annotations"], "runbook_url");
+        if url != format!("{RUNBOOK_URL}#{}", name.to_lowercase()) {
+            problem(&format!(
+                "runbook_url {url} is not the runbook's section of this alert"
+            ));
+        }
+        match sections.get(name) {
+            None => problem("docs/runbook.md has no section for it"),
+            Some(body) => {
+                for part in ["**Meaning.**", "**Confirm.**", "**Act.**"] {
+                    if !body.contains(part) {
+                        problem(&format!("its runbook section lacks {part}"));
+                    }
+                }
+            }
+        }
+        // The agent already debounces its checks: a short `for` only.
+        if rule.group == "vitals-checks" {
+            let f = str_of(&rule.rule, "for");
+            if !duration_seconds(f).is_some_and(|s| s <= 60.0) {
+                problem(&format!("for {f:?} should be at most 1m"));
+            }
+        }
+    }
+    let alerts: BTreeSet<&str> = rules.iter().map(Rule::alert).collect();
+    for heading in sections.keys() {
+        if heading.starts_with("Vitals") && !alerts.contains(heading.as_str()) {
+            problems.push(format!("docs/runbook.md section {heading} has no alert"));
+        }
+    }
+    assert_none(problems, "rule conventions broken");
+}
+
+#[test]
+fn every_alert_has_a_firing_and_a_silent_unit_test() {
+    // (alertname, severity) -> [fires at some eval, silent at some eval]
+    let mut seen: BTreeMap<(String, String), [bool; 2]> = BTreeMap::new();
+    let rules = rules();
+    for rule in &rules {
+        seen.insert(
+            (rule.alert().to_owned(), rule.severity().to_owned()),
+            [false; 2],
+        );
+    }
+    let mut tested_files = BTreeSet::new();
+    for file in rule_test_files() {
+        let parsed = parse_yaml(&file);
+        for rule_file in parsed["rule_files"].as_array().into_iter().flatten() {
+            let path = file
+                .parent()
+                .unwrap()
+                .join(rule_file.as_str().unwrap_or(""));
+            tested_files.insert(path.canonicalize().unwrap_or(path));
+        }
+        for test in parsed["tests"].as_array().into_iter().flatten() {
+            for eval in test["alert_rule_test"].as_array().into_iter().flatten() {
+                let name = str_of(eval, "alertname");
+                let firing: BTreeSet<&str> = eval["exp_alerts"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|a| a["exp_labels"]["severity"].as_str().unwrap_or(""))
+                    .collect();
+                for ((alert, severity), cases) in seen.iter_mut() {
+                    if alert == name {
+                        if firing.contains(severity.as_str()) {
+                            cases[0] = true;
+                        } else {
+                            cases[1] = true;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let mut problems = Vec::new();
+    for file in rule_files() {
+        if !tested_files.contains(&file.canonicalize().unwrap()) {
+            problems.push(format!("{} is in no unit test file", rel(&file)));
+        }
+    }
+    for ((alert, severity), [fires, silent]) in &seen {
+        if !fires {
+            problems.push(format!(
+                "{alert} ({severity}) has no test case where it fires"
+            ));
+        }
+        if !silent {
+            problems.push(format!(
+                "{alert} ({severity}) has no test case where it must stay silent"
+            ));
+        }
+    }
+    assert_none(problems, "alerts without unit tests");
+}
+
+#[test]
+fn raw_rules_fire_at_the_default_check_levels() {
+    let form = regex::Regex::new(
+        r#"^(\w+) ([<>]) ([0-9.]+) unless on\(job, instance\) vitals_check_status\{check="(\w+)"\}$"#,
+    )
+    .unwrap();
+    let mut covered: BTreeSet<(&str, &str)> = BTreeSet::new();
+    let mut problems = Vec::new();
+    for rule in rules().iter().filter(|r| r.group == "vitals-raw") {
+        let expr = rule.expr();
+        let Some(c) = form.captures(expr) else {
+            // The rules without a check counterpart (down, OOM kills).
+            if selectors_in_expr(expr)
+                .unwrap_or_default()
+                .iter()
+                .any(|s| s.metric.as_deref().and_then(level_of).is_some())
+            {
+                problems.push(format!(
+                    "{}: {expr} reads a checked metric but not in the checked form",
+                    rule.alert()
+                ));
+            }
+            continue;
+        };
+        let (metric, op, value, check) =
+            (&c[1], &c[2], c[3].parse::<f64>().unwrap_or(f64::NAN), &c[4]);
+        let Some(level) = level_of(metric) else {
+            problems.push(format!("{}: {metric} has no default check", rule.alert()));
+            continue;
+        };
+        let want = match rule.severity() {
+            "warning" => level.warning,
+            _ => Some(level.critical),
+        };
+        if want != Some(value) {
+            problems.push(format!(
+                "{} ({}): level {value}, the default check has {want:?}",
+                rule.alert(),
+                rule.severity()
+            ));
+        }
+        if (op == ">") != level.above {
+            problems.push(format!(
+                "{}: direction {op} is wrong for {}",
+                rule.alert(),
+                level.check
+            ));
+        }
+        if check != level.check {
+            problems.push(format!(
+                "{}: silenced by check {check}, the check of {metric} is {}",
+                rule.alert(),
+                level.check
+            ));
+        }
+        covered.insert((
+            level.check.as_str(),
+            if rule.severity() == "warning" {
+                "warning"
+            } else {
+                "critical"
+            },
+        ));
+    }
+    for level in default_levels() {
+        let check = level.check.as_str();
+        if level.warning.is_some() && !covered.contains(&(check, "warning")) {
+            problems.push(format!("no warning rule for {}", level.check));
+        }
+        if !covered.contains(&(check, "critical")) {
+            problems.push(format!("no critical rule for {}", level.check));
+        }
+    }
+    assert_none(problems, "raw-metric rules and default levels disagree");
+}
