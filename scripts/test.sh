@@ -20,6 +20,7 @@ declare -A needs=(
   [util-linux]=/usr/bin/setpriv
   [redis-server]=/usr/bin/redis-server
   [redis-tools]=/usr/bin/redis-cli
+  [python3-prometheus-client]=/usr/lib/python3/dist-packages/prometheus_client/__init__.py
 )
 missing=()
 for pkg in "${!needs[@]}"; do

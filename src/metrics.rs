@@ -8,11 +8,19 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-/// Prometheus metric type. Only the two kinds vitals exports.
+/// Prometheus metric type. vitals' own families are gauges and counters;
+/// the other kinds come from an application's endpoint re-exported by the
+/// `app_metrics` source.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Kind {
     Gauge,
     Counter,
+    /// Samples `_bucket{le}`, `_sum`, `_count` under the family's name.
+    Histogram,
+    /// Samples `{quantile}` (no suffix), `_sum`, `_count`.
+    Summary,
+    /// No TYPE given (`unknown` in OpenMetrics).
+    Untyped,
 }
 
 impl Kind {
@@ -20,6 +28,9 @@ impl Kind {
         match self {
             Kind::Gauge => "gauge",
             Kind::Counter => "counter",
+            Kind::Histogram => "histogram",
+            Kind::Summary => "summary",
+            Kind::Untyped => "untyped",
         }
     }
 }
@@ -73,6 +84,9 @@ impl Desc {
 pub struct Sample {
     pub labels: Vec<(String, String)>,
     pub value: f64,
+    /// Appended to the family name to make the sample's name: `""`, or
+    /// `_bucket`, `_sum`, `_count` in a histogram or summary family.
+    pub suffix: &'static str,
 }
 
 impl Sample {
@@ -101,6 +115,9 @@ pub struct Output {
     /// Facts for `/status` that are no metric (a PostgreSQL target's top
     /// statements with their texts, its largest unused indexes).
     pub details: Option<serde_json::Value>,
+    /// Families the checks read but `/metrics` does not show: an
+    /// application's series scraped with `export: false`.
+    pub check_only: Vec<Family>,
 }
 
 impl Output {
@@ -148,6 +165,7 @@ impl Output {
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
                 .collect(),
             value,
+            suffix: "",
         };
         match self.families.iter_mut().find(|f| f.name == name) {
             Some(family) => family.samples.push(sample),
@@ -168,11 +186,16 @@ impl Output {
                 None => self.families.push(family),
             }
         }
+        self.check_only.extend(other.check_only);
     }
 
-    /// The family called `name`, if any sample of it was recorded.
+    /// The family called `name`, if any sample of it was recorded; the
+    /// check-only families included.
     pub fn family(&self, name: &str) -> Option<&Family> {
-        self.families.iter().find(|f| f.name == name)
+        self.families
+            .iter()
+            .chain(&self.check_only)
+            .find(|f| f.name == name)
     }
 
     /// The value of the first sample of `name` whose labels include all of
@@ -207,28 +230,46 @@ impl Format {
 /// Renders families from several outputs as one exposition. Families with the
 /// same name coming from different sources (two PostgreSQL targets) are merged
 /// under one TYPE line, and families are sorted by name so output is stable.
+/// A family whose kind differs from the first one of that name (two
+/// applications disagreeing) is left out rather than rendered invalid.
 pub fn render<'a>(outputs: impl IntoIterator<Item = &'a Output>, format: Format) -> String {
     let mut merged: BTreeMap<&str, (&Family, Vec<&Sample>)> = BTreeMap::new();
+    let mut samples_total = 0;
     for output in outputs {
         for family in &output.families {
-            merged
+            let entry = merged
                 .entry(family.name.as_str())
-                .or_insert_with(|| (family, Vec::new()))
-                .1
-                .extend(family.samples.iter());
+                .or_insert_with(|| (family, Vec::new()));
+            if entry.0.kind == family.kind {
+                entry.1.extend(family.samples.iter());
+                samples_total += family.samples.len();
+            }
         }
     }
-    let mut out = String::with_capacity(merged.len() * 160);
+    let mut out = String::with_capacity(merged.len() * 160 + samples_total * 64);
     for (name, (family, samples)) in merged {
-        // OpenMetrics names a counter family without its `_total` suffix.
-        let meta_name = match (format, family.kind) {
-            (Format::OpenMetrics, Kind::Counter) => name.strip_suffix("_total").unwrap_or(name),
-            _ => name,
+        let (meta_name, kind) = match (format, family.kind) {
+            // OpenMetrics names a counter family without its `_total`
+            // suffix; an application's counter without one (allowed in
+            // text 0.0.4) is `unknown` there.
+            (Format::OpenMetrics, Kind::Counter) => match name.strip_suffix("_total") {
+                Some(base) => (base, "counter"),
+                None => (name, "unknown"),
+            },
+            (Format::OpenMetrics, Kind::Untyped) => (name, "unknown"),
+            (_, kind) => (name, kind.as_str()),
         };
-        let _ = writeln!(out, "# HELP {meta_name} {}", escape_help(&family.help));
-        let _ = writeln!(out, "# TYPE {meta_name} {}", family.kind.as_str());
+        if !family.help.is_empty() {
+            let _ = writeln!(
+                out,
+                "# HELP {meta_name} {}",
+                escape_help(&family.help, format)
+            );
+        }
+        let _ = writeln!(out, "# TYPE {meta_name} {kind}");
         for sample in samples {
             out.push_str(name);
+            out.push_str(sample.suffix);
             if !sample.labels.is_empty() {
                 out.push('{');
                 for (i, (k, v)) in sample.labels.iter().enumerate() {
@@ -262,8 +303,13 @@ fn write_value(out: &mut String, value: f64) {
     }
 }
 
-fn escape_help(help: &str) -> String {
-    help.replace('\\', "\\\\").replace('\n', "\\n")
+fn escape_help(help: &str, format: Format) -> String {
+    let escaped = help.replace('\\', "\\\\").replace('\n', "\\n");
+    match format {
+        // OpenMetrics' escaped-string has no bare double quote.
+        Format::OpenMetrics => escaped.replace('"', "\\\""),
+        Format::Text => escaped,
+    }
 }
 
 fn escape_label(value: &str) -> String {

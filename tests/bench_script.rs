@@ -31,7 +31,13 @@ fn every_bench_script_is_valid_bash() {
         .collect();
     scripts.sort();
     // The listing must find the scripts the README names.
-    for name in ["run.sh", "overload.sh", "redis.sh", "pg_deep.sh"] {
+    for name in [
+        "run.sh",
+        "overload.sh",
+        "redis.sh",
+        "pg_deep.sh",
+        "app_metrics.sh",
+    ] {
         assert!(
             scripts.iter().any(|p| p.ends_with(name)),
             "bench/{name} not found in {scripts:?}"

@@ -26,6 +26,7 @@ const COVERED_BY: &[(&str, &str)] = &[
     ("vitals_probe_", "tests/checks_probe.rs"),
     ("vitals_redis_", "tests/redis.rs"),
     ("vitals_remote_write_", "tests/remote_write.rs"),
+    ("vitals_app_", "tests/app_metrics.rs"),
 ];
 
 /// The families covered here: everything but the prefixes of [`COVERED_BY`].

@@ -3,26 +3,7 @@
 
 mod common;
 
-use common::Daemon;
-use std::process::Command;
-
-fn chromium(args: &[&str], profile: &std::path::Path) -> std::process::Output {
-    Command::new("chromium")
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-        ])
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .args(args)
-        .output()
-        .expect("chromium not found: install the Debian package `chromium` (scripts/test.sh does)")
-}
+use common::{chromium, screenshot, Daemon};
 
 #[test]
 fn index_page_shows_checks_coloured_by_state() {
@@ -68,19 +49,5 @@ fn index_page_shows_checks_coloured_by_state() {
     }
     assert!(dom.contains("Some checks are critical."), "{dom}");
     // A screenshot for people looking at a failed run.
-    let shot = d.dir().join("index.png");
-    let out = chromium(
-        &[
-            "--window-size=1000,500",
-            &format!("--screenshot={}", shot.display()),
-            &url,
-        ],
-        &profile,
-    );
-    assert!(out.status.success());
-    let png = std::fs::read(&shot).expect("a screenshot");
-    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
-    if let Ok(keep) = std::env::var("VITALS_KEEP_SCREENSHOT") {
-        std::fs::copy(&shot, keep).unwrap();
-    }
+    screenshot(&url, &d.dir().join("index.png"), "1000,500", &profile);
 }

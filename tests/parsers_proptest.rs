@@ -81,6 +81,14 @@ fn seeds() -> Vec<(&'static str, Vec<u8>)> {
             "process/pidfile",
             b"12177\n/var/lib/postgresql/15/main\n".to_vec(),
         ),
+        (
+            "app/text",
+            fixture("app_metrics/python-client-0.16-text-0.0.4.txt"),
+        ),
+        (
+            "app/openmetrics",
+            fixture("app_metrics/python-client-0.16-openmetrics.txt"),
+        ),
     ];
     // Every parser has at least one seed, and every seed parses as it is.
     let parsers = kernel_file_parsers();
@@ -400,5 +408,42 @@ proptest! {
     fn config_parsers_never_panic(text in "([a-z_]{1,8}|[:\\-\\[\\]{},\"' \n]|é|ٷ|\u{0}|[0-9]{1,3}){0,40}") {
         let _ = vitals::config::parse_str(&text, "vitals.yaml");
         let _ = vitals::server::webconfig::parse_str(&text, "web.yml", std::path::Path::new("/nonexistent"));
+    }
+}
+
+proptest! {
+    /// An application's body as vitals re-exposes it parses back to the same
+    /// model in both formats: any label value (quotes, backslashes, new
+    /// lines, any Unicode) and any value but NaN (which equals nothing).
+    #[test]
+    fn app_exposition_round_trips(
+        series in proptest::collection::vec(
+            ("[a-z_][a-z0-9_]{0,8}", ".{0,12}", any::<f64>().prop_filter("not NaN", |v| !v.is_nan())),
+            1..20,
+        )
+    ) {
+        use vitals::collectors::app_metrics::parse::{parse_exposition, Dialect};
+        use vitals::metrics::{render, Format, Output};
+        let mut out = Output::new();
+        for (i, (label, value, v)) in series.iter().enumerate() {
+            out.families.push(vitals::metrics::Family {
+                name: format!("app_gauge_{i}"),
+                help: format!("Help with \\ and \"{value}\"."),
+                kind: vitals::metrics::Kind::Gauge,
+                samples: vec![vitals::metrics::Sample {
+                    labels: vec![(format!("l{label}"), value.clone())],
+                    value: *v,
+                    suffix: "",
+                }],
+            });
+        }
+        for (format, dialect) in [(Format::Text, Dialect::Text), (Format::OpenMetrics, Dialect::OpenMetrics)] {
+            let text = render([&out], format);
+            let mut back = parse_exposition(&text, dialect, 100).map_err(|e| TestCaseError::fail(format!("{e}\n{text}")))?;
+            back.sort_by(|a, b| a.name.cmp(&b.name));
+            let mut want = out.families.clone();
+            want.sort_by(|a, b| a.name.cmp(&b.name));
+            prop_assert_eq!(back, want);
+        }
     }
 }

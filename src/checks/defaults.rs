@@ -273,7 +273,11 @@ pub fn default_checks() -> Vec<CheckConfig> {
         .iter()
         .map(|d| CheckConfig {
             name: d.name.to_owned(),
-            metric: Selector::metric_only(d.metric),
+            metric: Some(Selector::metric_only(d.metric)),
+            rate: None,
+            ratio: None,
+            quantile: None,
+            trend: None,
             direction: d.direction,
             warning: d.warning,
             critical: d.critical,
@@ -304,7 +308,7 @@ mod tests {
                 };
                 assert!(ordered, "{}: warning must come before critical", c.name);
             }
-            let s = &c.metric;
+            let s = c.selector();
             assert!(
                 crate::collectors::describe(&s.metric).is_some(),
                 "{}: {} is not a metric vitals exports",

@@ -32,15 +32,18 @@ pub fn unknown_metrics(config: &Config) -> Vec<UnknownMetric> {
         .checks
         .iter()
         .filter_map(|c| {
-            let metric = &c.value.metric.metric;
-            crate::collectors::describe(metric)
-                .is_none()
-                .then(|| UnknownMetric {
+            let metric = &c.value.metric.as_ref()?.metric;
+            // With an app_metrics source, any other name may be the app's.
+            let app_may_have_it =
+                !config.sources.app_metrics.is_empty() && !metric.starts_with("vitals_");
+            (crate::collectors::describe(metric).is_none() && !app_may_have_it).then(|| {
+                UnknownMetric {
                     check: c.value.name.clone(),
                     metric: metric.clone(),
                     line: c.referenced.line(),
                     column: c.referenced.column(),
-                })
+                }
+            })
         })
         .collect()
 }

@@ -1,6 +1,6 @@
 //! The checks in effect: the built-in set merged with the configured ones.
 
-use super::{defaults, Levels};
+use super::{app_defaults, defaults, Levels};
 use crate::config::{CheckConfig, Config};
 use serde::Serialize;
 
@@ -41,7 +41,10 @@ pub fn effective_checks(config: &Config) -> Vec<Check> {
     let configured: Vec<&CheckConfig> = config.checks.iter().map(|c| &c.value).collect();
     let mut list: Vec<(CheckConfig, Origin)> = Vec::new();
     if config.default_checks {
-        for d in defaults::default_checks() {
+        for d in defaults::default_checks()
+            .into_iter()
+            .chain(app_defaults::checks(config))
+        {
             match configured.iter().find(|c| c.name == d.name) {
                 Some(c) => list.push(((*c).clone(), Origin::Configured)),
                 None => list.push((d, Origin::Default)),

@@ -3,6 +3,7 @@
 
 use super::diagnostics::{format_labels, Transition};
 use super::UNKNOWN_RETENTION;
+use super::{derived, history};
 use super::{effective_checks, Check, Levels, Machine, Now, Origin, SourceRound, State};
 use crate::config::Config;
 use crate::metrics::Output;
@@ -18,6 +19,8 @@ pub(super) enum Reason {
     SourceFailed(String),
     /// A configured check that no series matches (yet).
     NoSeries,
+    /// A derived check has no value yet (warming up, no traffic…).
+    Derived(String),
 }
 
 impl fmt::Display for Reason {
@@ -26,6 +29,7 @@ impl fmt::Display for Reason {
             Reason::NoData => f.write_str("series gone"),
             Reason::SourceFailed(s) => write!(f, "source {s} failed"),
             Reason::NoSeries => f.write_str("no series matches the selector"),
+            Reason::Derived(why) => f.write_str(why),
         }
     }
 }
@@ -44,6 +48,8 @@ pub(super) struct Instance {
     pub(super) transitions: [u64; 4],
     /// Stands for a configured check that matches nothing yet.
     placeholder: bool,
+    /// Recent values, for the page's sparkline.
+    pub(super) recent: history::Recent,
 }
 
 impl Instance {
@@ -55,6 +61,7 @@ impl Instance {
             reason: None,
             transitions: [0; 4],
             placeholder: false,
+            recent: history::Recent::default(),
         }
     }
 }
@@ -64,6 +71,8 @@ pub(super) struct Evaluated {
     pub(super) check: Check,
     pub(super) levels: Levels,
     pub(super) instances: BTreeMap<LabelSet, Instance>,
+    /// The kind and history of a `rate`/`ratio`/`quantile`/`trend` check.
+    derived: Option<derived::Derived>,
 }
 
 /// Every check instance and its state; see the module documentation.
@@ -80,6 +89,7 @@ impl CheckEngine {
                 .into_iter()
                 .map(|check| Evaluated {
                     levels: check.levels(),
+                    derived: check.config.derived().map(derived::Derived::new),
                     check,
                     instances: BTreeMap::new(),
                 })
@@ -98,8 +108,11 @@ impl CheckEngine {
         *self = CheckEngine::new(config);
         for e in &mut self.checks {
             if let Some(prev) = old.remove(&e.check.config.name) {
-                if prev.check.config.metric == e.check.config.metric {
+                let same_kind =
+                    prev.derived.as_ref().map(|d| &d.kind) == e.derived.as_ref().map(|d| &d.kind);
+                if prev.check.config.selector() == e.check.config.selector() && same_kind {
                     e.instances = prev.instances;
+                    e.derived = prev.derived;
                 }
             }
         }
@@ -158,33 +171,45 @@ impl Evaluated {
         now: Now,
         transitions: &mut Vec<Transition>,
     ) {
-        // The series this check selects, first source first.
-        let mut seen: BTreeMap<LabelSet, (f64, &str, bool)> = BTreeMap::new();
-        for round in rounds {
-            let Some(family) = round.output.family(&self.check.config.metric.metric) else {
-                continue;
-            };
-            for sample in &family.samples {
-                if self.check.config.metric.matches(&sample.labels) {
-                    let mut key = sample.labels.clone();
-                    key.sort();
-                    seen.entry(key)
-                        .or_insert((sample.value, round.source, round.failed));
+        // The series this check selects, first source first; or the
+        // values a derived check computes from them.
+        let mut seen: BTreeMap<LabelSet, derived::Seen> = BTreeMap::new();
+        if let Some(d) = &mut self.derived {
+            seen = d.evaluate(rounds, failed, now.unix);
+        } else {
+            let selector = self.check.config.selector();
+            for round in rounds {
+                let Some(family) = round.output.family(&selector.metric) else {
+                    continue;
+                };
+                for sample in &family.samples {
+                    if sample.suffix.is_empty() && selector.matches(&sample.labels) {
+                        let mut key = sample.labels.clone();
+                        key.sort();
+                        seen.entry(key).or_insert_with(|| derived::Seen {
+                            value: Some(sample.value),
+                            source: round.source.to_owned(),
+                            failed: round.failed,
+                            why: None,
+                        });
+                    }
                 }
             }
         }
 
-        for (key, (value, source, source_failed)) in &seen {
+        for (key, s) in &seen {
             let inst = self
                 .instances
                 .entry(key.clone())
                 .or_insert_with(|| Instance::new(now));
             inst.placeholder = false;
-            inst.source = Some((*source).to_owned());
-            let (value, reason) = if *source_failed {
-                (None, Some(Reason::SourceFailed((*source).to_owned())))
+            inst.source = Some(s.source.clone());
+            let (value, reason) = if s.failed {
+                (None, Some(Reason::SourceFailed(s.source.clone())))
+            } else if s.value.is_none() {
+                (None, s.why.clone().map(Reason::Derived))
             } else {
-                (Some(*value), None)
+                (s.value, None)
             };
             observe(
                 &self.check,
@@ -249,6 +274,9 @@ fn observe(
     transitions: &mut Vec<Transition>,
 ) {
     let change = inst.machine.observe(levels, value, now.instant);
+    if let Some(v) = value {
+        inst.recent.push(now.unix, v);
+    }
     if inst.machine.since() == now.instant {
         inst.since_unix = now.unix;
     }

@@ -27,11 +27,15 @@
 //! with more `exported_` prefixes until it is unique. `/status` shows the
 //! labels unchanged.
 
+pub mod app_defaults;
+pub mod compute;
 pub mod defaults;
+pub mod derived;
 mod diagnostics;
 mod effective;
 mod engine;
 mod exposition;
+pub mod history;
 pub mod rules;
 pub mod state;
 mod status;

@@ -74,7 +74,8 @@ pub fn alert_name(check: &str) -> String {
 
 /// The PromQL expression of one rule.
 pub fn expression(check: &Check, severity: &str, level: f64) -> String {
-    let series = check.config.metric.to_string();
+    let series = super::derived::promql(&check.config)
+        .map_or_else(|| check.config.selector().to_string(), |e| format!("({e})"));
     let (op, held) = match check.config.direction {
         Direction::Above => (">", level - band(check, level)),
         Direction::Below => ("<", level + band(check, level)),
@@ -119,7 +120,7 @@ fn rule(out: &mut String, check: &Check, severity: &str, level: f64) {
     let summary = format!(
         "{} is {severity}: {} is {{{{ $value }}}} ({word} {})",
         untemplated(&c.name),
-        check.config.metric.metric,
+        check.config.selector().metric,
         number(level)
     );
     let _ = writeln!(out, "          summary: {}", q(&summary));
@@ -132,7 +133,7 @@ fn rule(out: &mut String, check: &Check, severity: &str, level: f64) {
         description,
         "vitals check `{}`: {} {op} {}",
         untemplated(&c.name),
-        untemplated(&check.config.metric.to_string()),
+        untemplated(&check.config.selector().to_string()),
         number(level)
     );
     if let Some(d) = c.for_.filter(|d| !d.as_std().is_zero()) {

@@ -24,6 +24,13 @@ pub struct InstanceStatus {
     pub origin: Origin,
     pub description: Option<String>,
     pub runbook_url: Option<String>,
+    /// How the page shows the value: `ratio`, `seconds`, `bytes`,
+    /// `per_second`… (not in `/status`, whose values stay raw numbers).
+    #[serde(skip)]
+    pub unit: &'static str,
+    /// Recent `(unix time, value)` pairs, oldest first, for the page.
+    #[serde(skip)]
+    pub recent: Vec<(f64, f64)>,
 }
 
 impl CheckEngine {
@@ -53,6 +60,8 @@ impl CheckEngine {
                     origin: e.check.origin,
                     description: c.description.clone(),
                     runbook_url: c.runbook_url.clone(),
+                    unit: super::history::unit(c),
+                    recent: inst.recent.points(),
                 });
             }
         }

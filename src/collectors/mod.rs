@@ -9,6 +9,7 @@
 //! | pgbouncer   | `pgbouncer.rs`  | `vitals_pgbouncer_`  |
 //! | http probe  | `http_probe.rs` | `vitals_probe_`      |
 //! | redis       | `redis/`        | `vitals_redis_`      |
+//! | app metrics | `app_metrics/`  | `vitals_app_`        |
 //!
 //! `footprint.rs` is not a source: it reads vitals' own `<proc>/self` for the
 //! conventional `process_*` self metrics, on the runtime's own tick.
@@ -17,6 +18,7 @@
 //! task on its own interval (see `runtime`); a round fills a fresh
 //! [`Output`] that replaces the previous one wholesale.
 
+pub mod app_metrics;
 pub mod cgroup;
 pub mod footprint;
 pub mod host;
@@ -100,6 +102,7 @@ pub enum AnySource {
     PgBouncer(pgbouncer::PgBouncerSource),
     HttpProbe(http_probe::HttpProbeSource),
     Redis(redis::RedisSource),
+    AppMetrics(app_metrics::AppMetricsSource),
     /// A source the runtime's own tests script (panics, counts rebuilds).
     #[cfg(test)]
     Test(TestSource),
@@ -115,6 +118,7 @@ impl Source for AnySource {
             AnySource::PgBouncer(s) => s.collect(out).await,
             AnySource::HttpProbe(s) => s.collect(out).await,
             AnySource::Redis(s) => s.collect(out).await,
+            AnySource::AppMetrics(s) => s.collect(out).await,
             #[cfg(test)]
             AnySource::Test(s) => {
                 assert!(!s.panics, "test source panics as scripted");
@@ -241,6 +245,16 @@ pub fn build(config: &Config) -> Vec<Scheduled> {
             move || AnySource::Redis(redis::RedisSource::new(&t)),
         ));
     }
+    for app in &sources.app_metrics {
+        let a = app.clone();
+        list.push(Scheduled::new(
+            format!("app/{}", app.name),
+            config.interval_or_default(app.interval),
+            // As for the probe: the source times out itself and says so.
+            Duration(app.timeout.as_std() + std::time::Duration::from_secs(1)),
+            move || AnySource::AppMetrics(app_metrics::AppMetricsSource::new(&a)),
+        ));
+    }
     list
 }
 
@@ -253,6 +267,7 @@ pub fn build(config: &Config) -> Vec<Scheduled> {
 /// `vitals catalog`.
 pub fn catalog() -> Vec<&'static Desc> {
     let tables: &[&[Desc]] = &[
+        app_metrics::METRICS,
         host::METRICS,
         cgroup::METRICS,
         process::METRICS,
@@ -299,6 +314,7 @@ pub fn kernel_file_parsers() -> Vec<FuzzParser> {
     all.extend(cgroup::fuzz::parsers());
     all.extend(process::fuzz::parsers());
     all.extend(redis::fuzz::parsers());
+    all.extend(app_metrics::fuzz::parsers());
     all
 }
 

@@ -5,12 +5,14 @@
 //! Values are parsed into what they mean while the file is read, so the rest
 //! of the agent never parses a config string: a DSN ([`Dsn`], `dsn.rs`), a
 //! probe URL ([`ProbeTarget`], `probe.rs`, from `url.rs`, which remote
-//! write's receiver URLs also use), a check selector ([`Selector`],
-//! `selector.rs`), a duration, a regex. `paths.rs` names the key at a
+//! write's receiver URLs also use; an app source's [`AppTarget`]), a check
+//! selector ([`Selector`], `selector.rs`), a derived check's kind
+//! ([`DerivedKind`], `derived.rs`, validated there), a duration, a regex. `paths.rs` names the key at a
 //! position (and the reverse) from the YAML parser's own spans;
 //! `validate.rs` checks what spans several keys. This module depends on
 //! nothing else in the crate.
 
+pub mod derived;
 mod dsn;
 mod duration;
 mod load;
@@ -21,10 +23,11 @@ pub mod selector;
 pub mod url;
 mod validate;
 
+pub use derived::{DerivedKind, QuantileSpec, RateSpec, RatioSpec, TrendSpec};
 pub use dsn::{parse_dsn, Dsn};
 pub use duration::{parse_duration, Duration};
 pub use load::{load_file, parse_str, ConfigError, EMBEDDED_DEFAULT};
-pub use probe::{parse_target, ProbeTarget};
+pub use probe::{parse_http_url, parse_target, AppTarget, ProbeTarget};
 pub use remote_write::{
     expand_env, BasicAuth, EnvString, RemoteQueueConfig, RemoteWriteConfig, TlsClientConfig,
 };
@@ -203,6 +206,8 @@ pub struct Sources {
     pub http_probes: Vec<HttpProbeConfig>,
     #[serde(default)]
     pub redis: Vec<RedisConfig>,
+    #[serde(default)]
+    pub app_metrics: Vec<AppMetricsConfig>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -652,13 +657,62 @@ fn default_probe_window() -> Duration {
     Duration::from_secs(300)
 }
 
+/// The application's own metrics endpoint (`collectors::app_metrics`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppMetricsConfig {
+    /// Becomes the `app` label.
+    pub name: String,
+    /// `http://` on loopback; no credentials.
+    pub url: AppTarget,
+    #[serde(default)]
+    pub interval: Option<Duration>,
+    #[serde(default = "default_app_timeout")]
+    pub timeout: Duration,
+    /// Samples accepted per scrape; one more refuses the scrape.
+    #[serde(default = "default_max_series")]
+    pub max_series: usize,
+    /// Body bytes accepted per scrape (before and after gzip).
+    #[serde(default = "default_max_bytes")]
+    pub max_bytes: u64,
+    /// Re-expose the application's series on `/metrics` with `app="<name>"`;
+    /// otherwise they are kept for the checks only.
+    #[serde(default)]
+    pub export: bool,
+    /// A selector of the app's queue-length gauge (e.g. `job_queue_size`),
+    /// for the built-in `app_queue_<name>` check.
+    #[serde(default)]
+    pub queue: Option<Selector>,
+}
+
+fn default_app_timeout() -> Duration {
+    Duration::from_secs(5)
+}
+fn default_max_series() -> usize {
+    20_000
+}
+fn default_max_bytes() -> u64 {
+    10 * 1024 * 1024
+}
+
 /// One threshold check (see `checks/`).
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CheckConfig {
     pub name: String,
-    /// A PromQL-style selector: `name{label="v",other=~"re"}`.
-    pub metric: Selector,
+    /// A PromQL-style selector: `name{label="v",other=~"re"}`. Absent for
+    /// a derived kind (exactly one of `metric`, `rate`, `ratio`,
+    /// `quantile`, `trend`).
+    #[serde(default)]
+    pub metric: Option<Selector>,
+    #[serde(default)]
+    pub rate: Option<RateSpec>,
+    #[serde(default)]
+    pub ratio: Option<RatioSpec>,
+    #[serde(default)]
+    pub quantile: Option<QuantileSpec>,
+    #[serde(default)]
+    pub trend: Option<TrendSpec>,
     #[serde(default)]
     pub direction: Direction,
     #[serde(default)]

@@ -22,6 +22,12 @@ pub struct ProbeTarget {
 /// that is not an absolute http URL; the message never repeats a URL that
 /// may hold a password.
 pub fn parse_target(url: &str) -> Result<ProbeTarget, String> {
+    parse_http_url(url, "probe")
+}
+
+/// [`parse_target`] for any loopback `http://` URL vitals GETs; `what` names
+/// it in messages (`probe`, `app_metrics`).
+pub fn parse_http_url(url: &str, what: &str) -> Result<ProbeTarget, String> {
     let rest = url.find("://").map_or("", |i| &url[i + 3..]);
     if rest
         .split(['/', '?', '#'])
@@ -29,14 +35,14 @@ pub fn parse_target(url: &str) -> Result<ProbeTarget, String> {
         .unwrap_or("")
         .contains('@')
     {
-        return Err(
-            "probe URL must not contain a user or password; the probe sends no credentials".into(),
-        );
+        return Err(format!(
+            "{what} URL must not contain a user or password; vitals sends no credentials"
+        ));
     }
-    let (scheme, target) = parse_url(url, "probe URL")?;
+    let (scheme, target) = parse_url(url, &format!("{what} URL"))?;
     if scheme == Scheme::Https {
         return Err(format!(
-            "probe URL {:?}: https is not supported; probe the application's own endpoint on loopback with http://",
+            "{what} URL {:?}: https is not supported; use the application's own endpoint on loopback with http://",
             shown(url)
         ));
     }
@@ -54,6 +60,20 @@ impl ProbeTarget {
 impl fmt::Display for ProbeTarget {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "http://{}{}", self.host_header, self.path)
+    }
+}
+
+/// An `app_metrics` endpoint: a [`ProbeTarget`] whose messages name
+/// `app_metrics`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AppTarget(pub ProbeTarget);
+
+impl<'de> Deserialize<'de> for AppTarget {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        parse_http_url(&text, "app_metrics")
+            .map(AppTarget)
+            .map_err(de::Error::custom)
     }
 }
 

@@ -61,6 +61,7 @@ pub(super) fn validate(config: &Config) -> Result<(), Invalid> {
             ));
         }
     }
+    app_metrics(config)?;
     let mut check_names = BTreeSet::new();
     for (i, check) in config.checks.iter().enumerate() {
         let check = &check.value;
@@ -77,6 +78,32 @@ pub(super) fn validate(config: &Config) -> Result<(), Invalid> {
             };
             invalid(path, format!("check `{}`: {m}", check.name))
         })?;
+        super::derived::validate(check).map_err(|e| {
+            invalid(
+                format!("checks[{i}]"),
+                format!("check `{}`: {e}", check.name),
+            )
+        })?;
+    }
+    Ok(())
+}
+
+/// Application endpoints (the URL is parsed with the file): bounds and a
+/// timeout above 0.
+fn app_metrics(config: &Config) -> Result<(), Invalid> {
+    let apps = &config.sources.app_metrics;
+    unique_names("sources.app_metrics", apps.iter().map(|a| a.name.as_str()))?;
+    for (i, app) in apps.iter().enumerate() {
+        let at = format!("sources.app_metrics[{i}]");
+        if app.timeout.as_std().is_zero() {
+            return Err(invalid(format!("{at}.timeout"), "must be above 0"));
+        }
+        if app.max_series == 0 {
+            return Err(invalid(format!("{at}.max_series"), "must be at least 1"));
+        }
+        if app.max_bytes == 0 {
+            return Err(invalid(format!("{at}.max_bytes"), "must be at least 1"));
+        }
     }
     Ok(())
 }

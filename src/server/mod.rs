@@ -273,7 +273,10 @@ impl Server {
             ("/health/live", true, _) => text(StatusCode::OK, "ok\n".into()),
             ("/health/ready", true, _) => self.ready(),
             ("/status", true, _) => self.status(),
-            ("/", true, _) => html(page::index(&self.shared.report().checks)),
+            ("/", true, _) => {
+                let report = self.shared.report();
+                html(page::index(&report.checks, &report.sources))
+            }
             ("/-/reload", _, true) => self.reload().await,
             ("/metrics" | "/health/live" | "/health/ready" | "/status" | "/", _, _) => {
                 not_allowed("GET, HEAD")

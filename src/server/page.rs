@@ -1,11 +1,14 @@
-//! The small HTML page at `/`: links to the endpoints and the checks as a
-//! table coloured by state. It reloads itself every 10 seconds; no script.
+//! The small HTML page at `/`: links to the endpoints, the checks as a
+//! table coloured by state with each value in its unit and a sparkline of
+//! its recent values (inline SVG), and the sources with their last error
+//! (an application's scrape among them). It reloads itself every 10
+//! seconds; no script.
 
 use crate::checks::{InstanceStatus, State};
-use crate::runtime;
+use crate::runtime::{self, SourceStatus};
 use std::fmt::Write as _;
 
-pub fn index(checks: &[InstanceStatus]) -> String {
+pub fn index(checks: &[InstanceStatus], sources: &[SourceStatus]) -> String {
     let mut rows = String::new();
     for c in checks {
         let labels: Vec<String> = c
@@ -13,17 +16,22 @@ pub fn index(checks: &[InstanceStatus]) -> String {
             .iter()
             .map(|(k, v)| format!("{k}=\"{v}\""))
             .collect();
-        let level = |l: Option<f64>| l.map_or_else(|| "–".to_owned(), |v| v.to_string());
+        let level = |l: Option<f64>| l;
         let state = c.state.to_string();
         let _ = writeln!(
             rows,
-            "<tr class=\"{state}\"><td>{}</td><td>{}</td><td class=\"state\">{state}</td><td>{}</td><td>{} {} / {}</td><td data-since=\"{}\">{}</td></tr>",
+            "<tr class=\"{state}\"><td>{}</td><td>{}</td><td class=\"state\">{state}</td><td class=\"value\" data-value=\"{}\">{}</td><td>{}</td><td>{} {} / {}</td><td data-since=\"{}\">{}</td></tr>",
             escape(&c.check),
             escape(&labels.join(", ")),
-            c.value.map_or_else(|| "–".to_owned(), number),
+            c.value.map_or_else(String::new, |v| v.to_string()),
+            c.value.map_or_else(
+                || c.reason.as_deref().map_or_else(|| "–".to_owned(), escape),
+                |v| in_unit(v, c.unit)
+            ),
+            sparkline(&c.recent, c.warning, c.critical),
             c.direction,
-            level(c.warning),
-            level(c.critical),
+            level(c.warning).map_or_else(|| "–".to_owned(), |l| in_unit(l, c.unit)),
+            level(c.critical).map_or_else(|| "–".to_owned(), |l| in_unit(l, c.unit)),
             c.since,
             since(c.since),
         );
@@ -32,9 +40,30 @@ pub fn index(checks: &[InstanceStatus]) -> String {
         "<p>No check has an instance yet.</p>\n".to_owned()
     } else {
         format!(
-            "<table id=\"checks\">\n<tr><th>check</th><th>instance</th><th>state</th><th>value</th><th>levels (warning / critical)</th><th>since</th></tr>\n{rows}</table>\n"
+            "<table id=\"checks\">\n<tr><th>check</th><th>instance</th><th>state</th><th>value</th><th>recent</th><th>levels (warning / critical)</th><th>since</th></tr>\n{rows}</table>\n"
         )
     };
+    let mut source_rows = String::new();
+    for s in sources {
+        let (class, word) = match s.success {
+            None => ("unknown", "pending"),
+            Some(true) => ("ok", "ok"),
+            Some(false) => ("critical", "failing"),
+        };
+        let _ = writeln!(
+            source_rows,
+            "<tr class=\"{class}\"><td>{}</td><td class=\"state\">{word}</td><td>{}</td><td>{}</td><td class=\"error\">{}</td></tr>",
+            escape(&s.source),
+            s.last_duration_seconds
+                .map_or_else(|| "–".to_owned(), |d| in_unit(d, "seconds")),
+            s.last_success_timestamp_seconds
+                .map_or_else(|| "never".to_owned(), since),
+            s.last_error.as_deref().map_or_else(String::new, escape),
+        );
+    }
+    let table = format!(
+        "{table}<h2>Sources</h2>\n<table id=\"sources\">\n<tr><th>source</th><th>state</th><th>last round took</th><th>last success</th><th>last error</th></tr>\n{source_rows}</table>\n"
+    );
     let worst = checks.iter().map(|c| severity(c.state)).max().unwrap_or(0);
     format!(
         "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><meta http-equiv=\"refresh\" content=\"10\">\n\
@@ -43,6 +72,8 @@ body {{ font-family: sans-serif; margin: 2em; }}\n\
 table {{ border-collapse: collapse; }} td, th {{ border: 1px solid #ccc; padding: .3em .6em; text-align: left; }}\n\
 tr.ok td.state {{ background: #c8f0c8; }} tr.warning td.state {{ background: #ffe08a; }}\n\
 tr.critical td.state {{ background: #f4a3a3; }} tr.unknown td.state {{ background: #ddd; }}\n\
+td.value {{ text-align: right; white-space: nowrap; }} td.error {{ color: #a00; max-width: 40em; }}\n\
+svg.spark polyline {{ fill: none; stroke: #357; stroke-width: 1.5; }} svg.spark line {{ stroke-width: 1; stroke-dasharray: 2 2; }}\n\
 </style></head>\n<body>\n<h1>vitals {version}</h1>\n<p id=\"summary\">{summary}</p>\n{table}\
 <ul>\n<li><a href=\"/metrics\">/metrics</a> — Prometheus exposition</li>\n\
 <li><a href=\"/status\">/status</a> — sources, checks and configuration (JSON)</li>\n\
@@ -77,6 +108,102 @@ fn since(unix: f64) -> String {
     }
 }
 
+/// A value in its unit: `49.96 %`, `486 ms`, `1.7 h`, `512 MiB`, `12.5/s`.
+pub fn in_unit(v: f64, unit: &str) -> String {
+    if v.is_nan() {
+        return "NaN".into();
+    }
+    if v.is_infinite() {
+        return if v > 0.0 {
+            "∞".into()
+        } else {
+            "−∞".into()
+        };
+    }
+    match unit {
+        "ratio" => format!("{} %", number((v * 10000.0).round() / 100.0)),
+        "seconds" => duration(v),
+        "bytes" => bytes(v),
+        "per_second" => format!("{}/s", number(v)),
+        "per_hour" => format!("{}/h", number(v)),
+        "bytes_per_second" => format!("{}/s", bytes(v)),
+        "bytes_per_hour" => format!("{}/h", bytes(v)),
+        _ => number(v),
+    }
+}
+
+fn duration(v: f64) -> String {
+    let a = v.abs();
+    if a < 1.0 {
+        format!("{} ms", number((v * 1000.0 * 10.0).round() / 10.0))
+    } else if a < 120.0 {
+        format!("{} s", number((v * 100.0).round() / 100.0))
+    } else if a < 7200.0 {
+        format!("{} min", number((v / 60.0 * 10.0).round() / 10.0))
+    } else {
+        format!("{} h", number((v / 3600.0 * 10.0).round() / 10.0))
+    }
+}
+
+fn bytes(v: f64) -> String {
+    let mut x = v;
+    for unit in ["B", "KiB", "MiB", "GiB", "TiB"] {
+        if x.abs() < 1024.0 || unit == "TiB" {
+            return format!("{} {unit}", number((x * 10.0).round() / 10.0));
+        }
+        x /= 1024.0;
+    }
+    number(v)
+}
+
+/// An inline SVG line of `points` (time, value), 120×24, with the levels as
+/// dashed lines when they fall within the range shown.
+pub fn sparkline(points: &[(f64, f64)], warning: Option<f64>, critical: Option<f64>) -> String {
+    const W: f64 = 120.0;
+    const H: f64 = 24.0;
+    if points.len() < 2 {
+        return String::new();
+    }
+    let (t0, t1) = (points[0].0, points[points.len() - 1].0);
+    let (mut lo, mut hi) = points
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), (_, v)| {
+            (lo.min(*v), hi.max(*v))
+        });
+    if hi - lo < 1e-12 {
+        lo -= 1.0;
+        hi += 1.0;
+    }
+    let x = |t: f64| {
+        if t1 > t0 {
+            (t - t0) / (t1 - t0) * W
+        } else {
+            0.0
+        }
+    };
+    let y = |v: f64| H - 1.0 - (v - lo) / (hi - lo) * (H - 2.0);
+    let line: Vec<String> = points
+        .iter()
+        .map(|(t, v)| format!("{:.1},{:.1}", x(*t), y(*v)))
+        .collect();
+    let mut svg = format!(
+        "<svg class=\"spark\" width=\"{W}\" height=\"{H}\" viewBox=\"0 0 {W} {H}\" role=\"img\" aria-label=\"{} recent values\"><polyline points=\"{}\"/>",
+        points.len(),
+        line.join(" ")
+    );
+    for (level, colour) in [(warning, "#c90"), (critical, "#c00")] {
+        if let Some(l) = level.filter(|l| (lo..=hi).contains(l)) {
+            let _ = write!(
+                svg,
+                "<line x1=\"0\" x2=\"{W}\" y1=\"{y:.1}\" y2=\"{y:.1}\" stroke=\"{colour}\"/>",
+                y = y(l)
+            );
+        }
+    }
+    svg.push_str("</svg>");
+    svg
+}
+
 /// Up to four decimals, without trailing zeros: 0.9512, 6.2, 25276502016.
 fn number(v: f64) -> String {
     let text = format!("{v:.4}");
@@ -88,4 +215,44 @@ fn escape(text: &str) -> String {
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_read_in_their_units() {
+        for (v, unit, want) in [
+            (0.4996, "ratio", "49.96 %"),
+            (0.277647, "ratio", "27.76 %"),
+            (0.4862, "seconds", "486.2 ms"),
+            (2.5, "seconds", "2.5 s"),
+            (6000.0, "seconds", "100 min"),
+            (14400.0, "seconds", "4 h"),
+            (f64::INFINITY, "seconds", "∞"),
+            (536870912.0, "bytes", "512 MiB"),
+            (1536.0, "bytes", "1.5 KiB"),
+            (12.5, "per_second", "12.5/s"),
+            (1.8e8, "bytes_per_hour", "171.7 MiB/h"),
+            (42.0, "", "42"),
+        ] {
+            assert_eq!(in_unit(v, unit), want, "{v} {unit}");
+        }
+    }
+
+    #[test]
+    fn sparkline_scales_into_the_box_and_draws_levels_in_range() {
+        let svg = sparkline(
+            &[(0.0, 0.0), (5.0, 10.0), (10.0, 5.0)],
+            Some(8.0),
+            Some(50.0),
+        );
+        assert!(
+            svg.contains("points=\"0.0,23.0 60.0,1.0 120.0,12.0\""),
+            "{svg}"
+        );
+        assert_eq!(svg.matches("<line").count(), 1, "{svg}"); // 50 is off the range
+        assert_eq!(sparkline(&[(0.0, 1.0)], None, None), "");
+    }
 }

@@ -81,8 +81,9 @@ fn default_levels() -> &'static [Level] {
         vitals::checks::defaults::default_checks()
             .into_iter()
             .map(|c| {
+                let selector = c.selector().clone();
                 assert!(
-                    c.metric.matchers.is_empty(),
+                    c.metric.is_some() && selector.matchers.is_empty(),
                     "built-in check {} selects by label; the assets compare metric names only",
                     c.name
                 );
@@ -92,7 +93,7 @@ fn default_levels() -> &'static [Level] {
                     }),
                     above: c.direction == vitals::config::Direction::Above,
                     check: c.name,
-                    metric: c.metric.metric,
+                    metric: selector.metric,
                     warning: c.warning,
                 }
             })

@@ -367,3 +367,42 @@ pub fn temp_config(dir: &Path, name: &str, text: &str) -> PathBuf {
     std::fs::write(&path, text).unwrap();
     path
 }
+
+/// Runs headless Chromium (Debian package `chromium`) with a throwaway
+/// profile directory.
+pub fn chromium(args: &[&str], profile: &Path) -> std::process::Output {
+    Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(args)
+        .output()
+        .expect("chromium not found: install the Debian package `chromium` (scripts/test.sh does)")
+}
+
+/// Takes a PNG screenshot of `url` into `shot` (`size` as `W,H`) and checks
+/// it is one; copies it to `$VITALS_KEEP_SCREENSHOT` when that is set.
+pub fn screenshot(url: &str, shot: &Path, size: &str, profile: &Path) {
+    let out = chromium(
+        &[
+            &format!("--window-size={size}"),
+            &format!("--screenshot={}", shot.display()),
+            url,
+        ],
+        profile,
+    );
+    assert!(out.status.success());
+    let png = std::fs::read(shot).expect("a screenshot");
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    if let Ok(keep) = std::env::var("VITALS_KEEP_SCREENSHOT") {
+        std::fs::copy(shot, keep).unwrap();
+    }
+}
