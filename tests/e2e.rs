@@ -78,6 +78,11 @@ fn read_request(stream: &mut std::net::TcpStream) -> Option<(String, String)> {
 /// A tiny HTTP server on loopback answering every request with 200, for at
 /// most `limit` connections. Returns its port.
 fn serve_ok(limit: usize, received: Option<Received>) -> u16 {
+    serve_body(limit, received, "ok\n")
+}
+
+/// Answers up to `limit` requests with 200 and `answer`.
+fn serve_body(limit: usize, received: Option<Received>, answer: &'static str) -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     std::thread::spawn(move || {
@@ -87,7 +92,11 @@ fn serve_ok(limit: usize, received: Option<Received>) -> u16 {
                     r.lock().unwrap().push((Instant::now(), body));
                 }
                 let _ = stream.write_all(
-                    b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n",
+                    format!(
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
+                        answer.len()
+                    )
+                    .as_bytes(),
                 );
             }
         }
@@ -95,7 +104,13 @@ fn serve_ok(limit: usize, received: Option<Received>) -> u16 {
     port
 }
 
-fn vitals_config(c: &Cluster, redis: &redis_support::Pair, dir: &Path, probe_port: u16) -> String {
+fn vitals_config(
+    c: &Cluster,
+    redis: &redis_support::Pair,
+    dir: &Path,
+    probe_port: u16,
+    app_port: u16,
+) -> String {
     // Downward-API limit files, so the limit figures exist on a machine
     // whose own cgroup is unlimited.
     let podinfo = dir.join("podinfo");
@@ -125,6 +140,8 @@ sources:
       password_file: {pw}
   http_probes:
     - {{name: app, url: \"http://127.0.0.1:{probe_port}/health\", timeout: 2s}}
+  app_metrics:
+    - {{name: web, url: \"http://127.0.0.1:{app_port}/metrics\", queue: jobs}}
   redis:
     - name: cache
       address: \"127.0.0.1:{redis_primary}\"
@@ -184,7 +201,13 @@ fn e2e_suite() {
     );
     let dir = tempfile::tempdir().unwrap();
     let probe_port = serve_ok(100_000, None);
-    let config = vitals_config(&cluster, &redis, dir.path(), probe_port);
+    // The application's own metrics, so the app scrape families are live.
+    let app_port = serve_body(
+        100_000,
+        None,
+        "# TYPE jobs gauge\njobs 3\n# TYPE http_requests_total counter\nhttp_requests_total{code=\"200\"} 7\n",
+    );
+    let config = vitals_config(&cluster, &redis, dir.path(), probe_port, app_port);
     let vitals = Daemon::run_in(dir, &config, &[], &[]);
     // Both parts run even when the first fails; the test fails if either did.
     let metrics = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {

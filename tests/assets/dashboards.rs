@@ -231,3 +231,125 @@ fn dashboard_thresholds_sit_at_the_default_check_levels() {
     }
     assert_none(problems, "dashboard thresholds");
 }
+
+/// Threshold steps of a panel drawing a check with these levels: green,
+/// orange from the warning, red from the critical (reversed below).
+fn steps_for(
+    warning: Option<f64>,
+    critical: Option<f64>,
+    above: bool,
+) -> Vec<(Option<f64>, &'static str)> {
+    let mut steps = vec![(None, "green")];
+    if above {
+        steps.extend(warning.map(|w| (Some(w), "orange")));
+        steps.extend(critical.map(|c| (Some(c), "red")));
+    } else {
+        steps = vec![(None, "red")];
+        match (critical, warning) {
+            (Some(c), Some(w)) => steps.extend([(Some(c), "orange"), (Some(w), "green")]),
+            (Some(c), None) => steps.push((Some(c), "green")),
+            (None, Some(w)) => steps = vec![(None, "orange"), (Some(w), "green")],
+            (None, None) => {}
+        }
+    }
+    steps
+}
+
+#[test]
+fn dashboard_draws_the_app_checks_at_their_levels() {
+    // The app defaults read derived values, so their panels select them by
+    // check name on vitals_check_value; their levels come from the agent.
+    let config = vitals::config::parse_str(
+        "sources:\n  app_metrics:\n    - {name: web, url: 'http://127.0.0.1:1/metrics', queue: jobs}\n",
+        "t.yaml",
+    )
+    .expect("config with an app source");
+    let checks = vitals::checks::app_defaults::checks(&config);
+    assert!(checks.len() >= 5, "app defaults: {}", checks.len());
+    let mut problems = Vec::new();
+    let mut drawn: BTreeSet<String> = BTreeSet::new();
+    for file in dashboard_files() {
+        let dashboard = parse_json(&file);
+        for panel in panels(&dashboard) {
+            let mut shown: Vec<&vitals::config::CheckConfig> = Vec::new();
+            for target in panel["targets"].as_array().into_iter().flatten() {
+                for selector in selectors_in_expr(str_of(target, "expr")).unwrap_or_default() {
+                    if selector.metric.as_deref() != Some("vitals_check_value") {
+                        continue;
+                    }
+                    let Some(m) = selector.matcher("check") else {
+                        continue;
+                    };
+                    let re = regex::Regex::new(&format!("^(?:{})$", m.value)).unwrap();
+                    shown.extend(checks.iter().filter(|c| match m.op.as_str() {
+                        "=" => c.name == m.value,
+                        "=~" => re.is_match(&c.name),
+                        _ => false,
+                    }));
+                }
+            }
+            let Some(first) = shown.first() else {
+                continue;
+            };
+            let at = format!("{} panel {:?}", rel(&file), str_of(panel, "title"));
+            let levels = |c: &vitals::config::CheckConfig| (c.warning, c.critical, c.direction);
+            if shown.iter().any(|c| levels(c) != levels(first)) {
+                problems.push(format!("{at}: mixes checks with different levels"));
+                continue;
+            }
+            let defaults = &panel["fieldConfig"]["defaults"];
+            let steps: Vec<(Option<f64>, &str)> = defaults["thresholds"]["steps"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|s| (s["value"].as_f64(), str_of(s, "color")))
+                .collect();
+            let want = steps_for(
+                first.warning,
+                first.critical,
+                first.direction == vitals::config::Direction::Above,
+            );
+            if steps != want {
+                problems.push(format!(
+                    "{at}: thresholds {steps:?}, want the {} levels {want:?}",
+                    first.name
+                ));
+            }
+            if panel["type"] == "timeseries"
+                && matches!(
+                    defaults["custom"]["thresholdsStyle"]["mode"].as_str(),
+                    None | Some("off")
+                )
+            {
+                problems.push(format!("{at}: thresholds are not drawn"));
+            }
+            drawn.extend(shown.iter().map(|c| c.name.clone()));
+        }
+    }
+    for c in &checks {
+        if !drawn.contains(&c.name) {
+            problems.push(format!(
+                "no panel shows the app check {} with its levels",
+                c.name
+            ));
+        }
+    }
+    assert_none(problems, "app check panels");
+}
+
+#[test]
+fn app_check_threshold_steps_follow_the_direction() {
+    // The leak check fires below its levels: red under the critical.
+    assert_eq!(
+        steps_for(Some(14400.0), Some(3600.0), false),
+        [
+            (None, "red"),
+            (Some(3600.0), "orange"),
+            (Some(14400.0), "green")
+        ]
+    );
+    assert_eq!(
+        steps_for(Some(1.0), Some(5.0), true),
+        [(None, "green"), (Some(1.0), "orange"), (Some(5.0), "red")]
+    );
+}
