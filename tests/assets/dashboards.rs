@@ -161,6 +161,25 @@ fn dashboards_follow_the_conventions() {
     assert_none(problems, "dashboard conventions broken");
 }
 
+/// A panel's threshold steps: (value, color), the first with no value.
+fn threshold_steps(defaults: &Value) -> Vec<(Option<f64>, &str)> {
+    defaults["thresholds"]["steps"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|s| (s["value"].as_f64(), str_of(s, "color")))
+        .collect()
+}
+
+/// A time series panel draws its thresholds (other kinds color by them).
+fn thresholds_drawn(panel: &Value) -> bool {
+    panel["type"] != "timeseries"
+        || !matches!(
+            panel["fieldConfig"]["defaults"]["custom"]["thresholdsStyle"]["mode"].as_str(),
+            None | Some("off")
+        )
+}
+
 #[test]
 fn dashboard_thresholds_sit_at_the_default_check_levels() {
     let mut problems = Vec::new();
@@ -187,12 +206,7 @@ fn dashboard_thresholds_sit_at_the_default_check_levels() {
                 continue;
             }
             let defaults = &panel["fieldConfig"]["defaults"];
-            let steps: Vec<(Option<f64>, &str)> = defaults["thresholds"]["steps"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|s| (s["value"].as_f64(), str_of(s, "color")))
-                .collect();
+            let steps = threshold_steps(defaults);
             let want: Vec<(Option<f64>, &str)> = match (first.above, first.warning) {
                 (true, Some(w)) => vec![
                     (None, "green"),
@@ -208,12 +222,7 @@ fn dashboard_thresholds_sit_at_the_default_check_levels() {
                     first.check
                 ));
             }
-            if panel["type"] == "timeseries"
-                && matches!(
-                    defaults["custom"]["thresholdsStyle"]["mode"].as_str(),
-                    None | Some("off")
-                )
-            {
+            if !thresholds_drawn(panel) {
                 problems.push(format!(
                     "{at}: thresholds are not drawn (thresholdsStyle off)"
                 ));
@@ -298,12 +307,7 @@ fn dashboard_draws_the_app_checks_at_their_levels() {
                 continue;
             }
             let defaults = &panel["fieldConfig"]["defaults"];
-            let steps: Vec<(Option<f64>, &str)> = defaults["thresholds"]["steps"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|s| (s["value"].as_f64(), str_of(s, "color")))
-                .collect();
+            let steps = threshold_steps(defaults);
             let want = steps_for(
                 first.warning,
                 first.critical,
@@ -315,12 +319,7 @@ fn dashboard_draws_the_app_checks_at_their_levels() {
                     first.name
                 ));
             }
-            if panel["type"] == "timeseries"
-                && matches!(
-                    defaults["custom"]["thresholdsStyle"]["mode"].as_str(),
-                    None | Some("off")
-                )
-            {
+            if !thresholds_drawn(panel) {
                 problems.push(format!("{at}: thresholds are not drawn"));
             }
             drawn.extend(shown.iter().map(|c| c.name.clone()));
