@@ -457,11 +457,7 @@ impl Hub {
                 return;
             }
             (
-                inner
-                    .running
-                    .iter()
-                    .map(|r| r.writer.clone())
-                    .collect::<Vec<_>>(),
+                writers(&inner.running),
                 inner.agent_source.as_deref() == Some(source),
             )
         };
@@ -479,12 +475,7 @@ impl Hub {
     /// At shutdown: sends what is queued without waiting for `interval`,
     /// for at most `limit`; returns the samples still undelivered.
     pub async fn flush(&self, limit: Duration) -> usize {
-        let writers: Vec<Arc<Writer>> = self
-            .lock()
-            .running
-            .iter()
-            .map(|r| r.writer.clone())
-            .collect();
+        let writers = writers(&self.lock().running);
         for w in &writers {
             w.flushing.store(true, std::sync::atomic::Ordering::Relaxed);
             w.notify.notify_one();
@@ -500,12 +491,7 @@ impl Hub {
     }
 
     pub fn statuses(&self) -> Vec<RemoteStatus> {
-        let writers: Vec<Arc<Writer>> = self
-            .lock()
-            .running
-            .iter()
-            .map(|r| r.writer.clone())
-            .collect();
+        let writers = writers(&self.lock().running);
         writers.iter().map(|w| w.status()).collect()
     }
 
@@ -541,6 +527,12 @@ impl Drop for Hub {
             r.task.abort();
         }
     }
+}
+
+/// A snapshot of the running writers, so a caller can work on them (send,
+/// wait, read status) without holding the hub's lock.
+fn writers(running: &[Running]) -> Vec<Arc<Writer>> {
+    running.iter().map(|r| r.writer.clone()).collect()
 }
 
 #[cfg(test)]

@@ -309,7 +309,10 @@ impl Prometheus {
     pub fn query(&self, promql: &str) -> Option<f64> {
         let raw = get(
             &self.addr,
-            &format!("/api/v1/query?query={}", percent(promql)),
+            &format!(
+                "/api/v1/query?query={}",
+                crate::common::percent_encode(promql)
+            ),
         );
         let body = raw.split("\r\n\r\n").nth(1)?;
         let json: serde_json::Value = serde_json::from_str(body).ok()?;
@@ -326,16 +329,4 @@ impl Drop for Prometheus {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// Percent-encodes a query parameter.
-pub fn percent(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }

@@ -406,3 +406,16 @@ pub fn screenshot(url: &str, shot: &Path, size: &str, profile: &Path) {
         std::fs::copy(shot, keep).unwrap();
     }
 }
+
+/// Percent-encodes a query parameter (the receivers' and Prometheus'
+/// query APIs).
+pub fn percent_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}

@@ -172,7 +172,10 @@ impl Receiver {
             Kind::VictoriaMetrics => {
                 // Make what was just written searchable.
                 self.get("/internal/force_flush");
-                let resp = self.get(&format!("/api/v1/export?match[]={}", encode(selector)));
+                let resp = self.get(&format!(
+                    "/api/v1/export?match[]={}",
+                    crate::common::percent_encode(selector)
+                ));
                 assert_eq!(resp.status, 200, "{}", resp.text());
                 resp.text()
                     .lines()
@@ -193,7 +196,10 @@ impl Receiver {
             }
             Kind::Prometheus => {
                 let query = format!("{selector}[1h]");
-                let resp = self.get(&format!("/api/v1/query?query={}", encode(&query)));
+                let resp = self.get(&format!(
+                    "/api/v1/query?query={}",
+                    crate::common::percent_encode(&query)
+                ));
                 assert_eq!(resp.status, 200, "{}", resp.text());
                 let v: serde_json::Value = serde_json::from_slice(&resp.body).unwrap();
                 v["data"]["result"]
@@ -242,16 +248,4 @@ fn dechunk(mut raw: &[u8]) -> Vec<u8> {
         out.extend_from_slice(&raw[eol + 2..eol + 2 + size]);
         raw = &raw[eol + 2 + size + 2..];
     }
-}
-
-/// Percent-encodes a query parameter.
-pub fn encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
