@@ -161,8 +161,8 @@ V_MS=$(per_minute "$V_MS1" "$V_MS0" "$ELAPSED")
 V_CALLS=$(per_minute "$V_CALLS1" "$V_CALLS0" "$ELAPSED")
 E_MS=$(per_minute "$E_MS1" "$E_MS0" "$ELAPSED")
 E_CALLS=$(per_minute "$E_CALLS1" "$E_CALLS0" "$ELAPSED")
-echo "costliest statements (total ms over the run, calls, role):" >&2
-psql -d postgres -c "SELECT round((total_exec_time + total_plan_time)::numeric, 1), calls, pg_get_userbyid(userid),
+echo "costliest statements (total ms over the run, of it planning, plans, calls, role):" >&2
+psql -d postgres -c "SELECT round((total_exec_time + total_plan_time)::numeric, 1), round(total_plan_time::numeric, 1), plans, calls, pg_get_userbyid(userid),
     left(regexp_replace(query, '\s+', ' ', 'g'), 70) FROM pg_stat_statements
     WHERE userid IN ('vitals_mon'::regrole, 'exporter_mon'::regrole)
     ORDER BY total_exec_time + total_plan_time DESC LIMIT 12" >&2

@@ -169,6 +169,24 @@ fn slow_statement_mean_and_check(c: &Cluster) {
             .find(|e| e["queryid"] == id.as_str())
             .expect("the statement in /status");
         assert_eq!(entry["query"], "SELECT pg_sleep($1)", "{entry}");
+        // And on the page, with its mean.
+        let page = vitals::server::page::index(
+            &[],
+            &[vitals::runtime::SourceStatus {
+                source: "postgres/primary".into(),
+                details: out.details.clone(),
+                ..Default::default()
+            }],
+        );
+        let row = page
+            .lines()
+            .find(|l| l.contains("SELECT pg_sleep($1)"))
+            .unwrap_or_else(|| panic!("no statement row on the page:\n{page}"));
+        assert!(row.contains(&format!("<td>{id}</td>")), "{row}");
+        assert!(
+            row.contains(&format!("{} s", (mean * 100.0).round() / 100.0)),
+            "{row}"
+        );
 
         // The default slow-statement check goes to warning (1 s / 5 s).
         let config = config::parse_str(
@@ -276,11 +294,11 @@ fn three_hundred_statements_give_top_plus_one_series(c: &Cluster) {
 fn statement_budget_per_round(c: &Cluster) {
     block_on(async {
         let log = c.primary.log.clone();
-        // Statements per round besides the texts: probe, main, activity;
+        // Statements per round besides the texts: probe, main;
         // pg_stat_statements once per statements.interval (30 s), the
         // catalog once per catalog_interval (60 s): with the defaults none
-        // of those falls in the 5 rounds; read every round, 5 per round.
-        for (every_round, expected) in [(false, 3), (true, 5)] {
+        // of those falls in the 5 rounds; read every round, 4 per round.
+        for (every_round, expected) in [(false, 2), (true, 4)] {
             let mut cfg = pg_config(c, c.primary.port, "primary");
             if every_round {
                 cfg.statements.interval = config::Duration::from_millis(1);

@@ -14,7 +14,7 @@
 mod auth;
 pub mod limits;
 mod negotiate;
-mod page;
+pub mod page;
 pub mod tls;
 pub mod webconfig;
 

@@ -1,7 +1,8 @@
 //! The small HTML page at `/`: links to the endpoints, the checks as a
 //! table coloured by state with each value in its unit and a sparkline of
 //! its recent values (inline SVG), and the sources with their last error
-//! (an application's scrape among them). It reloads itself every 10
+//! (an application's scrape among them), and the PostgreSQL targets' top
+//! statements and largest unused indexes. It reloads itself every 10
 //! seconds; no script.
 
 use crate::checks::{InstanceStatus, State};
@@ -62,7 +63,8 @@ pub fn index(checks: &[InstanceStatus], sources: &[SourceStatus]) -> String {
         );
     }
     let table = format!(
-        "{table}<h2>Sources</h2>\n<table id=\"sources\">\n<tr><th>source</th><th>state</th><th>last round took</th><th>last success</th><th>last error</th></tr>\n{source_rows}</table>\n"
+        "{table}<h2>Sources</h2>\n<table id=\"sources\">\n<tr><th>source</th><th>state</th><th>last round took</th><th>last success</th><th>last error</th></tr>\n{source_rows}</table>\n{}",
+        database_details(sources)
     );
     let worst = checks.iter().map(|c| severity(c.state)).max().unwrap_or(0);
     format!(
@@ -73,6 +75,7 @@ table {{ border-collapse: collapse; }} td, th {{ border: 1px solid #ccc; padding
 tr.ok td.state {{ background: #c8f0c8; }} tr.warning td.state {{ background: #ffe08a; }}\n\
 tr.critical td.state {{ background: #f4a3a3; }} tr.unknown td.state {{ background: #ddd; }}\n\
 td.value {{ text-align: right; white-space: nowrap; }} td.error {{ color: #a00; max-width: 40em; }}\n\
+td.query {{ font-family: monospace; max-width: 60em; }}\n\
 svg.spark polyline {{ fill: none; stroke: #357; stroke-width: 1.5; }} svg.spark line {{ stroke-width: 1; stroke-dasharray: 2 2; }}\n\
 </style></head>\n<body>\n<h1>vitals {version}</h1>\n<p id=\"summary\">{summary}</p>\n{table}\
 <ul>\n<li><a href=\"/metrics\">/metrics</a> — Prometheus exposition</li>\n\
@@ -87,6 +90,77 @@ svg.spark polyline {{ fill: none; stroke: #357; stroke-width: 1.5; }} svg.spark 
             _ => "Some checks are critical.",
         },
     )
+}
+
+/// The PostgreSQL targets' top statements (normalised text, per-second
+/// figures over the last interval) and largest unused indexes, from the
+/// details they add to `/status`; empty when no source has any.
+fn database_details(sources: &[SourceStatus]) -> String {
+    let number_at =
+        |v: &serde_json::Value, key: &str| v.get(key).and_then(serde_json::Value::as_f64);
+    let cell = |v: Option<f64>, unit: &str| v.map_or_else(|| "–".to_owned(), |v| in_unit(v, unit));
+    let mut statements = String::new();
+    let mut indexes = String::new();
+    for s in sources {
+        let Some(details) = &s.details else { continue };
+        let top = details
+            .pointer("/statements/top")
+            .and_then(serde_json::Value::as_array);
+        for st in top.into_iter().flatten() {
+            let text = st.get("query").and_then(serde_json::Value::as_str);
+            let _ = writeln!(
+                statements,
+                "<tr><td>{}</td><td>{}</td><td class=\"query\">{}</td><td class=\"value\">{}</td><td class=\"value\">{}</td><td class=\"value\">{}</td><td class=\"value\">{}</td></tr>",
+                escape(&s.source),
+                escape(st.get("queryid").and_then(serde_json::Value::as_str).unwrap_or("")),
+                text.map_or_else(|| "(text not read yet)".to_owned(), escape),
+                cell(number_at(st, "calls_per_second"), "per_second"),
+                cell(number_at(st, "mean_seconds"), "seconds"),
+                cell(number_at(st, "exec_seconds_per_second"), ""),
+                cell(number_at(st, "max_seconds"), "seconds"),
+            );
+        }
+        let largest = details
+            .pointer("/unused_indexes/largest")
+            .and_then(serde_json::Value::as_array);
+        for ix in largest.into_iter().flatten() {
+            let text = |key: &str| {
+                escape(
+                    ix.get(key)
+                        .and_then(serde_json::Value::as_str)
+                        .unwrap_or(""),
+                )
+            };
+            let _ = writeln!(
+                indexes,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"value\">{}</td></tr>",
+                escape(&s.source),
+                escape(
+                    details
+                        .pointer("/unused_indexes/database")
+                        .and_then(serde_json::Value::as_str)
+                        .unwrap_or("")
+                ),
+                text("name"),
+                text("table"),
+                cell(number_at(ix, "bytes"), "bytes"),
+            );
+        }
+    }
+    let mut out = String::new();
+    if !statements.is_empty() {
+        let _ = write!(
+            out,
+            "<h2>Top statements</h2>\n<table id=\"statements\">\n<tr><th>source</th><th>queryid</th><th>statement (normalised)</th><th>calls</th><th>mean</th><th>busy (s/s)</th><th>max since reset</th></tr>\n{statements}</table>\n"
+        );
+    }
+    if !indexes.is_empty() {
+        let _ = write!(
+            out,
+            "<h2>Largest unused indexes</h2>\n<table id=\"unused-indexes\">\n<tr><th>source</th><th>database</th><th>index</th><th>table</th><th>size</th></tr>\n{indexes}</table>\n"
+        );
+    }
+    out
 }
 
 /// Ordering for the summary line: critical worst.
@@ -239,6 +313,54 @@ mod tests {
         ] {
             assert_eq!(in_unit(v, unit), want, "{v} {unit}");
         }
+    }
+
+    #[test]
+    fn statement_texts_and_unused_indexes_are_shown_escaped() {
+        let status = |details| SourceStatus {
+            source: "postgres/main".into(),
+            interval_seconds: 5.0,
+            timeout_seconds: 2.0,
+            rounds: 3,
+            errors_total: 0,
+            success: Some(true),
+            last_round_timestamp_seconds: None,
+            last_success_timestamp_seconds: None,
+            last_duration_seconds: None,
+            last_error: None,
+            details,
+        };
+        let details = serde_json::json!({
+            "statements": {"available": true, "note": null, "top": [
+                {"queryid": "-42", "query": "SELECT * FROM t WHERE a < $1", "calls_per_second": 2.5,
+                 "mean_seconds": 1.25, "exec_seconds_per_second": 3.125, "max_seconds": 4.0},
+                {"queryid": "7", "query": null, "calls_per_second": 0.0,
+                 "mean_seconds": null, "exec_seconds_per_second": 0.0, "max_seconds": 0.5},
+            ]},
+            "unused_indexes": {"database": "app", "count": 1, "bytes": 16384.0,
+                "largest": [{"name": "public.t_v", "table": "public.t", "bytes": 16384.0}]},
+        });
+        let page = index(&[], &[status(Some(details)), status(None)]);
+        assert!(page.contains("<td class=\"query\">SELECT * FROM t WHERE a &lt; $1</td><td class=\"value\">2.5/s</td><td class=\"value\">1.25 s</td><td class=\"value\">3.125</td><td class=\"value\">4 s</td>"), "{page}");
+        assert!(page.contains("<td>-42</td>"), "{page}");
+        assert!(
+            page.contains(
+                "(text not read yet)</td><td class=\"value\">0/s</td><td class=\"value\">–</td>"
+            ),
+            "{page}"
+        );
+        assert!(
+            page.contains(
+                "<td>app</td><td>public.t_v</td><td>public.t</td><td class=\"value\">16 KiB</td>"
+            ),
+            "{page}"
+        );
+        // No source with details: no section.
+        let bare = index(&[], &[status(None)]);
+        assert!(
+            !bare.contains("Top statements") && !bare.contains("unused"),
+            "{bare}"
+        );
     }
 
     #[test]

@@ -4,19 +4,22 @@
 //! every `catalog_interval`.
 //!
 //! # Statement budget
-//! On top of the probe and the main statement, a round sends:
-//! - 1 activity statement (all databases at once: pg_stat_database is
-//!   cluster-wide);
+//! pg_stat_database, WAL, archiver, checkpoints and autovacuum workers
+//! arrive with the main statement (all databases at once: pg_stat_database
+//! is cluster-wide). On top of the probe and the main statement, this half
+//! sends:
 //! - 1 pg_stat_statements statement, when installed and `statements.top` is
 //!   above 0, read without query texts, once per `statements.interval`
 //!   (default 30 s; the rounds in between repeat the last read's figures);
-//! - 1 text statement, only in a round where a statement joins the top
-//!   list (texts are kept while it stays);
+//! - 1 text statement, only in a read where a statement joins the top list
+//!   and its text is not known yet (texts are fetched for the likeliest
+//!   newcomers too, and kept while they stay candidates);
 //! - 1 catalog statement, once per `catalog_interval` (default 60 s).
 //!
-//! So 3 statements per round (4 with a heartbeat), plus one per
+//! So 2 statements per round (3 with a heartbeat), plus one per
 //! `statements.interval`, one per `catalog_interval` and one per change of
-//! the top list; never one per database. Each is bounded by the connection's `statement_timeout`.
+//! the top list; never one per database. Each is bounded by the
+//! connection's `statement_timeout`.
 //!
 //! pg_stat_user_tables and pg_stat_user_indexes only describe the database
 //! a session is connected to: the table and index figures cover the
@@ -31,6 +34,10 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 use tokio::time::Instant;
 use tokio_postgres::{Client, Statement};
+
+/// How many contenders per place in the top list get their text fetched
+/// with the members'.
+const PREFETCH: usize = 3;
 
 /// Whether pg_stat_statements can be read, and how.
 #[derive(Clone, Debug, PartialEq)]
@@ -125,24 +132,17 @@ impl Deep {
         }
     }
 
-    /// Reads this round's deeper figures. A failure that leaves the
-    /// connection usable (pg_stat_statements not loaded, a catalog
-    /// statement cut by statement_timeout) is in `errors`; one that does
-    /// not fails the round.
+    /// Reads this round's deeper figures, `activity` being what the main
+    /// statement read. A failure that leaves the connection usable
+    /// (pg_stat_statements not loaded, a catalog statement cut by
+    /// statement_timeout) is in `errors`; one that does not fails the round.
     pub(super) async fn read(
         &mut self,
         cache: &mut BTreeMap<&'static str, Statement>,
         client: &Client,
         deadline: Instant,
-        major: u32,
+        activity: Activity,
     ) -> Result<DeepRound, Failure> {
-        let activity_sql = queries::activity(major);
-        let st = prepare(cache, client, deadline, "activity", &activity_sql).await?;
-        let row = bounded(deadline, "activity query", client.query_one(&st, &[])).await?;
-        let activity = Activity::from_row(&row).map_err(|message| Failure {
-            message,
-            drop_connection: false,
-        })?;
         let databases = self.databases.observe(activity.now, &activity.databases);
         let wal_bytes_per_second = match (self.wal, activity.wal_bytes) {
             (Some((then, before)), Some(now_bytes)) if activity.now > then => {
@@ -284,24 +284,28 @@ impl Deep {
         );
         if let Some(r) = &statement_round {
             let members: Vec<i64> = r.top.iter().map(|(id, _)| *id).collect();
-            // Texts of former members are kept a while (up to 4 × top), so
-            // one that comes back costs no new read of the text file.
-            if self.texts.len() > 4 * self.top {
-                self.texts.retain(|id, _| members.contains(id));
+            // Reading texts makes the server load its whole text file, so
+            // one read also fetches the likeliest newcomers' texts; texts
+            // are kept while their statement stays a member or contender.
+            let contenders = self.statements.contenders(PREFETCH * self.top);
+            if self.texts.len() > (PREFETCH + 1) * self.top {
+                self.texts
+                    .retain(|id, _| members.contains(id) || contenders.contains(id));
             }
-            let missing: Vec<i64> = members
-                .iter()
-                .filter(|id| !self.texts.contains_key(id))
-                .copied()
-                .collect();
-            if !missing.is_empty() {
+            if members.iter().any(|id| !self.texts.contains_key(id)) {
+                let wanted: Vec<i64> = members
+                    .iter()
+                    .chain(&contenders)
+                    .filter(|id| !self.texts.contains_key(id))
+                    .copied()
+                    .collect();
                 let read = async {
                     let st =
                         prepare(cache, client, deadline, "statement texts", &texts_sql).await?;
                     bounded(
                         deadline,
                         "pg_stat_statements texts",
-                        client.query(&st, &[&missing]),
+                        client.query(&st, &[&wanted]),
                     )
                     .await
                 };

@@ -21,7 +21,7 @@ pub const IN_RECOVERY: Desc = Desc::gauge(
 pub const PROBE_SECONDS: Desc = Desc::gauge(
     "vitals_pg_probe_seconds",
     &["target"],
-    "Round-trip time of SELECT 1 on the agent's own connection.",
+    "Round-trip time of the probe statement (SHOW server_version_num) on the agent's own connection.",
 );
 pub const CONNECTIONS: Desc = Desc::gauge(
     "vitals_pg_connections",

@@ -206,19 +206,28 @@ impl PostgresSource {
         };
 
         let started = Instant::now();
-        bounded(deadline, "probe", client.simple_query(queries::PROBE)).await?;
+        let probe = bounded(deadline, "probe", client.simple_query(queries::PROBE)).await?;
         let probe_seconds = started.elapsed().as_secs_f64();
+        let major = probe
+            .iter()
+            .find_map(|m| match m {
+                tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0),
+                _ => None,
+            })
+            .map_or(0, queries::major_from_version_num);
 
         if self.prepared.0 != generation {
             self.prepared = (generation, BTreeMap::new());
         }
         let cache = &mut self.prepared.1;
-        let statement = prepare(cache, client, deadline, "main", queries::MAIN).await?;
+        let statement = prepare(cache, client, deadline, "main", &queries::main(major)).await?;
         let row = bounded(deadline, "main query", client.query_one(&statement, &[])).await?;
-        let snapshot = Snapshot::from_row(&row).map_err(|message| Failure {
+        let unreadable = |message| Failure {
             message,
             drop_connection: false,
-        })?;
+        };
+        let snapshot = Snapshot::from_row(&row).map_err(unreadable)?;
+        let activity = queries::Activity::from_row(&row).map_err(unreadable)?;
 
         // A heartbeat failure (say, the table is locked) is reported, but
         // the figures read above still stand.
@@ -257,10 +266,7 @@ impl PostgresSource {
         // The deeper figures need a usable connection.
         let deep = match &heartbeat_failure {
             Some(f) if f.drop_connection => None,
-            _ => {
-                let major = queries::major_version(&snapshot.version);
-                Some(self.deep.read(cache, client, deadline, major).await?)
-            }
+            _ => Some(self.deep.read(cache, client, deadline, activity).await?),
         };
         let heartbeat_error = heartbeat_failure.map(|f| {
             if f.drop_connection {

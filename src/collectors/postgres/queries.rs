@@ -1,8 +1,9 @@
 //! The statements a PostgreSQL round sends, and the typed snapshot read from
 //! the main one. A round is:
 //!
-//! 1. `SELECT 1` (simple protocol) — the probe round trip;
-//! 2. [`MAIN`] (prepared once per connection) — everything else, one row;
+//! 1. [`PROBE`] (simple protocol) — the round trip, and the server's version
+//!    (the main statement's text depends on it);
+//! 2. [`main`] (prepared once per connection) — everything else, one row;
 //! 3. with `heartbeat` configured: [`heartbeat_write`] on a primary with
 //!    `write: true`, [`heartbeat_read`] otherwise.
 //!
@@ -10,38 +11,56 @@
 //! `reserved_connections` is read where the server has it (16+). The role
 //! needs `pg_monitor` to see other sessions' state and the WAL receiver.
 
+use std::collections::BTreeMap;
 use tokio_postgres::types::PgLsn;
 use tokio_postgres::Row;
 
-/// The probe: the cheapest statement there is.
-pub const PROBE: &str = "SELECT 1";
+/// The probe: a utility statement (no planning, no snapshot) that also
+/// tells the server's version, so the main statement can be written for it.
+pub const PROBE: &str = "SHOW server_version_num";
 
-/// Everything a round reads, as one row. Replication values are NULL where
-/// they don't apply (primary vs standby), arrays are NULL when empty.
+/// The major version from `server_version_num` ("150014" → 15, "90624" →
+/// 9); 0 when it does not read as a number.
+pub fn major_from_version_num(text: &str) -> u32 {
+    text.trim().parse::<u32>().map_or(0, |n| n / 10000)
+}
+
+/// Everything a round reads, as one row: connections, replication, every
+/// database's counters from `pg_stat_database` (cluster-wide: one statement
+/// covers them all), WAL position, archiver, checkpoints, autovacuum
+/// workers, and whether pg_stat_statements is installed in the connected
+/// database (and in which schema). Replication values are NULL where they
+/// don't apply (primary vs standby), arrays are NULL when empty.
+///
+/// `pg_stat_get_activity()` is the costliest call here (it copies every
+/// backend's status, about 2.5 µs per backend): it runs once, in `act`, and
+/// the standbys are read from `pg_stat_get_wal_senders()` joined to it
+/// rather than from `pg_stat_replication`, which would run it again.
 ///
 /// `now() - state_change` can be slightly negative for a session that
 /// changed state after this statement began; the reader clamps at 0.
-pub const MAIN: &str = r#"
+const MAIN_TEMPLATE: &str = r#"
 WITH act AS (
-    SELECT pid, state, application_name, state_change, query_start, wait_event_type
+    SELECT pid, backend_type, state, application_name, state_change, query_start, wait_event_type
     FROM pg_stat_activity
-    WHERE backend_type = 'client backend'
+), client AS (
+    SELECT * FROM act WHERE backend_type = 'client backend'
 ), pos AS (
     -- pg_current_wal_lsn() raises an error during recovery (PostgreSQL 10+).
     SELECT CASE WHEN pg_is_in_recovery()
                 THEN greatest(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn())
                 ELSE pg_current_wal_lsn() END AS lsn
 ), states AS (
-    SELECT state, count(*) AS n FROM act WHERE state IS NOT NULL GROUP BY state
+    SELECT state, count(*) AS n FROM client WHERE state IS NOT NULL GROUP BY state
 ), apps AS (
-    SELECT coalesce(application_name, '') AS name, count(*) AS n FROM act GROUP BY 1
+    SELECT coalesce(application_name, '') AS name, count(*) AS n FROM client GROUP BY 1
 ), rep AS (
-    SELECT application_name AS name,
-           coalesce(extract(epoch FROM write_lag), 0)::float8 AS write_lag,
-           coalesce(extract(epoch FROM flush_lag), 0)::float8 AS flush_lag,
-           coalesce(extract(epoch FROM replay_lag), 0)::float8 AS replay_lag,
-           pg_wal_lsn_diff((SELECT lsn FROM pos), replay_lsn)::float8 AS replay_bytes
-    FROM pg_stat_replication
+    SELECT a.application_name AS name,
+           coalesce(extract(epoch FROM w.write_lag), 0)::float8 AS write_lag,
+           coalesce(extract(epoch FROM w.flush_lag), 0)::float8 AS flush_lag,
+           coalesce(extract(epoch FROM w.replay_lag), 0)::float8 AS replay_lag,
+           pg_wal_lsn_diff((SELECT lsn FROM pos), w.replay_lsn)::float8 AS replay_bytes
+    FROM pg_stat_get_wal_senders() w JOIN act a ON a.pid = w.pid
 ), slots AS (
     SELECT slot_name::text AS name, active,
            pg_wal_lsn_diff((SELECT lsn FROM pos), restart_lsn)::float8 AS retained
@@ -50,6 +69,19 @@ WITH act AS (
     SELECT status, extract(epoch FROM last_msg_receipt_time)::float8 AS last_msg
     FROM pg_stat_wal_receiver
     LIMIT 1
+), db AS (
+    SELECT datname::text AS name,
+           xact_commit::float8 AS commits, xact_rollback::float8 AS rollbacks,
+           blks_read::float8 AS blks_read, blks_hit::float8 AS blks_hit,
+           deadlocks::float8 AS deadlocks, temp_files::float8 AS temp_files,
+           temp_bytes::float8 AS temp_bytes, conflicts::float8 AS conflicts,
+           coalesce(checksum_failures, 0)::float8 AS checksum_failures
+    FROM pg_stat_database
+    WHERE datname IS NOT NULL
+), pgss AS (
+    SELECT e.extversion AS version, n.nspname::text AS schema
+    FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
+    WHERE e.extname = 'pg_stat_statements'
 )
 SELECT
     current_setting('server_version') AS version,
@@ -58,16 +90,16 @@ SELECT
     current_setting('max_connections')::int8 AS max_connections,
     current_setting('superuser_reserved_connections')::int8 AS superuser_reserved,
     coalesce(current_setting('reserved_connections', true), '0')::int8 AS reserved,
-    (SELECT count(*) FROM act) AS clients,
+    (SELECT count(*) FROM client) AS clients,
     (SELECT array_agg(state ORDER BY state) FROM states) AS state_names,
     (SELECT array_agg(n ORDER BY state) FROM states) AS state_counts,
     (SELECT array_agg(name ORDER BY n DESC, name) FROM apps) AS app_names,
     (SELECT array_agg(n ORDER BY n DESC, name) FROM apps) AS app_counts,
-    (SELECT max(extract(epoch FROM now() - state_change))::float8 FROM act
+    (SELECT max(extract(epoch FROM now() - state_change))::float8 FROM client
         WHERE state IN ('idle in transaction', 'idle in transaction (aborted)')) AS idle_in_xact_max,
-    (SELECT max(extract(epoch FROM now() - query_start))::float8 FROM act
+    (SELECT max(extract(epoch FROM now() - query_start))::float8 FROM client
         WHERE state = 'active' AND pid <> pg_backend_pid()) AS longest_query,
-    (SELECT count(*) FROM act WHERE wait_event_type = 'Lock') AS lock_waiters,
+    (SELECT count(*) FROM client WHERE wait_event_type = 'Lock') AS lock_waiters,
     pg_last_wal_receive_lsn() AS receive_lsn,
     pg_last_wal_replay_lsn() AS replay_lsn,
     extract(epoch FROM pg_last_xact_replay_timestamp())::float8 AS last_replay,
@@ -84,8 +116,50 @@ SELECT
     (SELECT array_agg(replay_bytes ORDER BY name) FROM rep) AS standby_replay_bytes,
     (SELECT array_agg(name ORDER BY name) FROM slots) AS slot_names,
     (SELECT array_agg(active ORDER BY name) FROM slots) AS slot_active,
-    (SELECT array_agg(retained ORDER BY name) FROM slots) AS slot_retained
+    (SELECT array_agg(retained ORDER BY name) FROM slots) AS slot_retained,
+    (SELECT array_agg(name ORDER BY name) FROM db) AS db_names,
+    (SELECT array_agg(commits ORDER BY name) FROM db) AS db_commits,
+    (SELECT array_agg(rollbacks ORDER BY name) FROM db) AS db_rollbacks,
+    (SELECT array_agg(blks_read ORDER BY name) FROM db) AS db_blks_read,
+    (SELECT array_agg(blks_hit ORDER BY name) FROM db) AS db_blks_hit,
+    (SELECT array_agg(deadlocks ORDER BY name) FROM db) AS db_deadlocks,
+    (SELECT array_agg(temp_files ORDER BY name) FROM db) AS db_temp_files,
+    (SELECT array_agg(temp_bytes ORDER BY name) FROM db) AS db_temp_bytes,
+    (SELECT array_agg(conflicts ORDER BY name) FROM db) AS db_conflicts,
+    (SELECT array_agg(checksum_failures ORDER BY name) FROM db) AS db_checksum_failures,
+    CASE WHEN pg_is_in_recovery() THEN NULL
+         ELSE pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::float8 END AS wal_bytes,
+    a.archived_count::float8 AS archived,
+    a.failed_count::float8 AS archive_failed,
+    extract(epoch FROM now() - a.last_failed_time)::float8 AS archive_failed_age,
+    extract(epoch FROM now() - a.last_archived_time)::float8 AS archived_age,
+    {checkpoints}
+    (SELECT count(*) FROM act WHERE backend_type = 'autovacuum worker') AS autovacuum_workers,
+    current_setting('autovacuum_max_workers')::int8 AS autovacuum_max_workers,
+    (SELECT version FROM pgss) AS pgss_version,
+    (SELECT schema FROM pgss) AS pgss_schema
+FROM pg_stat_archiver a, {checkpointer} b
 "#;
+
+/// The main statement for a server of major version `major`: PostgreSQL 17
+/// moved the checkpoint counters from pg_stat_bgwriter to
+/// pg_stat_checkpointer (num_timed, num_requested).
+pub fn main(major: u32) -> String {
+    let (checkpoints, checkpointer) = if major >= 17 {
+        (
+            "b.num_timed::float8 AS checkpoints_timed, b.num_requested::float8 AS checkpoints_requested,",
+            "pg_stat_checkpointer",
+        )
+    } else {
+        (
+            "b.checkpoints_timed::float8 AS checkpoints_timed, b.checkpoints_req::float8 AS checkpoints_requested,",
+            "pg_stat_bgwriter",
+        )
+    };
+    MAIN_TEMPLATE
+        .replace("{checkpoints}", checkpoints)
+        .replace("{checkpointer}", checkpointer)
+}
 
 /// One standby as the primary sees it in `pg_stat_replication`.
 #[derive(Clone, Debug, PartialEq)]
@@ -265,84 +339,13 @@ pub fn heartbeat_read(table: &str) -> String {
 }
 
 // ---------------------------------------------------------------------
-// The deeper figures: pg_stat_database, WAL, archiver and checkpoints on
-// every round ([`activity`]); pg_stat_statements on every round when it is
-// installed ([`statements`], plus [`statement_texts`] only when a statement
-// joins the top list); wraparound, the xmin horizon, dead tuples and unused
-// indexes on the slower catalog interval ([`CATALOG_TEMPLATE`]).
+// The deeper figures: pg_stat_database, WAL, archiver and checkpoints come
+// with the main statement ([`Activity`] reads them from its row);
+// pg_stat_statements once per `statements.interval` when it is installed
+// ([`statements`], plus [`statement_texts`] only when a statement joins the
+// top list); wraparound, the xmin horizon, dead tuples and unused indexes
+// on the slower catalog interval ([`CATALOG_TEMPLATE`]).
 // ---------------------------------------------------------------------
-
-/// Every database's counters from `pg_stat_database` (one row per database,
-/// cluster-wide: one statement covers them all), WAL position, archiver,
-/// checkpoints, autovacuum workers, and whether pg_stat_statements is
-/// installed in the connected database (and in which schema).
-const ACTIVITY_TEMPLATE: &str = r#"
-WITH db AS (
-    SELECT datname::text AS name,
-           xact_commit::float8 AS commits, xact_rollback::float8 AS rollbacks,
-           blks_read::float8 AS blks_read, blks_hit::float8 AS blks_hit,
-           deadlocks::float8 AS deadlocks, temp_files::float8 AS temp_files,
-           temp_bytes::float8 AS temp_bytes, conflicts::float8 AS conflicts,
-           coalesce(checksum_failures, 0)::float8 AS checksum_failures
-    FROM pg_stat_database
-    WHERE datname IS NOT NULL
-), pgss AS (
-    SELECT e.extversion AS version, n.nspname::text AS schema
-    FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
-    WHERE e.extname = 'pg_stat_statements'
-)
-SELECT
-    extract(epoch FROM now())::float8 AS now,
-    (SELECT array_agg(name ORDER BY name) FROM db) AS db_names,
-    (SELECT array_agg(commits ORDER BY name) FROM db) AS db_commits,
-    (SELECT array_agg(rollbacks ORDER BY name) FROM db) AS db_rollbacks,
-    (SELECT array_agg(blks_read ORDER BY name) FROM db) AS db_blks_read,
-    (SELECT array_agg(blks_hit ORDER BY name) FROM db) AS db_blks_hit,
-    (SELECT array_agg(deadlocks ORDER BY name) FROM db) AS db_deadlocks,
-    (SELECT array_agg(temp_files ORDER BY name) FROM db) AS db_temp_files,
-    (SELECT array_agg(temp_bytes ORDER BY name) FROM db) AS db_temp_bytes,
-    (SELECT array_agg(conflicts ORDER BY name) FROM db) AS db_conflicts,
-    (SELECT array_agg(checksum_failures ORDER BY name) FROM db) AS db_checksum_failures,
-    CASE WHEN pg_is_in_recovery() THEN NULL
-         ELSE pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::float8 END AS wal_bytes,
-    a.archived_count::float8 AS archived,
-    a.failed_count::float8 AS archive_failed,
-    extract(epoch FROM now() - a.last_failed_time)::float8 AS archive_failed_age,
-    extract(epoch FROM now() - a.last_archived_time)::float8 AS archived_age,
-    {checkpoints}
-    (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'autovacuum worker') AS autovacuum_workers,
-    current_setting('autovacuum_max_workers')::int8 AS autovacuum_max_workers,
-    (SELECT version FROM pgss) AS pgss_version,
-    (SELECT schema FROM pgss) AS pgss_schema
-FROM pg_stat_archiver a, {checkpointer} b
-"#;
-
-/// The activity statement for a server of major version `major`:
-/// PostgreSQL 17 moved the checkpoint counters from pg_stat_bgwriter to
-/// pg_stat_checkpointer (num_timed, num_requested).
-pub fn activity(major: u32) -> String {
-    let (checkpoints, checkpointer) = if major >= 17 {
-        (
-            "b.num_timed::float8 AS checkpoints_timed, b.num_requested::float8 AS checkpoints_requested,",
-            "pg_stat_checkpointer",
-        )
-    } else {
-        (
-            "b.checkpoints_timed::float8 AS checkpoints_timed, b.checkpoints_req::float8 AS checkpoints_requested,",
-            "pg_stat_bgwriter",
-        )
-    };
-    ACTIVITY_TEMPLATE
-        .replace("{checkpoints}", checkpoints)
-        .replace("{checkpointer}", checkpointer)
-}
-
-/// The major version from `server_version` ("15.14 (Debian ...)", "9.6.24",
-/// "17beta1"): the digits before the first non-digit.
-pub fn major_version(version: &str) -> u32 {
-    let digits: String = version.chars().take_while(char::is_ascii_digit).collect();
-    digits.parse().unwrap_or(0)
-}
 
 /// Cumulative counters of one database in `pg_stat_database`.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -358,7 +361,7 @@ pub struct DatabaseCounters {
     pub checksum_failures: f64,
 }
 
-/// The activity statement's row, typed.
+/// The deeper half of the main statement's row, typed.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Activity {
     pub now: f64,
@@ -465,14 +468,14 @@ pub fn pgss_flavor(extversion: &str) -> Option<PgssFlavor> {
     }
 }
 
-/// Every statement's cumulative counters, summed per queryid over users
-/// and databases (so the series never multiply by role or database), read
-/// with `pg_stat_statements(false)`: without the query texts, which live in
-/// a file the server would otherwise read on every call.
+/// Every entry's cumulative counters, read with `pg_stat_statements(false)`:
+/// without the query texts, which live in a file the server would
+/// otherwise read on every call. One row per entry (user, database,
+/// queryid, top level), unsorted and not grouped: the agent sums them per
+/// queryid (so the series never multiply by role or database), which
+/// costs the server nothing, where a GROUP BY doubles the statement's time.
 pub fn statements(schema: &str, flavor: PgssFlavor) -> String {
     let schema = quote_table(schema);
-    // One row per queryid, unsorted: arrays would cost the server a sort
-    // per column.
     let (info, from_info) = match flavor {
         PgssFlavor::V19 => (
             "i.dealloc AS dealloc, extract(epoch FROM i.stats_reset)::float8 AS stats_reset"
@@ -486,15 +489,10 @@ pub fn statements(schema: &str, flavor: PgssFlavor) -> String {
     };
     format!(
         r#"
-SELECT s.*, {info}
-FROM (
-    SELECT queryid, sum(calls)::float8 AS calls, sum(total_exec_time)::float8 AS exec_ms,
-           max(max_exec_time)::float8 AS max_ms, sum(rows)::float8 AS rows,
-           sum(shared_blks_hit)::float8 AS blks_hit, sum(shared_blks_read)::float8 AS blks_read
-    FROM {schema}.pg_stat_statements(false)
-    WHERE queryid IS NOT NULL
-    GROUP BY queryid
-) s{from_info}
+SELECT s.queryid, s.calls, s.total_exec_time AS exec_ms, s.max_exec_time AS max_ms, s.rows,
+       s.shared_blks_hit AS blks_hit, s.shared_blks_read AS blks_read, {info}
+FROM {schema}.pg_stat_statements(false) s{from_info}
+WHERE s.queryid IS NOT NULL
 "#
     )
 }
@@ -531,23 +529,35 @@ pub struct Statements {
 }
 
 impl Statements {
-    /// From the rows of [`statements`]: one per queryid, each carrying the
-    /// extension's dealloc and stats_reset.
+    /// From the rows of [`statements`]: one per entry, each carrying the
+    /// extension's dealloc and stats_reset; summed per queryid (the max is
+    /// the largest of the entries').
     pub fn from_rows(rows: &[Row]) -> Result<Statements, String> {
         let mut out = Statements::default();
+        let mut by_id: BTreeMap<i64, (StatementCounters, f64)> = BTreeMap::new();
         for row in rows {
-            let counters = StatementCounters {
-                calls: get(row, "calls")?,
+            let entry = StatementCounters {
+                calls: get::<i64>(row, "calls")? as f64,
                 exec_ms: get(row, "exec_ms")?,
-                rows: get(row, "rows")?,
-                blks_hit: get(row, "blks_hit")?,
-                blks_read: get(row, "blks_read")?,
+                rows: get::<i64>(row, "rows")? as f64,
+                blks_hit: get::<i64>(row, "blks_hit")? as f64,
+                blks_read: get::<i64>(row, "blks_read")? as f64,
             };
-            out.rows
-                .push((get(row, "queryid")?, counters, get(row, "max_ms")?));
+            let max_ms: f64 = get(row, "max_ms")?;
+            let (sum, max) = by_id.entry(get(row, "queryid")?).or_default();
+            sum.calls += entry.calls;
+            sum.exec_ms += entry.exec_ms;
+            sum.rows += entry.rows;
+            sum.blks_hit += entry.blks_hit;
+            sum.blks_read += entry.blks_read;
+            *max = max.max(max_ms);
             out.dealloc = get(row, "dealloc")?;
             out.stats_reset = get(row, "stats_reset")?;
         }
+        out.rows = by_id
+            .into_iter()
+            .map(|(id, (sum, max))| (id, sum, max))
+            .collect();
         Ok(out)
     }
 }
@@ -786,13 +796,16 @@ mod tests {
 
     #[test]
     fn versions_pick_the_right_columns() {
-        assert_eq!(major_version("15.14 (Debian 15.14-0+deb12u1)"), 15);
-        assert_eq!(major_version("17beta1"), 17);
-        assert_eq!(major_version("9.6.24"), 9);
-        assert_eq!(major_version(""), 0);
-        assert!(activity(17).contains("pg_stat_checkpointer"));
-        assert!(activity(15).contains("pg_stat_bgwriter"));
-        assert!(!activity(15).contains('{'));
+        assert_eq!(major_from_version_num("150014"), 15);
+        assert_eq!(major_from_version_num("170000\n"), 17);
+        assert_eq!(major_from_version_num("90624"), 9);
+        assert_eq!(major_from_version_num("x"), 0);
+        assert!(main(17).contains("pg_stat_checkpointer"));
+        assert!(main(15).contains("pg_stat_bgwriter"));
+        assert!(!main(15).contains('{'));
+        // One copy of every backend's status per round.
+        assert_eq!(main(15).matches("pg_stat_activity").count(), 1);
+        assert!(!main(15).contains("pg_stat_replication"));
         assert_eq!(pgss_flavor("1.10"), Some(PgssFlavor::V19));
         assert_eq!(pgss_flavor("1.9"), Some(PgssFlavor::V19));
         assert_eq!(pgss_flavor("1.8"), Some(PgssFlavor::V18));

@@ -93,6 +93,23 @@ impl<K: Ord + Clone + Hash> StableTop<K> {
         &self.members
     }
 
+    /// The `k` best-scoring keys that are not members (idle ones left out):
+    /// the likeliest next members.
+    pub fn contenders(&self, k: usize) -> Vec<K> {
+        let mut ranked: Vec<(&K, f64)> = self
+            .scores
+            .iter()
+            .filter(|(key, &score)| score > 0.0 && !self.members.contains(key))
+            .map(|(key, &score)| (key, score))
+            .collect();
+        ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+        ranked
+            .into_iter()
+            .take(k)
+            .map(|(key, _)| key.clone())
+            .collect()
+    }
+
     pub fn is_member(&self, key: &K) -> bool {
         self.members.contains(key)
     }
@@ -185,6 +202,11 @@ impl StatementTracker {
             previous: None,
             top: StableTop::new(n),
         }
+    }
+
+    /// The statements likeliest to join the list next, best first.
+    pub fn contenders(&self, k: usize) -> Vec<i64> {
+        self.top.contenders(k)
     }
 
     /// Forgets the previous read (the next round only records).
@@ -566,6 +588,18 @@ mod tests {
         // Fewer keys than places: all are members, idle or not.
         let mut top = StableTop::new(10);
         assert_eq!(top.update(&[(1, 0.0), (2, 0.0)]).len(), 2);
+    }
+
+    #[test]
+    fn contenders_are_the_best_non_members() {
+        let mut top = StableTop::new(2);
+        top.update(&[(1, 10.0), (2, 9.0), (3, 8.0), (4, 7.0), (5, 0.0)]);
+        assert_eq!(
+            top.members().iter().copied().collect::<Vec<_>>(),
+            vec![1, 2]
+        );
+        assert_eq!(top.contenders(5), vec![3, 4]); // 5 is idle
+        assert_eq!(top.contenders(1), vec![3]);
     }
 
     #[test]
