@@ -1,7 +1,8 @@
 //! End to end with real programs, all on loopback:
 //! - vitals runs every source against the throwaway cluster (primary,
 //!   streaming standby, PgBouncer), a Redis primary and replica, a local
-//!   "application" and this machine;
+//!   "application" and this machine, and pushes to a local remote-write
+//!   receiver;
 //!   every metric the bundled dashboards and rules name must be in its live
 //!   scrape (or, for figures this kernel cannot have, in the golden files of
 //!   the cgroup v2 fixture trees);
@@ -110,6 +111,7 @@ fn vitals_config(
     dir: &Path,
     probe_port: u16,
     app_port: u16,
+    remote_write_port: u16,
 ) -> String {
     // Downward-API limit files, so the limit figures exist on a machine
     // whose own cgroup is unlimited.
@@ -150,6 +152,10 @@ sources:
     - name: cache_replica
       address: \"127.0.0.1:{redis_replica}\"
       password_file: {redis_pw}
+# A receiver that accepts everything, so the vitals_remote_write_* families
+# the bundled rules read are live.
+remote_write:
+  - url: \"http://127.0.0.1:{remote_write_port}/api/v1/write\"
 checks:
   # The default levels, without the agent-side `for`, so that the alert's
   # own `for` is what the end-to-end delay is made of.
@@ -207,7 +213,17 @@ fn e2e_suite() {
         None,
         "# TYPE jobs gauge\njobs 3\n# TYPE http_requests_total counter\nhttp_requests_total{code=\"200\"} 7\n",
     );
-    let config = vitals_config(&cluster, &redis, dir.path(), probe_port, app_port);
+    // The remote-write receiver: one connection per request (it closes
+    // each), about ten rounds a second.
+    let remote_write_port = serve_ok(1_000_000, None);
+    let config = vitals_config(
+        &cluster,
+        &redis,
+        dir.path(),
+        probe_port,
+        app_port,
+        remote_write_port,
+    );
     let vitals = Daemon::run_in(dir, &config, &[], &[]);
     // Both parts run even when the first fails; the test fails if either did.
     let metrics = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
