@@ -135,24 +135,28 @@ DATA_SOURCE_NAME="postgresql://exporter_mon@127.0.0.1:$PORT/postgres?sslmode=dis
     "$EXPORTER" --web.listen-address="127.0.0.1:$EPORT" --extend.query-path="$DIR/queries.yaml" \
     >"$DIR/exporter.log" 2>&1 &
 PIDS+=($!)
-totals() { # role -> "total_ms calls"
-    psql -d postgres -c "SELECT coalesce(sum(total_exec_time + total_plan_time), 0), coalesce(sum(calls), 0)
-        FROM pg_stat_statements WHERE userid = '$1'::regrole" | tr '|' ' '
+# Every entry of both agents' roles: role, queryid, plan+exec ms, plan ms,
+# calls, start of the text. Run identically before the window (so this
+# statement is no newcomer in it) and at both ends; the window is the
+# difference.
+snapshot() {
+    psql -d postgres -F $'\t' -c "SELECT pg_get_userbyid(userid), queryid, total_exec_time + total_plan_time,
+        total_plan_time, calls, left(regexp_replace(query, '\s+', ' ', 'g'), 60)
+        FROM pg_stat_statements WHERE userid IN ('vitals_mon'::regrole, 'exporter_mon'::regrole)"
 }
 # Warm-up as in production: the exporter already scraped (Prometheus has
 # been at it all along) and the bench's own bookkeeping statement already
 # known, so neither is a new statement joining vitals' top list in the
 # window.
-totals vitals_mon >/dev/null
+snapshot >/dev/null
 WARM_END=$(( $(date +%s) + WARMUP ))
 while [ "$(date +%s)" -lt "$WARM_END" ]; do
     curl -sf "http://127.0.0.1:$EPORT/metrics" >/dev/null || true
     sleep "$(( WARMUP < SCRAPE ? WARMUP : SCRAPE ))"
 done
-# Both connected; count from here (totals now, subtracted at the end: a
-# reset would also drop the bench statements).
-read -r V_MS0 V_CALLS0 <<<"$(totals vitals_mon)"
-read -r E_MS0 E_CALLS0 <<<"$(totals exporter_mon)"
+# Both connected; count from here (per-statement totals now, subtracted at
+# the end: a reset would also drop the bench statements).
+snapshot >"$DIR/t0.tsv"
 START=$(date +%s)
 SCRAPES=0
 while [ $(( $(date +%s) - START )) -lt "$SECS" ]; do
@@ -165,18 +169,35 @@ curl -sf "http://127.0.0.1:$VPORT/metrics" >"$DIR/vitals.prom"
 ROUNDS=$(awk '/^vitals_source_success\{source="postgres\/bench"\}/ {print "ok"}' "$DIR/vitals.prom")
 [ -n "$ROUNDS" ] || { echo "vitals did not report the postgres source" >&2; cat "$DIR/vitals.log" >&2; exit 1; }
 
-per_minute() { python3 -c "import sys; print(f'{(float(sys.argv[1]) - float(sys.argv[2])) * 60 / float(sys.argv[3]):.1f}')" "$@"; }
-read -r V_MS1 V_CALLS1 <<<"$(totals vitals_mon)"
-read -r E_MS1 E_CALLS1 <<<"$(totals exporter_mon)"
-V_MS=$(per_minute "$V_MS1" "$V_MS0" "$ELAPSED")
-V_CALLS=$(per_minute "$V_CALLS1" "$V_CALLS0" "$ELAPSED")
-E_MS=$(per_minute "$E_MS1" "$E_MS0" "$ELAPSED")
-E_CALLS=$(per_minute "$E_CALLS1" "$E_CALLS0" "$ELAPSED")
-echo "costliest statements (total ms over the run, of it planning, plans, calls, role):" >&2
-psql -d postgres -c "SELECT round((total_exec_time + total_plan_time)::numeric, 1), round(total_plan_time::numeric, 1), plans, calls, pg_get_userbyid(userid),
-    left(regexp_replace(query, '\s+', ' ', 'g'), 70) FROM pg_stat_statements
-    WHERE userid IN ('vitals_mon'::regrole, 'exporter_mon'::regrole)
-    ORDER BY total_exec_time + total_plan_time DESC LIMIT 12" >&2
+snapshot >"$DIR/t1.tsv"
+# Per role: server ms and statements per minute of the window; the
+# window's costliest statements on stderr.
+read -r V_MS V_CALLS E_MS E_CALLS < <(python3 - "$DIR/t0.tsv" "$DIR/t1.tsv" "$ELAPSED" <<'PY'
+import sys
+def load(path):
+    rows = {}
+    for line in open(path):
+        f = line.rstrip("\n").split("\t")
+        if len(f) == 6:
+            ms, plan, calls = float(f[2]), float(f[3]), float(f[4])
+            old = rows.get((f[0], f[1]), (0, 0, 0, f[5]))
+            rows[(f[0], f[1])] = (old[0] + ms, old[1] + plan, old[2] + calls, f[5])
+    return rows
+t0, t1, secs = load(sys.argv[1]), load(sys.argv[2]), float(sys.argv[3])
+diff = []
+for key, (ms, plan, calls, text) in t1.items():
+    b = t0.get(key, (0, 0, 0, text))
+    diff.append((key[0], ms - b[0], plan - b[1], calls - b[2], text))
+print("costliest statements in the window (ms, of it planning, calls, role, statement):", file=sys.stderr)
+for role, ms, plan, calls, text in sorted(diff, key=lambda d: -d[1])[:14]:
+    print(f"{ms:9.1f} {plan:7.1f} {calls:5.0f}  {role:13} {text}", file=sys.stderr)
+out = []
+for role in ("vitals_mon", "exporter_mon"):
+    mine = [d for d in diff if d[0] == role]
+    out += [f"{sum(d[1] for d in mine) * 60 / secs:.1f}", f"{sum(d[3] for d in mine) * 60 / secs:.1f}"]
+print(" ".join(out))
+PY
+)
 V_SERIES=$(grep -c '^vitals_pg_' "$DIR/vitals.prom" || true)
 E_SERIES=$(grep -c '^pg_' "$DIR/exporter.prom" || true)
 TRACKED=$(psql -d postgres -c "SELECT count(*) FROM pg_stat_statements")
