@@ -59,6 +59,10 @@ fn postgres_deep_suite() {
             ),
             ("dead_tuples_reported", dead_tuples_reported),
             (
+                "other_databases_over_their_own_connection",
+                other_databases_over_their_own_connection,
+            ),
+            (
                 "wraparound_age_matches_the_catalog",
                 wraparound_age_matches_the_catalog,
             ),
@@ -471,6 +475,76 @@ fn dead_tuples_reported(c: &Cluster) {
             .value("vitals_pg_table_last_vacuum_age_seconds", &l)
             .is_none());
         assert!(value(&out, "vitals_pg_autovacuum_max_workers", &[PRIMARY]) >= 1.0);
+    });
+}
+
+/// `catalog_databases`: another database's tables and indexes, read over
+/// a connection of its own; a database that cannot be read is an error of
+/// the round that drops only its own figures.
+fn other_databases_over_their_own_connection(c: &Cluster) {
+    const OTHER_DB: &str = "deepother";
+    c.psql(c.primary.port, &format!("CREATE DATABASE {OTHER_DB}"));
+    block_on(async {
+        let setup = superuser(c, OTHER_DB, "setup").await;
+        setup
+            .batch_execute(
+                "CREATE TABLE other_t (id int, v int); \
+                 INSERT INTO other_t SELECT g, g FROM generate_series(1, 1000) g; \
+                 CREATE INDEX other_t_v ON other_t (v); \
+                 DELETE FROM other_t WHERE id <= 250",
+            )
+            .await
+            .unwrap();
+        let dead_sql = "SELECT coalesce(sum(n_dead_tup), 0)::float8 FROM pg_stat_user_tables WHERE relname = 'other_t'";
+        eventually!(
+            Duration::from_secs(20),
+            Duration::from_millis(200),
+            dead_sql,
+            {
+                let dead: f64 = setup.query_one(dead_sql, &[]).await.unwrap().get(0);
+                (dead >= 250.0).then_some(())
+            }
+        );
+        let size: f64 = setup
+            .query_one("SELECT pg_relation_size('other_t_v')::float8", &[])
+            .await
+            .unwrap()
+            .get(0);
+
+        let mut cfg = config(c);
+        cfg.catalog_databases = vec![OTHER_DB.into(), "no_such_db".into()];
+        let mut src = PostgresSource::new(&cfg);
+        let (out, result) = support::source::round(&mut src).await;
+        let error = result
+            .expect_err("a database that does not exist fails its part")
+            .to_string();
+        assert!(error.contains("catalog of database no_such_db"), "{error}");
+        assert!(error.contains("\"no_such_db\" does not exist"), "{error}");
+        assert!(!error.contains(support::MONITOR_PASSWORD), "{error}");
+        // The other database's figures, labelled with its name...
+        let l = [PRIMARY, ("database", OTHER_DB)];
+        assert_eq!(value(&out, "vitals_pg_unused_indexes", &l), 1.0);
+        assert_eq!(value(&out, "vitals_pg_unused_index_bytes", &l), size);
+        let t = [PRIMARY, ("database", OTHER_DB), ("table", "public.other_t")];
+        assert_eq!(value(&out, "vitals_pg_table_dead_tuples", &t), 250.0);
+        // ... next to the target's own database's, and the rest of the
+        // round is there.
+        assert!(out
+            .value(
+                "vitals_pg_unused_indexes",
+                &[PRIMARY, ("database", "postgres")]
+            )
+            .is_some());
+        assert_eq!(value(&out, "vitals_pg_up", &[PRIMARY]), 1.0);
+        // /status lists both databases' unused indexes.
+        let details = out.details.as_ref().expect("details");
+        let dbs: Vec<&str> = details["unused_indexes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|d| d["database"].as_str())
+            .collect();
+        assert_eq!(dbs, ["postgres", OTHER_DB], "{details}");
     });
 }
 

@@ -21,6 +21,13 @@ impl Dsn {
     pub fn config(&self) -> &tokio_postgres::Config {
         &self.0
     }
+
+    /// The same settings for another database on the same server.
+    pub fn with_dbname(&self, dbname: &str) -> Dsn {
+        let mut config = self.0.clone();
+        config.dbname(dbname);
+        Dsn(config)
+    }
 }
 
 impl fmt::Debug for Dsn {
@@ -80,6 +87,9 @@ mod tests {
         assert_eq!(c.get_user(), Some("monitor"));
         let c = parse_dsn("postgresql://monitor:pw@127.0.0.1:5433/app").unwrap();
         assert_eq!(c.get_dbname(), Some("app"));
+        let other = Dsn(c.clone()).with_dbname("reports");
+        assert_eq!(other.config().get_dbname(), Some("reports"));
+        assert_eq!(other.config().get_user(), Some("monitor"));
         assert_eq!(c.get_password(), Some(&b"pw"[..]));
     }
 }

@@ -340,6 +340,12 @@ pub struct PostgresConfig {
     /// horizon, dead tuples, unused indexes).
     #[serde(default = "default_catalog_interval")]
     pub catalog_interval: Duration,
+    /// Other databases on the same server whose tables and indexes are read
+    /// every `catalog_interval`, over one more connection each (the DSN
+    /// with this dbname): pg_stat_user_tables only describes the database
+    /// a session is connected to.
+    #[serde(default)]
+    pub catalog_databases: Vec<String>,
 }
 
 /// `statements: {top: 20}` on a PostgreSQL target.

@@ -111,6 +111,9 @@ fn app_metrics(config: &Config) -> Result<(), Invalid> {
 /// The largest `statements.top`: a few hundred series per target at most.
 const MAX_TOP_STATEMENTS: usize = 200;
 
+/// The most `catalog_databases` per target: one connection each.
+const MAX_CATALOG_DATABASES: usize = 32;
+
 /// PostgreSQL and PgBouncer targets: one password source at most, a
 /// heartbeat table that is a plain identifier, pool sizes above 0, a timeout
 /// above 0, statement and catalog intervals above 0, a bounded
@@ -127,6 +130,27 @@ fn database_targets(config: &Config) -> Result<(), Invalid> {
         }
         if pg.catalog_interval.as_std().is_zero() {
             return Err(invalid(format!("{at}.catalog_interval"), "must be above 0"));
+        }
+        if pg.catalog_databases.len() > MAX_CATALOG_DATABASES {
+            return Err(invalid(
+                format!("{at}.catalog_databases"),
+                format!(
+                    "{} databases is above {MAX_CATALOG_DATABASES} (each one is a connection)",
+                    pg.catalog_databases.len()
+                ),
+            ));
+        }
+        for (j, db) in pg.catalog_databases.iter().enumerate() {
+            let key = format!("{at}.catalog_databases[{j}]");
+            if db.is_empty() || db.len() > 63 {
+                return Err(invalid(key, "a database name has 1 to 63 bytes"));
+            }
+            if pg.catalog_databases[..j].contains(db) || pg.dsn.config().get_dbname() == Some(db) {
+                return Err(invalid(
+                    key,
+                    format!("`{db}` is listed twice (the DSN's own database is always read)"),
+                ));
+            }
         }
         if pg.statements.top > MAX_TOP_STATEMENTS {
             return Err(invalid(
@@ -581,6 +605,37 @@ mod tests {
             "{}",
             e.message
         );
+    }
+
+    #[test]
+    fn catalog_databases_are_read_and_checked() {
+        let ok = "sources:\n  postgres:\n    - name: a\n      dsn: host=127.0.0.1 dbname=app\n      catalog_databases: [reports, audit]\n";
+        let c = parse_str(ok, "c.yaml").unwrap();
+        assert_eq!(
+            c.sources.postgres[0].catalog_databases,
+            ["reports", "audit"]
+        );
+        for (list, key, says) in [
+            (
+                "[reports, reports]",
+                "catalog_databases[1]",
+                "`reports` is listed twice",
+            ),
+            ("[app]", "catalog_databases[0]", "`app` is listed twice"),
+            ("[\"\"]", "catalog_databases[0]", "1 to 63 bytes"),
+        ] {
+            let text = ok.replace("[reports, audit]", list);
+            let e = parse_str(&text, "c.yaml").unwrap_err().to_string();
+            assert!(
+                e.contains(&format!("key `sources.postgres[0].{key}`")),
+                "{e}"
+            );
+            assert!(e.contains(says), "{e}");
+        }
+        let many: Vec<String> = (0..33).map(|i| format!("db{i}")).collect();
+        let text = ok.replace("[reports, audit]", &format!("[{}]", many.join(", ")));
+        let e = parse_str(&text, "c.yaml").unwrap_err().to_string();
+        assert!(e.contains("33 databases is above 32"), "{e}");
     }
 
     #[test]

@@ -120,31 +120,30 @@ fn database_details(sources: &[SourceStatus]) -> String {
                 cell(number_at(st, "max_seconds"), "seconds"),
             );
         }
-        let largest = details
-            .pointer("/unused_indexes/largest")
+        let databases = details
+            .get("unused_indexes")
             .and_then(serde_json::Value::as_array);
-        for ix in largest.into_iter().flatten() {
-            let text = |key: &str| {
-                escape(
-                    ix.get(key)
-                        .and_then(serde_json::Value::as_str)
-                        .unwrap_or(""),
-                )
-            };
-            let _ = writeln!(
-                indexes,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"value\">{}</td></tr>",
-                escape(&s.source),
-                escape(
-                    details
-                        .pointer("/unused_indexes/database")
-                        .and_then(serde_json::Value::as_str)
-                        .unwrap_or("")
-                ),
-                text("name"),
-                text("table"),
-                cell(number_at(ix, "bytes"), "bytes"),
-            );
+        for db in databases.into_iter().flatten() {
+            let name = db.get("database").and_then(serde_json::Value::as_str);
+            let largest = db.get("largest").and_then(serde_json::Value::as_array);
+            for ix in largest.into_iter().flatten() {
+                let text = |key: &str| {
+                    escape(
+                        ix.get(key)
+                            .and_then(serde_json::Value::as_str)
+                            .unwrap_or(""),
+                    )
+                };
+                let _ = writeln!(
+                    indexes,
+                    "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"value\">{}</td></tr>",
+                    escape(&s.source),
+                    escape(name.unwrap_or("")),
+                    text("name"),
+                    text("table"),
+                    cell(number_at(ix, "bytes"), "bytes"),
+                );
+            }
         }
     }
     let mut out = String::new();
@@ -337,8 +336,11 @@ mod tests {
                 {"queryid": "7", "query": null, "calls_per_second": 0.0,
                  "mean_seconds": null, "exec_seconds_per_second": 0.0, "max_seconds": 0.5},
             ]},
-            "unused_indexes": {"database": "app", "count": 1, "bytes": 16384.0,
-                "largest": [{"name": "public.t_v", "table": "public.t", "bytes": 16384.0}]},
+            "unused_indexes": [
+                {"database": "app", "count": 1, "bytes": 16384.0,
+                 "largest": [{"name": "public.t_v", "table": "public.t", "bytes": 16384.0}]},
+                {"database": "reports", "count": 0, "bytes": 0.0, "largest": []},
+            ],
         });
         let page = index(&[], &[status(Some(details)), status(None)]);
         assert!(page.contains("<td class=\"query\">SELECT * FROM t WHERE a &lt; $1</td><td class=\"value\">2.5/s</td><td class=\"value\">1.25 s</td><td class=\"value\">3.125</td><td class=\"value\">4 s</td>"), "{page}");

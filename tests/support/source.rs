@@ -22,6 +22,7 @@ pub fn pg_config(c: &Cluster, port: u16, name: &str) -> PostgresConfig {
         heartbeat: None,
         statements: StatementsConfig::default(),
         catalog_interval: config::Duration::from_secs(60),
+        catalog_databases: Vec::new(),
     }
 }
 

@@ -23,11 +23,14 @@
 //!
 //! pg_stat_user_tables and pg_stat_user_indexes only describe the database
 //! a session is connected to: the table and index figures cover the
-//! target's own database (its DSN's dbname). Watch another database's
-//! tables with a second target whose DSN names it (`statements: {top: 0}`
-//! keeps it light).
+//! target's own database (its DSN's dbname) and each of
+//! `catalog_databases`, read over one more connection per database with
+//! [`queries::database_catalog`], once per `catalog_interval` (never per
+//! round). A database that cannot be read is an error of the round and
+//! drops only its own figures.
 
-use super::queries::{self, Activity, Catalog, PgssFlavor, Statements};
+use super::conn::Connector;
+use super::queries::{self, Activity, Catalog, DatabaseCatalog, PgssFlavor, Statements};
 use super::stats::{DatabaseRound, DatabaseTracker, StatementRound, StatementTracker, XminClock};
 use super::{bounded, prepare, Failure};
 use std::collections::BTreeMap;
@@ -54,6 +57,64 @@ enum Pgss {
     },
 }
 
+/// One of `catalog_databases`: its own connection and last read.
+pub(super) struct OtherDatabase {
+    name: String,
+    conn: Connector,
+    /// The prepared statement and the connection generation it belongs to.
+    statement: Option<(u64, Statement)>,
+    last: Option<DatabaseCatalog>,
+}
+
+impl OtherDatabase {
+    pub(super) fn new(name: &str, conn: Connector) -> Self {
+        OtherDatabase {
+            name: name.to_owned(),
+            conn,
+            statement: None,
+            last: None,
+        }
+    }
+
+    /// Reads the database's tables and indexes; the error is scrubbed of
+    /// every secret the connection knows.
+    async fn read(&mut self, deadline: Instant) -> Result<DatabaseCatalog, String> {
+        self.conn.ensure(deadline).await?;
+        let generation = self.conn.generation();
+        let Some(client) = self.conn.get() else {
+            return Err("not connected".into());
+        };
+        let statement = &mut self.statement;
+        let read = async {
+            let st = match statement {
+                Some((g, st)) if *g == generation => st.clone(),
+                _ => {
+                    let sql = queries::database_catalog();
+                    let st = bounded(
+                        deadline,
+                        "preparing the catalog statement",
+                        client.prepare(&sql),
+                    )
+                    .await?;
+                    *statement = Some((generation, st.clone()));
+                    st
+                }
+            };
+            bounded(deadline, "catalog query", client.query_one(&st, &[])).await
+        };
+        match read.await {
+            Ok(row) => DatabaseCatalog::from_row(&row),
+            Err(f) => {
+                let message = self.conn.scrub(&f.message);
+                if f.drop_connection {
+                    self.conn.reset(&message);
+                }
+                Err(message)
+            }
+        }
+    }
+}
+
 /// State kept between rounds for the deeper figures.
 pub struct Deep {
     target: String,
@@ -69,6 +130,9 @@ pub struct Deep {
     next_catalog: Option<Instant>,
     catalog: Option<Catalog>,
     catalog_error: Option<String>,
+    others: Vec<OtherDatabase>,
+    /// Why some of `others` gave nothing at their last read.
+    other_errors: Vec<String>,
     xmin: XminClock,
     replication_age: Option<f64>,
     wal: Option<(f64, f64)>,
@@ -88,11 +152,12 @@ pub struct DeepRound {
 }
 
 impl Deep {
-    pub fn new(
+    pub(super) fn new(
         target: &str,
         top: usize,
         statements_interval: Duration,
         catalog_interval: Duration,
+        others: Vec<OtherDatabase>,
     ) -> Self {
         Deep {
             target: target.to_owned(),
@@ -108,6 +173,8 @@ impl Deep {
             next_catalog: None,
             catalog: None,
             catalog_error: None,
+            others,
+            other_errors: Vec::new(),
             xmin: XminClock::default(),
             replication_age: None,
             wal: None,
@@ -122,6 +189,17 @@ impl Deep {
     /// The last catalog read and the age of the replication xmin.
     pub fn catalog(&self) -> Option<(&Catalog, Option<f64>)> {
         self.catalog.as_ref().map(|c| (c, self.replication_age))
+    }
+
+    /// The tables and indexes of every database read at the last catalog
+    /// read: the target's own first, then each of `catalog_databases` that
+    /// could be read.
+    pub fn database_catalogs(&self) -> Vec<&DatabaseCatalog> {
+        self.catalog
+            .iter()
+            .map(|c| &c.own)
+            .chain(self.others.iter().filter_map(|o| o.last.as_ref()))
+            .collect()
     }
 
     /// Why pg_stat_statements gives no figures, if it does not.
@@ -193,10 +271,22 @@ impl Deep {
                     self.catalog_error = Some(f.message);
                 }
             }
+            self.other_errors.clear();
+            for db in &mut self.others {
+                match db.read(deadline).await {
+                    Ok(c) => db.last = Some(c),
+                    Err(e) => {
+                        db.last = None;
+                        self.other_errors
+                            .push(format!("catalog of database {}: {e}", db.name));
+                    }
+                }
+            }
         }
         if let Some(e) = &self.catalog_error {
             round.errors.push(e.clone());
         }
+        round.errors.extend(self.other_errors.iter().cloned());
         Ok(round)
     }
 

@@ -420,6 +420,10 @@ pub fn emit_catalog(
             holder.map_or(0.0, |h| h.xid_age),
         );
     }
+}
+
+/// One database's tables with the most dead tuples and its unused indexes.
+pub fn emit_database_catalog(out: &mut Output, target: &str, c: &queries::DatabaseCatalog) {
     let db = c.database.as_str();
     for table in &c.tables {
         let l = [
@@ -446,8 +450,12 @@ pub fn emit_catalog(
 
 /// What a PostgreSQL target adds to `/status`: the top statements with
 /// their normalised texts (cut at 200 characters by the query), the reason
-/// when there are none, and the largest unused indexes.
-pub fn details(f: &StatementFigures<'_>, catalog: Option<&queries::Catalog>) -> serde_json::Value {
+/// when there are none, and the largest unused indexes of each database
+/// read.
+pub fn details(
+    f: &StatementFigures<'_>,
+    databases: &[&queries::DatabaseCatalog],
+) -> serde_json::Value {
     let top: Vec<serde_json::Value> = f
         .round
         .map(|r| {
@@ -472,12 +480,12 @@ pub fn details(f: &StatementFigures<'_>, catalog: Option<&queries::Catalog>) -> 
             "note": f.note,
             "top": top,
         },
-        "unused_indexes": catalog.map(|c| serde_json::json!({
+        "unused_indexes": databases.iter().map(|c| serde_json::json!({
             "database": c.database,
             "count": c.unused_indexes,
             "bytes": c.unused_index_bytes,
             "largest": c.unused_top,
-        })),
+        })).collect::<Vec<_>>(),
     })
 }
 

@@ -185,6 +185,24 @@ impl PostgresSource {
                 config.statements.top,
                 config.statements.interval.as_std(),
                 config.catalog_interval.as_std(),
+                config
+                    .catalog_databases
+                    .iter()
+                    .map(|db| {
+                        let conn = Connector::new(
+                            "postgres",
+                            &format!("{} (database {db})", config.name),
+                            Flavor::Postgres,
+                            &config.dsn.with_dbname(db),
+                            PasswordFrom::new(
+                                config.password_file.as_ref(),
+                                config.password_env.as_ref(),
+                            ),
+                            statement_timeout(timeout),
+                        );
+                        deep::OtherDatabase::new(db, conn)
+                    })
+                    .collect(),
             )),
         }
     }
@@ -331,11 +349,13 @@ impl Source for PostgresSource {
                         note: self.deep.statements_note(),
                     };
                     emit::emit_statements(out, &target, &figures);
-                    out.details =
-                        Some(emit::details(&figures, self.deep.catalog().map(|(c, _)| c)));
+                    out.details = Some(emit::details(&figures, &self.deep.database_catalogs()));
                 }
                 if let Some((c, replication_age)) = self.deep.catalog() {
                     emit::emit_catalog(out, &target, c, replication_age);
+                }
+                for db in self.deep.database_catalogs() {
+                    emit::emit_database_catalog(out, &target, db);
                 }
                 let errors: Vec<String> = round
                     .heartbeat_error

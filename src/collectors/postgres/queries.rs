@@ -506,21 +506,32 @@ pub const TOP_UNUSED_INDEXES: usize = 10;
 /// The catalog statement, sent every `catalog_interval`: wraparound age of
 /// every database (pg_database, cluster-wide), the oldest xmin holder of
 /// each kind (pg_stat_activity.backend_xmin, pg_replication_slots xmin and
-/// catalog_xmin, walsenders' hot-standby feedback, pg_prepared_xacts), and,
-/// for the connected database only (pg_stat_user_* are per database), the
-/// tables with the most dead tuples and the indexes never scanned. Index
-/// sizes are pg_class.relpages × block_size: no lock is taken on any index
+/// catalog_xmin, walsenders' hot-standby feedback, pg_prepared_xacts), and
+/// the connected database's tables and indexes ([`database_catalog`]).
+pub fn catalog() -> String {
+    format!(
+        "WITH {SHARED_CTES}, {PER_DATABASE_CTES}\nSELECT {SHARED_COLUMNS}, {PER_DATABASE_COLUMNS}"
+    )
+    .replace("{top_tables}", &TOP_TABLES.to_string())
+    .replace("{top_indexes}", &TOP_UNUSED_INDEXES.to_string())
+}
+
+/// The per-database half of the catalog, for each of `catalog_databases`
+/// over its own connection (pg_stat_user_tables and pg_stat_user_indexes
+/// only describe the database a session is connected to): the tables with
+/// the most dead tuples and the indexes never scanned. Index sizes are
+/// pg_class.relpages × block_size: no lock is taken on any index
 /// (pg_relation_size() would take one per index and wait behind DDL).
 /// Unique and primary-key indexes are not counted as unused: they enforce a
 /// constraint even when no query scans them.
-pub fn catalog() -> String {
-    CATALOG_TEMPLATE
+pub fn database_catalog() -> String {
+    format!("WITH {PER_DATABASE_CTES}\nSELECT {PER_DATABASE_COLUMNS}")
         .replace("{top_tables}", &TOP_TABLES.to_string())
         .replace("{top_indexes}", &TOP_UNUSED_INDEXES.to_string())
 }
 
-const CATALOG_TEMPLATE: &str = r#"
-WITH dbs AS (
+const SHARED_CTES: &str = r#"
+dbs AS (
     SELECT datname::text AS name, age(datfrozenxid)::float8 AS xid_age,
            mxid_age(datminmxid)::float8 AS mxid_age
     FROM pg_database
@@ -545,7 +556,19 @@ WITH dbs AS (
     SELECT DISTINCT ON (kind) kind, xid_age, seconds, xmin
     FROM holders
     ORDER BY kind, xid_age DESC, seconds DESC NULLS LAST
-), tables AS (
+)"#;
+
+const SHARED_COLUMNS: &str = r#"
+    (SELECT array_agg(name ORDER BY name) FROM dbs) AS db_names,
+    (SELECT array_agg(xid_age ORDER BY name) FROM dbs) AS db_xid_age,
+    (SELECT array_agg(mxid_age ORDER BY name) FROM dbs) AS db_mxid_age,
+    (SELECT array_agg(kind ORDER BY kind) FROM oldest) AS holder_kinds,
+    (SELECT array_agg(xid_age ORDER BY kind) FROM oldest) AS holder_xid_age,
+    (SELECT array_agg(seconds ORDER BY kind) FROM oldest) AS holder_seconds,
+    (SELECT array_agg(xmin ORDER BY kind) FROM oldest) AS holder_xmin"#;
+
+const PER_DATABASE_CTES: &str = r#"
+tables AS (
     SELECT schemaname || '.' || relname AS name, n_dead_tup::float8 AS dead,
            n_live_tup::float8 AS live,
            extract(epoch FROM now() - greatest(last_vacuum, last_autovacuum))::float8 AS vacuum_age,
@@ -564,16 +587,10 @@ WITH dbs AS (
     WHERE s.idx_scan = 0 AND NOT i.indisunique AND NOT i.indisprimary
 ), unused_top AS (
     SELECT * FROM unused ORDER BY bytes DESC, name LIMIT {top_indexes}
-)
-SELECT
+)"#;
+
+const PER_DATABASE_COLUMNS: &str = r#"
     current_database()::text AS database,
-    (SELECT array_agg(name ORDER BY name) FROM dbs) AS db_names,
-    (SELECT array_agg(xid_age ORDER BY name) FROM dbs) AS db_xid_age,
-    (SELECT array_agg(mxid_age ORDER BY name) FROM dbs) AS db_mxid_age,
-    (SELECT array_agg(kind ORDER BY kind) FROM oldest) AS holder_kinds,
-    (SELECT array_agg(xid_age ORDER BY kind) FROM oldest) AS holder_xid_age,
-    (SELECT array_agg(seconds ORDER BY kind) FROM oldest) AS holder_seconds,
-    (SELECT array_agg(xmin ORDER BY kind) FROM oldest) AS holder_xmin,
     (SELECT array_agg(name ORDER BY dead DESC, name) FROM tables) AS table_names,
     (SELECT array_agg(dead ORDER BY dead DESC, name) FROM tables) AS table_dead,
     (SELECT array_agg(live ORDER BY dead DESC, name) FROM tables) AS table_live,
@@ -583,8 +600,7 @@ SELECT
     (SELECT coalesce(sum(bytes), 0)::float8 FROM unused) AS unused_index_bytes,
     (SELECT array_agg(name ORDER BY bytes DESC, name) FROM unused_top) AS unused_names,
     (SELECT array_agg(table_name ORDER BY bytes DESC, name) FROM unused_top) AS unused_tables,
-    (SELECT array_agg(bytes ORDER BY bytes DESC, name) FROM unused_top) AS unused_bytes
-"#;
+    (SELECT array_agg(bytes ORDER BY bytes DESC, name) FROM unused_top) AS unused_bytes"#;
 
 /// The oldest xmin holder of one kind.
 #[derive(Clone, Debug, PartialEq)]
@@ -618,17 +634,25 @@ pub struct UnusedIndex {
     pub bytes: f64,
 }
 
-/// The catalog statement's row, typed.
+/// One database's tables and indexes (the per-database half of the
+/// catalog).
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct Catalog {
+pub struct DatabaseCatalog {
     pub database: String,
-    /// (database, age(datfrozenxid), mxid_age(datminmxid)).
-    pub wraparound: Vec<(String, f64, f64)>,
-    pub holders: Vec<XminHolder>,
     pub tables: Vec<TableRow>,
     pub unused_indexes: i64,
     pub unused_index_bytes: f64,
     pub unused_top: Vec<UnusedIndex>,
+}
+
+/// The catalog statement's row, typed.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Catalog {
+    /// (database, age(datfrozenxid), mxid_age(datminmxid)).
+    pub wraparound: Vec<(String, f64, f64)>,
+    pub holders: Vec<XminHolder>,
+    /// The connected database's tables and indexes.
+    pub own: DatabaseCatalog,
 }
 
 impl Catalog {
@@ -667,6 +691,17 @@ impl Catalog {
                 xmin,
             })
             .collect();
+        Ok(Catalog {
+            wraparound,
+            holders,
+            own: DatabaseCatalog::from_row(row)?,
+        })
+    }
+}
+
+impl DatabaseCatalog {
+    /// From a row of [`catalog`] or [`database_catalog`] (same columns).
+    pub fn from_row(row: &Row) -> Result<DatabaseCatalog, String> {
         let t_names: Vec<String> = array(row, "table_names")?;
         let dead: Vec<f64> = array(row, "table_dead")?;
         let live: Vec<f64> = array(row, "table_live")?;
@@ -706,10 +741,8 @@ impl Catalog {
             .zip(u_bytes)
             .map(|((name, table), bytes)| UnusedIndex { name, table, bytes })
             .collect();
-        Ok(Catalog {
+        Ok(DatabaseCatalog {
             database: get(row, "database")?,
-            wraparound,
-            holders,
             tables,
             unused_indexes: get(row, "unused_indexes")?,
             unused_index_bytes: get(row, "unused_index_bytes")?,
@@ -753,5 +786,11 @@ mod tests {
         assert!(!statements("public", PgssFlavor::V18).contains("pg_stat_statements_info"));
         assert!(catalog().contains("LIMIT 10"));
         assert!(!catalog().contains('{'));
+        assert!(catalog().contains("FROM pg_stat_user_tables"));
+        assert!(database_catalog().contains("FROM pg_stat_user_tables"));
+        assert!(!database_catalog().contains('{'));
+        // Nothing cluster-wide in the per-database half.
+        assert!(!database_catalog().contains("pg_database"));
+        assert!(!database_catalog().contains("pg_stat_activity"));
     }
 }
