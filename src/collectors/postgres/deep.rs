@@ -405,7 +405,7 @@ impl Deep {
                             if let (Ok(id), Ok(text)) =
                                 (row.try_get::<_, i64>(0), row.try_get::<_, String>(1))
                             {
-                                self.texts.insert(id, text);
+                                self.texts.insert(id, super::redact::redact_literals(&text));
                             }
                         }
                     }

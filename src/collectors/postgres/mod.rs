@@ -33,6 +33,7 @@ pub mod deep;
 pub mod emit;
 pub mod metrics;
 pub mod queries;
+pub mod redact;
 pub mod replication;
 pub mod stats;
 
