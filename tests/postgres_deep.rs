@@ -99,6 +99,18 @@ async fn superuser(c: &Cluster, db: &str, app: &str) -> tokio_postgres::Client {
     support::connect(c.primary.port, "postgres", SUPER_PASSWORD, db, app).await
 }
 
+/// The page `/` as it shows this round's details.
+fn page_of(out: &Output) -> String {
+    vitals::server::page::index(
+        &[],
+        &[vitals::runtime::SourceStatus {
+            source: "postgres/primary".into(),
+            details: out.details.clone(),
+            ..Default::default()
+        }],
+    )
+}
+
 /// Runs `sql` on the server and reads one number.
 fn number(c: &Cluster, sql: &str) -> f64 {
     let text = c.psql(c.primary.port, sql);
@@ -178,14 +190,7 @@ fn slow_statement_mean_and_check(c: &Cluster) {
             .expect("the statement in /status");
         assert_eq!(entry["query"], "SELECT pg_sleep($1)", "{entry}");
         // And on the page, with its mean.
-        let page = vitals::server::page::index(
-            &[],
-            &[vitals::runtime::SourceStatus {
-                source: "postgres/primary".into(),
-                details: out.details.clone(),
-                ..Default::default()
-            }],
-        );
+        let page = page_of(&out);
         let row = page
             .lines()
             .find(|l| l.contains("SELECT pg_sleep($1)"))
@@ -349,14 +354,7 @@ fn utility_statement_secrets_never_shown(c: &Cluster) {
                 }
             }
         }
-        let page = vitals::server::page::index(
-            &[],
-            &[vitals::runtime::SourceStatus {
-                source: "postgres/primary".into(),
-                details: out.details.clone(),
-                ..Default::default()
-            }],
-        );
+        let page = page_of(&out);
         assert!(
             page.contains("ALTER ROLE leak_probe PASSWORD '***'"),
             "{page}"
