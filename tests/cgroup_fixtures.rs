@@ -642,3 +642,43 @@ async fn an_unreachable_container_cgroup_names_what_is_missing() {
         Some(536870912.0)
     );
 }
+
+/// `container: auto` with one container that cannot be reached (its mount
+/// namespace gone from under /proc): the others are still read and
+/// published, and the round's error names the one that was not.
+#[tokio::test]
+async fn one_unreachable_container_fails_only_its_own_figures() {
+    const JAVA: &str =
+        "cri-containerd-4f1c2a9e7b3d5c6a8e0f1b2c3d4e5f6a7b8c9d0e1f2a3b4c5d6e7f8091a2b3c4.scope";
+    const WORKER: &str =
+        "cri-containerd-9b7e6d5c4b3a29180f7e6d5c4b3a2918f0e1d2c3b4a5968778695a4b3c2d1e0f.scope";
+    let scratch = tempfile::tempdir().unwrap();
+    copy_tree(&fixture("k8s-v2"), scratch.path());
+    let auto = config(
+        CgroupTarget::Container(vitals::config::ContainerSelect::Auto),
+        None,
+    );
+    let usage = |out: &Output, container: &str| {
+        out.value(
+            "vitals_cgroup_memory_usage_bytes",
+            &[("container", container)],
+        )
+    };
+    let whole = try_collect(&paths(scratch.path()), &auto).await.unwrap();
+    assert_eq!(usage(&whole, JAVA), Some(301989888.0));
+    assert!(usage(&whole, WORKER).is_some());
+
+    // The worker's first process (pid 30) is the one read through.
+    std::fs::remove_dir_all(scratch.path().join("proc/30/root")).unwrap();
+    let mut source = CgroupSource::new(&paths(scratch.path()), &auto);
+    let mut out = Output::new();
+    let e = source
+        .collect(&mut out)
+        .await
+        .expect_err("the worker cannot be read")
+        .to_string();
+    assert!(e.starts_with(&format!("container {WORKER}: ")), "{e}");
+    assert!(!e.contains(JAVA), "{e}");
+    assert_eq!(usage(&out, JAVA), Some(301989888.0));
+    assert_eq!(usage(&out, WORKER), None);
+}

@@ -121,39 +121,62 @@ impl CgroupSource {
         let watched = self.resolve()?;
         let machine = limits::machine(&self.proc_root);
         let mut seen = Vec::with_capacity(watched.len());
-        for target::Watched {
-            container,
-            mut layout,
-        } in watched
-        {
-            layout.forget_missing_v2();
-            for (what, dir) in layout.dirs() {
-                if !dir.is_dir() {
-                    return Err(CollectError::Other(format!(
-                        "{what} cgroup directory {} of cgroup {} does not exist",
-                        dir.display(),
-                        layout.path
-                    )));
-                }
+        let mut failed = Vec::new();
+        for target::Watched { container, layout } in watched {
+            match self.read_one(out, &container, layout, machine, now) {
+                Ok(()) => seen.push(container),
+                // A single target's error is the round's, as it was.
+                Err(e) => match &container {
+                    None => return Err(e),
+                    Some(name) => failed.push(format!("container {name}: {e}")),
+                },
             }
-            let figures = read_figures(&layout)?;
-            let limits = limits::effective(
-                layout.cpu.as_ref(),
-                layout.memory.as_ref(),
-                &figures,
-                self.limits_dir.as_deref(),
-                machine,
-            )?;
-            let ratios = self.interval_ratios(&container, &layout, &figures, limits.cpu_cores, now);
-            let base: Vec<(&str, &str)> = container
-                .as_deref()
-                .map(|c| ("container", c))
-                .into_iter()
-                .collect();
-            emit(out, &base, &layout, &figures, &limits, ratios);
-            seen.push(container);
         }
         self.previous_cpu.retain(|k, _| seen.contains(k));
+        if failed.is_empty() {
+            Ok(())
+        } else {
+            // The containers read are published; the round says which
+            // were not.
+            Err(CollectError::Other(failed.join("; ")))
+        }
+    }
+
+    /// Reads and emits one watched cgroup.
+    fn read_one(
+        &mut self,
+        out: &mut Output,
+        container: &Option<String>,
+        layout: Result<Layout, CollectError>,
+        machine: limits::Machine,
+        now: Instant,
+    ) -> Result<(), CollectError> {
+        let mut layout = layout?;
+        layout.forget_missing_v2();
+        for (what, dir) in layout.dirs() {
+            if !dir.is_dir() {
+                return Err(CollectError::Other(format!(
+                    "{what} cgroup directory {} of cgroup {} does not exist",
+                    dir.display(),
+                    layout.path
+                )));
+            }
+        }
+        let figures = read_figures(&layout)?;
+        let limits = limits::effective(
+            layout.cpu.as_ref(),
+            layout.memory.as_ref(),
+            &figures,
+            self.limits_dir.as_deref(),
+            machine,
+        )?;
+        let ratios = self.interval_ratios(container, &layout, &figures, limits.cpu_cores, now);
+        let base: Vec<(&str, &str)> = container
+            .as_deref()
+            .map(|c| ("container", c))
+            .into_iter()
+            .collect();
+        emit(out, &base, &layout, &figures, &limits, ratios);
         Ok(())
     }
 

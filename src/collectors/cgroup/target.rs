@@ -27,7 +27,9 @@ use std::path::Path;
 pub(super) struct Watched {
     /// The `container` label under `target: {container: auto}`.
     pub(super) container: Option<String>,
-    pub(super) layout: Layout,
+    /// Under `container: auto`, one container that cannot be reached is an
+    /// error of its own: the others are still read.
+    pub(super) layout: Result<Layout, CollectError>,
 }
 
 impl CgroupSource {
@@ -37,7 +39,7 @@ impl CgroupSource {
         let single = |layout| {
             Ok(vec![Watched {
                 container: None,
-                layout,
+                layout: Ok(layout),
             }])
         };
         match self.target.clone() {
@@ -285,7 +287,7 @@ impl CgroupSource {
                 .unwrap_or(key);
             watched.push(Watched {
                 container: Some(name),
-                layout: self.layout_of_pid(pid, hierarchies)?,
+                layout: self.layout_of_pid(pid, hierarchies),
             });
         }
         Ok(watched)
