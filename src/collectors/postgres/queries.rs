@@ -207,14 +207,6 @@ fn get<'a, T: tokio_postgres::types::FromSql<'a>>(row: &'a Row, column: &str) ->
         .map_err(|e| format!("reading column {column}: {e}"))
 }
 
-/// NULL array (no rows aggregated) reads as empty.
-fn array<'a, T: tokio_postgres::types::FromSql<'a>>(
-    row: &'a Row,
-    column: &str,
-) -> Result<Vec<T>, String> {
-    Ok(get::<Option<Vec<T>>>(row, column)?.unwrap_or_default())
-}
-
 /// A list the statement aggregated with `json_agg` (sent as text; NULL
 /// when empty).
 fn list<T: serde::de::DeserializeOwned>(row: &Row, column: &str) -> Result<Vec<T>, String> {
@@ -559,13 +551,8 @@ dbs AS (
 )"#;
 
 const SHARED_COLUMNS: &str = r#"
-    (SELECT array_agg(name ORDER BY name) FROM dbs) AS db_names,
-    (SELECT array_agg(xid_age ORDER BY name) FROM dbs) AS db_xid_age,
-    (SELECT array_agg(mxid_age ORDER BY name) FROM dbs) AS db_mxid_age,
-    (SELECT array_agg(kind ORDER BY kind) FROM oldest) AS holder_kinds,
-    (SELECT array_agg(xid_age ORDER BY kind) FROM oldest) AS holder_xid_age,
-    (SELECT array_agg(seconds ORDER BY kind) FROM oldest) AS holder_seconds,
-    (SELECT array_agg(xmin ORDER BY kind) FROM oldest) AS holder_xmin"#;
+    (SELECT json_agg(dbs ORDER BY name) FROM dbs)::text AS wraparound,
+    (SELECT json_agg(oldest ORDER BY kind) FROM oldest)::text AS holders"#;
 
 const PER_DATABASE_CTES: &str = r#"
 tables AS (
@@ -579,7 +566,7 @@ tables AS (
     LIMIT {top_tables}
 ), unused AS (
     SELECT s.schemaname || '.' || s.indexrelname AS name,
-           s.schemaname || '.' || s.relname AS table_name,
+           s.schemaname || '.' || s.relname AS "table",
            c.relpages::float8 * current_setting('block_size')::float8 AS bytes
     FROM pg_stat_user_indexes s
     JOIN pg_index i ON i.indexrelid = s.indexrelid
@@ -591,19 +578,13 @@ tables AS (
 
 const PER_DATABASE_COLUMNS: &str = r#"
     current_database()::text AS database,
-    (SELECT array_agg(name ORDER BY dead DESC, name) FROM tables) AS table_names,
-    (SELECT array_agg(dead ORDER BY dead DESC, name) FROM tables) AS table_dead,
-    (SELECT array_agg(live ORDER BY dead DESC, name) FROM tables) AS table_live,
-    (SELECT array_agg(vacuum_age ORDER BY dead DESC, name) FROM tables) AS table_vacuum_age,
-    (SELECT array_agg(analyze_age ORDER BY dead DESC, name) FROM tables) AS table_analyze_age,
+    (SELECT json_agg(tables ORDER BY dead DESC, name) FROM tables)::text AS tables,
     (SELECT count(*) FROM unused) AS unused_indexes,
     (SELECT coalesce(sum(bytes), 0)::float8 FROM unused) AS unused_index_bytes,
-    (SELECT array_agg(name ORDER BY bytes DESC, name) FROM unused_top) AS unused_names,
-    (SELECT array_agg(table_name ORDER BY bytes DESC, name) FROM unused_top) AS unused_tables,
-    (SELECT array_agg(bytes ORDER BY bytes DESC, name) FROM unused_top) AS unused_bytes"#;
+    (SELECT json_agg(unused_top ORDER BY bytes DESC, name) FROM unused_top)::text AS unused_top"#;
 
 /// The oldest xmin holder of one kind.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Deserialize)]
 pub struct XminHolder {
     /// `transaction`, `replication` or `prepared_transaction`.
     pub kind: String,
@@ -617,7 +598,7 @@ pub struct XminHolder {
 }
 
 /// A table with dead tuples (pg_stat_user_tables).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Deserialize)]
 pub struct TableRow {
     pub name: String,
     pub dead: f64,
@@ -627,7 +608,7 @@ pub struct TableRow {
 }
 
 /// An index never scanned (pg_stat_user_indexes.idx_scan = 0).
-#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct UnusedIndex {
     pub name: String,
     pub table: String,
@@ -655,40 +636,24 @@ pub struct Catalog {
     pub own: DatabaseCatalog,
 }
 
+#[derive(serde::Deserialize)]
+struct Wraparound {
+    name: String,
+    xid_age: f64,
+    mxid_age: f64,
+}
+
 impl Catalog {
     pub fn from_row(row: &Row) -> Result<Catalog, String> {
-        let names: Vec<String> = array(row, "db_names")?;
-        let xid: Vec<f64> = array(row, "db_xid_age")?;
-        let mxid: Vec<f64> = array(row, "db_mxid_age")?;
-        if xid.len() != names.len() || mxid.len() != names.len() {
-            return Err("wraparound: arrays of different lengths".into());
-        }
-        let wraparound = names
+        let wraparound = list::<Wraparound>(row, "wraparound")?
             .into_iter()
-            .zip(xid)
-            .zip(mxid)
-            .map(|((n, x), m)| (n, x, m))
+            .map(|w| (w.name, w.xid_age, w.mxid_age))
             .collect();
-        let kinds: Vec<String> = array(row, "holder_kinds")?;
-        let ages: Vec<f64> = array(row, "holder_xid_age")?;
-        let seconds: Vec<Option<f64>> = array(row, "holder_seconds")?;
-        let xmins: Vec<Option<String>> = array(row, "holder_xmin")?;
-        if [ages.len(), seconds.len(), xmins.len()]
-            .iter()
-            .any(|&n| n != kinds.len())
-        {
-            return Err("xmin holders: arrays of different lengths".into());
-        }
-        let holders = kinds
+        let holders = list::<XminHolder>(row, "holders")?
             .into_iter()
-            .zip(ages)
-            .zip(seconds)
-            .zip(xmins)
-            .map(|(((kind, xid_age), seconds), xmin)| XminHolder {
-                kind,
-                xid_age,
-                seconds: seconds.map(|s| s.max(0.0)),
-                xmin,
+            .map(|h| XminHolder {
+                seconds: h.seconds.map(|s| s.max(0.0)),
+                ..h
             })
             .collect();
         Ok(Catalog {
@@ -702,51 +667,20 @@ impl Catalog {
 impl DatabaseCatalog {
     /// From a row of [`catalog`] or [`database_catalog`] (same columns).
     pub fn from_row(row: &Row) -> Result<DatabaseCatalog, String> {
-        let t_names: Vec<String> = array(row, "table_names")?;
-        let dead: Vec<f64> = array(row, "table_dead")?;
-        let live: Vec<f64> = array(row, "table_live")?;
-        let vac: Vec<Option<f64>> = array(row, "table_vacuum_age")?;
-        let ana: Vec<Option<f64>> = array(row, "table_analyze_age")?;
-        if [dead.len(), live.len(), vac.len(), ana.len()]
-            .iter()
-            .any(|&n| n != t_names.len())
-        {
-            return Err("tables: arrays of different lengths".into());
-        }
-        let tables = t_names
+        let tables = list::<TableRow>(row, "tables")?
             .into_iter()
-            .zip(dead)
-            .zip(live)
-            .zip(vac)
-            .zip(ana)
-            .map(
-                |((((name, dead), live), vacuum_age), analyze_age)| TableRow {
-                    name,
-                    dead,
-                    live,
-                    vacuum_age: vacuum_age.map(|a| a.max(0.0)),
-                    analyze_age: analyze_age.map(|a| a.max(0.0)),
-                },
-            )
-            .collect();
-        let u_names: Vec<String> = array(row, "unused_names")?;
-        let u_tables: Vec<String> = array(row, "unused_tables")?;
-        let u_bytes: Vec<f64> = array(row, "unused_bytes")?;
-        if u_tables.len() != u_names.len() || u_bytes.len() != u_names.len() {
-            return Err("unused indexes: arrays of different lengths".into());
-        }
-        let unused_top = u_names
-            .into_iter()
-            .zip(u_tables)
-            .zip(u_bytes)
-            .map(|((name, table), bytes)| UnusedIndex { name, table, bytes })
+            .map(|t| TableRow {
+                vacuum_age: t.vacuum_age.map(|a| a.max(0.0)),
+                analyze_age: t.analyze_age.map(|a| a.max(0.0)),
+                ..t
+            })
             .collect();
         Ok(DatabaseCatalog {
             database: get(row, "database")?,
             tables,
             unused_indexes: get(row, "unused_indexes")?,
             unused_index_bytes: get(row, "unused_index_bytes")?,
-            unused_top,
+            unused_top: list(row, "unused_top")?,
         })
     }
 }
