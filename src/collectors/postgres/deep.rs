@@ -61,8 +61,8 @@ enum Pgss {
 pub(super) struct OtherDatabase {
     name: String,
     conn: Connector,
-    /// The prepared statement and the connection generation it belongs to.
-    statement: Option<(u64, Statement)>,
+    /// Statements prepared on the connection of the given generation.
+    prepared: (u64, BTreeMap<&'static str, Statement>),
     last: Option<DatabaseCatalog>,
 }
 
@@ -71,7 +71,7 @@ impl OtherDatabase {
         OtherDatabase {
             name: name.to_owned(),
             conn,
-            statement: None,
+            prepared: (0, BTreeMap::new()),
             last: None,
         }
     }
@@ -84,22 +84,13 @@ impl OtherDatabase {
         let Some(client) = self.conn.get() else {
             return Err("not connected".into());
         };
-        let statement = &mut self.statement;
+        if self.prepared.0 != generation {
+            self.prepared = (generation, BTreeMap::new());
+        }
+        let cache = &mut self.prepared.1;
         let read = async {
-            let st = match statement {
-                Some((g, st)) if *g == generation => st.clone(),
-                _ => {
-                    let sql = queries::database_catalog();
-                    let st = bounded(
-                        deadline,
-                        "preparing the catalog statement",
-                        client.prepare(&sql),
-                    )
-                    .await?;
-                    *statement = Some((generation, st.clone()));
-                    st
-                }
-            };
+            let sql = queries::database_catalog();
+            let st = prepare(cache, client, deadline, "catalog", &sql).await?;
             bounded(deadline, "catalog query", client.query_one(&st, &[])).await
         };
         match read.await {

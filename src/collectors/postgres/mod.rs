@@ -161,16 +161,21 @@ struct Round {
 impl PostgresSource {
     pub fn new(config: &PostgresConfig) -> Self {
         let timeout = config.timeout.as_std();
-        PostgresSource {
-            name: config.name.clone(),
-            conn: Connector::new(
+        // The target's connection and one per catalog database: same role,
+        // password source and timeouts.
+        let connector = |name: &str, dsn: &crate::config::Dsn| {
+            Connector::new(
                 "postgres",
-                &config.name,
+                name,
                 Flavor::Postgres,
-                &config.dsn,
+                dsn,
                 PasswordFrom::new(config.password_file.as_ref(), config.password_env.as_ref()),
                 statement_timeout(timeout),
-            ),
+            )
+        };
+        PostgresSource {
+            name: config.name.clone(),
+            conn: connector(&config.name, &config.dsn),
             timeout,
             pools: config.pools.clone(),
             top_applications: config.top_applications,
@@ -190,18 +195,8 @@ impl PostgresSource {
                     .catalog_databases
                     .iter()
                     .map(|db| {
-                        let conn = Connector::new(
-                            "postgres",
-                            &format!("{} (database {db})", config.name),
-                            Flavor::Postgres,
-                            &config.dsn.with_dbname(db),
-                            PasswordFrom::new(
-                                config.password_file.as_ref(),
-                                config.password_env.as_ref(),
-                            ),
-                            statement_timeout(timeout),
-                        );
-                        deep::OtherDatabase::new(db, conn)
+                        let name = format!("{} (database {db})", config.name);
+                        deep::OtherDatabase::new(db, connector(&name, &config.dsn.with_dbname(db)))
                     })
                     .collect(),
             )),
