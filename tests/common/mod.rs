@@ -218,6 +218,18 @@ impl Daemon {
         panic!("timed out waiting for {what}; log:\n{}", self.log());
     }
 
+    /// `/metrics` (checked against the catalog), `/status`, `/` and the log.
+    pub fn surfaces(&self) -> Surfaces {
+        let metrics = self.get("/metrics").text();
+        catalog::assert_families_in_catalog(&metrics);
+        Surfaces {
+            metrics,
+            status: self.get("/status").text(),
+            index: self.get("/").text(),
+            log: self.log(),
+        }
+    }
+
     pub fn log(&self) -> String {
         self.log.lock().unwrap().clone()
     }
@@ -329,12 +341,26 @@ pub fn last_error(status: &str, source: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// Panics when any secret appears in any of the `(what, text)` a user can
-/// see (`/metrics`, `/status`, `/`, the log).
-pub fn assert_no_secret(secrets: &[&str], visible: &[(&str, &String)]) {
-    for secret in secrets {
-        for (what, text) in visible {
-            assert!(!text.contains(secret), "{what} contains a password");
+/// Everything a user can see of a running daemon, taken at one moment.
+pub struct Surfaces {
+    pub metrics: String,
+    pub status: String,
+    pub index: String,
+    pub log: String,
+}
+
+impl Surfaces {
+    /// No secret in the metrics, `/status`, the page or the log.
+    pub fn assert_no_secret(&self, secrets: &[&str]) {
+        for secret in secrets {
+            for (what, text) in [
+                ("/metrics", &self.metrics),
+                ("/status", &self.status),
+                ("/", &self.index),
+                ("log", &self.log),
+            ] {
+                assert!(!text.contains(secret), "{what} contains a password");
+            }
         }
     }
 }
