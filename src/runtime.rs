@@ -232,6 +232,10 @@ impl Shared {
             Some(engine) => engine.reload(config),
             None => state.checks = Some(CheckEngine::new(config)),
         }
+        // A source the new configuration no longer has: its pushed series
+        // are marked stale now, not left to the receiver's lookback.
+        let ids: Vec<&str> = sources.iter().map(|s| s.id.as_str()).collect();
+        self.remote_write.retain_sources(&ids, unix_now());
         state.slots = sources
             .iter()
             .map(|s| Slot {

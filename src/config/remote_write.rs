@@ -33,8 +33,17 @@ pub struct RemoteWriteConfig {
     /// environment when the configuration is loaded.
     #[serde(default)]
     pub external_labels: BTreeMap<String, EnvString>,
+    /// Adds `job="vitals"` and `instance="<host name>"` to every series
+    /// that carries neither label itself nor in `external_labels`, as
+    /// Prometheus' agent does for a scrape target's series.
+    #[serde(default = "yes")]
+    pub job_instance_labels: bool,
     #[serde(default)]
     pub queue: RemoteQueueConfig,
+}
+
+fn yes() -> bool {
+    true
 }
 
 fn default_timeout() -> Duration {
@@ -72,6 +81,11 @@ pub struct RemoteQueueConfig {
     /// Samples held at most; past it the oldest rounds are dropped.
     #[serde(default = "default_max_samples")]
     pub max_samples: usize,
+    /// Samples in one request at most; a round with more is split across
+    /// requests, sent in order. Prometheus' own sender sends 2,000; Mimir
+    /// and Cortex refuse requests much larger.
+    #[serde(default = "default_max_samples_per_send")]
+    pub max_samples_per_send: usize,
     /// Rounds older than this are dropped instead of sent. Default: none.
     #[serde(default)]
     pub max_age: Option<Duration>,
@@ -85,6 +99,7 @@ impl Default for RemoteQueueConfig {
     fn default() -> Self {
         RemoteQueueConfig {
             max_samples: default_max_samples(),
+            max_samples_per_send: default_max_samples_per_send(),
             max_age: None,
             dir: None,
         }
@@ -93,6 +108,10 @@ impl Default for RemoteQueueConfig {
 
 /// Kept compressed (about 20 bytes a sample): ~2 MiB; over an hour of the
 /// default sources every 5 s.
+fn default_max_samples_per_send() -> usize {
+    2_000
+}
+
 fn default_max_samples() -> usize {
     100_000
 }

@@ -234,6 +234,9 @@ fn remote_writes(config: &Config) -> Result<(), Invalid> {
                 "must be above 0 (leave it out to send after each round)".into(),
             );
         }
+        if rw.queue.max_samples_per_send == 0 {
+            return fail("queue.max_samples_per_send", "must be at least 1".into());
+        }
         if rw.queue.max_samples == 0 {
             return fail("queue.max_samples", "must be at least 1".into());
         }

@@ -137,6 +137,36 @@ pub struct Answer {
     pub body: String,
 }
 
+/// A response body is read to its end up to this many bytes, so the
+/// connection can carry the next request; past it, the connection is
+/// dropped instead. The answer stands either way: its status decides.
+const DRAIN_LIMIT: usize = 1024 * 1024;
+/// What is kept of a body for messages.
+const KEEP: usize = 512;
+
+/// The start of `body` for messages, and whether it was read to its end.
+async fn read_body(mut body: hyper::body::Incoming) -> (String, bool) {
+    let mut kept: Vec<u8> = Vec::new();
+    let mut read = 0usize;
+    let whole = loop {
+        match body.frame().await {
+            None => break true,
+            Some(Err(_)) => break false,
+            Some(Ok(frame)) => {
+                if let Ok(data) = frame.into_data() {
+                    read += data.len();
+                    let room = KEEP.saturating_sub(kept.len());
+                    kept.extend_from_slice(&data[..data.len().min(room)]);
+                    if read > DRAIN_LIMIT {
+                        break false;
+                    }
+                }
+            }
+        }
+    };
+    (String::from_utf8_lossy(&kept).trim().to_owned(), whole)
+}
+
 /// A reusable connection to one endpoint.
 pub struct Client {
     scheme: Scheme,
@@ -218,17 +248,12 @@ impl Client {
             .await
             .map_err(|e| format!("sending the request: {e}"))?;
         let (parts, body) = response.into_parts();
-        // Read the whole body so the connection can be reused; cap what is
-        // kept for messages.
-        let bytes = http_body_util::Limited::new(body, 64 * 1024)
-            .collect()
-            .await
-            .map_err(|e| format!("reading the response: {e}"))?
-            .to_bytes();
-        let text = String::from_utf8_lossy(bytes.get(..bytes.len().min(512)).unwrap_or_default())
-            .trim()
-            .to_owned();
-        self.sender = Some(sender);
+        let (text, whole) = read_body(body).await;
+        // A body read to its end leaves the connection ready for the next
+        // request; a longer one, or one cut off, is not read further.
+        if whole {
+            self.sender = Some(sender);
+        }
         Ok(Answer {
             status: parts.status.as_u16(),
             headers: parts.headers,

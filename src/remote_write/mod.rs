@@ -13,6 +13,12 @@
 //! receiver delays nothing else, scrapes included. The agent's own families
 //! (`vitals_source_*`, `vitals_check_*`, these) go with every round of the
 //! most frequent source.
+//!
+//! The hub remembers the series each source sent last: one that a round no
+//! longer has (a closed connection's `application_name`, a failed round, a
+//! source removed by a reload) gets a stale marker at that round's time,
+//! as Prometheus does for a scrape target's series. Per source, timestamps
+//! only go up, whatever the wall clock does.
 
 pub mod proto;
 pub mod queue;
@@ -23,8 +29,9 @@ use crate::http_client::{self, conn};
 use crate::metrics::{Desc, Output};
 use bytes::Bytes;
 use prost::Message as _;
+use proto::Series;
 use queue::{DropReason, Queue};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -143,7 +150,10 @@ pub struct Writer {
     timeout: Duration,
     max_age: Option<Duration>,
     max_samples: usize,
-    external: Vec<(String, String)>,
+    max_per_send: usize,
+    /// `external_labels`, then `job` and `instance` unless turned off:
+    /// added to a series that does not carry a label of that name.
+    extra: Vec<(String, String)>,
     headers: hyper::HeaderMap,
     auth: Auth,
     client: tokio::sync::Mutex<Result<conn::Client, String>>,
@@ -228,11 +238,8 @@ impl Writer {
             timeout: config.timeout.as_std(),
             max_age: config.queue.max_age.map(|d| d.as_std()),
             max_samples: config.queue.max_samples,
-            external: config
-                .external_labels
-                .iter()
-                .map(|(k, v)| (k.clone(), v.0.clone()))
-                .collect(),
+            max_per_send: config.queue.max_samples_per_send,
+            extra: target_labels(config),
             headers,
             auth,
             client: tokio::sync::Mutex::new(client),
@@ -251,15 +258,29 @@ impl Writer {
         f(&mut self.stats.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
-    /// Queues one round; never waits on the network or the disk.
-    fn offer<'a>(&self, outputs: impl IntoIterator<Item = &'a Output>, timestamp_ms: i64) {
-        let request = proto::round_request(outputs, timestamp_ms, &self.external);
-        let samples = request.timeseries.len();
-        if samples == 0 {
+    /// Queues one round (its series and the stale markers of the ones it
+    /// lost), split into requests of at most `queue.max_samples_per_send`;
+    /// never waits on the network or the disk.
+    fn offer(&self, round: &Round) {
+        let requests = proto::round_requests(
+            &round.series,
+            &round.stale,
+            round.timestamp_ms,
+            &self.extra,
+            self.max_per_send,
+        );
+        if requests.is_empty() {
             return;
         }
-        let payload = Bytes::from(proto::compress(&request.encode_to_vec()));
-        let dropped = self.lock_queue().push(timestamp_ms, samples, payload);
+        let mut dropped = 0;
+        {
+            let mut queue = self.lock_queue();
+            for request in requests {
+                let samples = request.timeseries.len();
+                let payload = Bytes::from(proto::compress(&request.encode_to_vec()));
+                dropped += queue.push(round.timestamp_ms, samples, payload);
+            }
+        }
         if dropped > 0 {
             self.stats(|s| s.count_drop(DropReason::QueueFull, dropped));
         }
@@ -377,6 +398,47 @@ impl Writer {
     }
 }
 
+/// The labels `job="vitals"` and `instance="<host name>"` (the pod's name in
+/// Kubernetes), as Prometheus' agent gives a target's series, after the
+/// configured `external_labels`: two agents pushing the same host or
+/// PostgreSQL series to one receiver stay two series.
+fn target_labels(config: &RemoteWriteConfig) -> Vec<(String, String)> {
+    let mut extra: Vec<(String, String)> = config
+        .external_labels
+        .iter()
+        .map(|(k, v)| (k.clone(), v.0.clone()))
+        .collect();
+    if config.job_instance_labels {
+        extra.push(("job".to_owned(), "vitals".to_owned()));
+        extra.push(("instance".to_owned(), host_name()));
+    }
+    extra
+}
+
+/// The host name (`uname -n`): the pod's name in Kubernetes.
+pub fn host_name() -> String {
+    rustix::system::uname()
+        .nodename()
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// One round as every receiver gets it.
+struct Round {
+    series: Arc<Vec<Series>>,
+    stale: Vec<Vec<proto::Label>>,
+    timestamp_ms: i64,
+}
+
+/// What was last sent of one source (or of the agent's own families).
+struct Sent {
+    series: Arc<Vec<Series>>,
+    timestamp_ms: i64,
+}
+
+/// The stream of the agent's own families, whichever source carries them.
+const AGENT_STREAM: &str = "";
+
 struct Running {
     config: RemoteWriteConfig,
     writer: Arc<Writer>,
@@ -388,6 +450,8 @@ struct Inner {
     running: Vec<Running>,
     /// The source whose rounds carry the agent's own families.
     agent_source: Option<String>,
+    /// Per source id (and [`AGENT_STREAM`]): what its last round sent.
+    sent: HashMap<String, Sent>,
 }
 
 /// Every configured receiver.
@@ -435,6 +499,66 @@ impl Hub {
         for r in old {
             r.task.abort();
         }
+        if inner.running.is_empty() {
+            inner.sent.clear();
+        }
+    }
+
+    /// Records `series` as the latest of `stream` and returns the round to
+    /// send: its stale markers are the series the previous round had and
+    /// this one lacks; its timestamp is past the previous one's.
+    fn advance(&self, stream: &str, series: Vec<Series>, timestamp_ms: i64) -> Round {
+        let series = Arc::new(series);
+        let mut inner = self.lock();
+        let (stale, timestamp_ms) = match inner.sent.get(stream) {
+            Some(last) => (
+                proto::vanished(&last.series, &series),
+                timestamp_ms.max(last.timestamp_ms + 1),
+            ),
+            None => (Vec::new(), timestamp_ms),
+        };
+        inner.sent.insert(
+            stream.to_owned(),
+            Sent {
+                series: series.clone(),
+                timestamp_ms,
+            },
+        );
+        Round {
+            series,
+            stale,
+            timestamp_ms,
+        }
+    }
+
+    /// After a reload: every series of a source that no longer exists gets
+    /// a stale marker at `timestamp` (Unix seconds).
+    pub fn retain_sources(&self, ids: &[&str], timestamp: f64) {
+        let (writers, gone) = {
+            let mut inner = self.lock();
+            let ids_gone: Vec<String> = inner
+                .sent
+                .keys()
+                .filter(|k| k.as_str() != AGENT_STREAM && !ids.contains(&k.as_str()))
+                .cloned()
+                .collect();
+            let gone: Vec<Sent> = ids_gone
+                .iter()
+                .filter_map(|k| inner.sent.remove(k))
+                .collect();
+            (writers(&inner.running), gone)
+        };
+        let timestamp_ms = (timestamp * 1000.0).round() as i64;
+        for last in gone {
+            let round = Round {
+                series: Arc::new(Vec::new()),
+                stale: last.series.iter().map(|(l, _)| l.clone()).collect(),
+                timestamp_ms: timestamp_ms.max(last.timestamp_ms + 1),
+            };
+            for writer in &writers {
+                writer.offer(&round);
+            }
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -461,14 +585,17 @@ impl Hub {
                 inner.agent_source.as_deref() == Some(source),
             )
         };
-        let mut own = Output::new();
-        if with_agent {
-            own = agent();
-            own.extend(self.output());
-        }
         let timestamp_ms = (timestamp * 1000.0).round() as i64;
+        let mut rounds = vec![self.advance(source, proto::round_series([output]), timestamp_ms)];
+        if with_agent {
+            let mut own = agent();
+            own.extend(self.output());
+            rounds.push(self.advance(AGENT_STREAM, proto::round_series([&own]), timestamp_ms));
+        }
         for writer in writers {
-            writer.offer([output, &own], timestamp_ms);
+            for round in &rounds {
+                writer.offer(round);
+            }
         }
     }
 
@@ -570,17 +697,123 @@ mod tests {
         hub.offer("cgroup", 1001.0, &round, || {
             unreachable!("not the agent's source")
         });
-        assert_eq!(hub.statuses()[0].queue_rounds, 2);
+        // The host round, the agent's own families that go with it, the
+        // cgroup round: three requests.
+        assert_eq!(hub.statuses()[0].queue_rounds, 3);
         // Same URL, another timeout: a new writer with the old queue.
         hub.apply(&config("2s", "http://127.0.0.1:9/a"), Some("host".into()));
         let s = &hub.statuses()[0];
         // The host round carries the 10 `vitals_remote_write_*` samples too.
-        assert_eq!((s.queue_rounds, s.queue_samples), (2, 12));
+        assert_eq!((s.queue_rounds, s.queue_samples), (3, 12));
         // Another URL: a fresh queue.
         hub.apply(&config("2s", "http://127.0.0.1:9/b"), Some("host".into()));
         assert_eq!(hub.statuses()[0].queue_rounds, 0);
         assert_eq!(hub.statuses()[0].remote, "127.0.0.1:9/b");
         hub.apply(&crate::config::parse_str("", "c.yaml").unwrap(), None);
         assert!(hub.is_empty());
+    }
+
+    /// Every queued request of the hub's first receiver, decoded: each
+    /// series as `name{labels} value@timestamp` (`STALE` for a marker).
+    fn queued(hub: &Hub) -> Vec<Vec<String>> {
+        let writer = hub.lock().running[0].writer.clone();
+        let batches = writer.lock_queue().front(usize::MAX);
+        batches
+            .iter()
+            .map(|b| {
+                let raw = proto::decompress(&b.payload).unwrap();
+                let req = proto::WriteRequest::decode(raw.as_slice()).unwrap();
+                req.timeseries
+                    .iter()
+                    .map(|ts| {
+                        let labels: Vec<String> = ts
+                            .labels
+                            .iter()
+                            .map(|l| format!("{}={}", l.name, l.value))
+                            .collect();
+                        let s = &ts.samples[0];
+                        let value = if s.value.to_bits() == proto::STALE_NAN {
+                            "STALE".to_owned()
+                        } else {
+                            s.value.to_string()
+                        };
+                        format!("{} {value}@{}", labels.join(","), s.timestamp)
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn vanished_series_failed_rounds_and_removed_sources_are_marked_stale() {
+        let config = crate::config::parse_str(
+            "remote_write:\n  - {url: \"http://127.0.0.1:9/a\", job_instance_labels: false, queue: {max_samples_per_send: 2}}\n",
+            "c.yaml",
+        )
+        .unwrap();
+        let hub = Hub::default();
+        hub.apply(&config, Some("agent-carrier".into()));
+        let round = |apps: &[&str]| {
+            let mut out = Output::new();
+            for app in apps {
+                out.gauge(
+                    "vitals_pg_connections_by_application",
+                    "",
+                    &[("application_name", app)],
+                    1.0,
+                );
+            }
+            out
+        };
+        hub.offer("pg", 10.0, &round(&["web", "batch", "cron"]), Output::new);
+        // `batch` closed its connections.
+        hub.offer("pg", 15.0, &round(&["web", "cron"]), Output::new);
+        // The wall clock went back: the round is stamped after the last one.
+        hub.offer("pg", 14.0, &round(&["web", "cron"]), Output::new);
+        // A failed round with nothing in it: everything it had goes stale.
+        hub.offer("pg", 20.0, &Output::new(), Output::new);
+        hub.offer("redis", 21.0, &round(&["queue"]), Output::new);
+        // A reload that keeps `pg` and removes `redis`.
+        hub.retain_sources(&["pg"], 22.0);
+        let n = "__name__=vitals_pg_connections_by_application,application_name=";
+        assert_eq!(
+            queued(&hub),
+            [
+                vec![format!("{n}web 1@10000"), format!("{n}batch 1@10000")],
+                vec![format!("{n}cron 1@10000")],
+                vec![format!("{n}web 1@15000"), format!("{n}cron 1@15000")],
+                vec![format!("{n}batch STALE@15000")],
+                vec![format!("{n}web 1@15001"), format!("{n}cron 1@15001")],
+                vec![
+                    format!("{n}web STALE@20000"),
+                    format!("{n}cron STALE@20000")
+                ],
+                vec![format!("{n}queue 1@21000")],
+                vec![format!("{n}queue STALE@22000")],
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn job_and_instance_are_added_unless_the_series_or_external_labels_have_them() {
+        let config = crate::config::parse_str(
+            "remote_write:\n  - {url: \"http://127.0.0.1:9/a\", external_labels: {instance: pod-7}}\n",
+            "c.yaml",
+        )
+        .unwrap();
+        let hub = Hub::default();
+        hub.apply(&config, None);
+        let mut out = Output::new();
+        out.gauge("up_like", "", &[], 1.0);
+        out.gauge("app_metric", "", &[("job", "checkout")], 2.0);
+        hub.offer("app", 1.0, &out, Output::new);
+        assert_eq!(
+            queued(&hub),
+            [vec![
+                "__name__=up_like,instance=pod-7,job=vitals 1@1000".to_owned(),
+                "__name__=app_metric,instance=pod-7,job=checkout 2@1000".to_owned(),
+            ]]
+        );
+        assert!(!host_name().is_empty());
     }
 }

@@ -1,6 +1,9 @@
 //! The send loop of one receiver: oldest rounds first, one request at a
 //! time (so each series arrives in order), retry with backoff on 5xx, 429
 //! (after its `Retry-After`) and network errors, drop on any other refusal.
+//! Catching up after an outage, queued requests are joined up to
+//! `queue.max_samples_per_send` samples; a 2xx is a success whatever its
+//! body says (remote write 1.0: "clients MUST ignore the response body").
 
 use super::proto;
 use super::queue::{self, DropReason};
@@ -11,8 +14,6 @@ use http_body_util::Full;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-/// Samples sent in one request at most (catching up after an outage).
-const MAX_SEND_SAMPLES: usize = 10_000;
 const MIN_BACKOFF: Duration = Duration::from_millis(250);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// A `Retry-After` longer than this is shortened to it.
@@ -85,7 +86,7 @@ pub(super) async fn run(writer: Arc<Writer>) {
     loop {
         writer.persist();
         writer.expire();
-        let batches = writer.lock_queue().front(MAX_SEND_SAMPLES);
+        let batches = writer.lock_queue().front(writer.max_per_send);
         if batches.is_empty() {
             writer.notify.notified().await;
             continue;
@@ -273,7 +274,8 @@ mod tests {
         let round = |v: f64, seq: u64| {
             let mut out = crate::metrics::Output::new();
             out.gauge("vitals_host_load1", "Load.", &[], v);
-            let raw = proto::round_request([&out], seq as i64, &[]).encode_to_vec();
+            let series = proto::round_series([&out]);
+            let raw = proto::round_requests(&series, &[], seq as i64, &[], 2000)[0].encode_to_vec();
             queue::Batch {
                 seq,
                 timestamp_ms: seq as i64,
