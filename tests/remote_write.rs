@@ -384,6 +384,10 @@ enum Mode {
     Silent,
     /// 204 to everything.
     Accept,
+    /// 200 with a 256 KiB body.
+    AcceptTalkative,
+    /// 400 with a 2 MiB body.
+    RefuseTalkative,
 }
 
 #[derive(Clone, Debug)]
@@ -394,6 +398,10 @@ struct Seen {
     first: (i64, f64),
     /// Distinct sample timestamps: the rounds the request carried.
     rounds: usize,
+    /// Series in the request.
+    series: usize,
+    /// Each series' name and value, in request order.
+    samples: Vec<(String, f64)>,
 }
 
 fn tiny_receiver(mode: Mode) -> (String, Arc<Mutex<Vec<Seen>>>) {
@@ -455,10 +463,24 @@ fn tiny_receiver(mode: Mode) -> (String, Arc<Mutex<Vec<Seen>>>) {
                         authorization: header("authorization"),
                         first: (first.timestamp, first.value),
                         rounds,
+                        series: req.timeseries.len(),
+                        samples: req
+                            .timeseries
+                            .iter()
+                            .map(|t| (t.labels[0].value.clone(), t.samples[0].value))
+                            .collect(),
                     });
                     log.len()
                 };
+                let talk = |status: &str, size: usize| {
+                    format!(
+                        "HTTP/1.1 {status}\r\nContent-Length: {size}\r\n\r\n{}",
+                        "x".repeat(size)
+                    )
+                };
                 let answer = match mode {
+                    Mode::AcceptTalkative => &talk("200 OK", 256 * 1024),
+                    Mode::RefuseTalkative => &talk("400 Bad Request", 2 * 1024 * 1024),
                     Mode::TooMany if n <= 2 => "HTTP/1.1 429 Too Many Requests\r\nRetry-After: 2\r\nContent-Length: 0\r\n\r\n",
                     Mode::TooMany | Mode::Accept => "HTTP/1.1 204 No Content\r\n\r\n",
                     Mode::BadRequest => "HTTP/1.1 400 Bad Request\r\nContent-Length: 17\r\n\r\nout of order: no\n",
@@ -775,4 +797,85 @@ fn sigterm_sends_what_is_queued_before_exiting() {
     assert_eq!(seen.len(), 2, "one request at exit");
     assert!(seen[1].rounds >= 3, "{:?}", seen[1]);
     assert!(seen[1].first.0 > seen[0].first.0);
+}
+
+#[test]
+fn an_answer_stands_as_its_status_says_whatever_its_body() {
+    // Remote write 1.0: "clients MUST ignore the response body"; no retry
+    // on a 2xx, nor on a 4xx other than 429.
+    let dir = tempfile::tempdir().unwrap();
+    let (accept_url, accept) = tiny_receiver(Mode::AcceptTalkative);
+    let (refuse_url, refuse) = tiny_receiver(Mode::RefuseTalkative);
+    let path = config(
+        dir.path(),
+        "vitals.yaml",
+        &format!("  - url: {accept_url}\n  - url: {refuse_url}\n"),
+    );
+    let d = Daemon::start(&path);
+    d.wait_ready();
+    poll(
+        "five accepted and five refused requests",
+        Duration::from_secs(60),
+        || accept.lock().unwrap().len() >= 5 && refuse.lock().unwrap().len() >= 5,
+    );
+    let r = remote(&d, 0);
+    assert!(r["samples_sent_total"].as_u64().unwrap() > 0, "{r}");
+    assert_eq!(r["samples_failed_total"], 0, "{r}");
+    assert_eq!(r["samples_retried_total"], 0, "{r}");
+    // Each round went once: no request repeats an earlier one's first sample.
+    let firsts: Vec<(i64, f64)> = accept.lock().unwrap().iter().map(|s| s.first).collect();
+    let distinct: std::collections::BTreeSet<_> = firsts.iter().map(|f| f.0).collect();
+    assert_eq!(distinct.len(), firsts.len(), "{firsts:?}");
+    let r = remote(&d, 1);
+    assert!(
+        r["samples_dropped_total"]["rejected"].as_u64().unwrap() > 0,
+        "{r}"
+    );
+    assert_eq!(r["samples_retried_total"], 0, "{r}");
+    assert_eq!(r["samples_sent_total"], 0, "{r}");
+    let firsts: Vec<i64> = refuse.lock().unwrap().iter().map(|s| s.first.0).collect();
+    let distinct: std::collections::BTreeSet<_> = firsts.iter().collect();
+    assert_eq!(
+        distinct.len(),
+        firsts.len(),
+        "a refused round was sent again: {firsts:?}"
+    );
+}
+
+#[test]
+fn a_large_round_is_split_at_max_samples_per_send_in_order() {
+    // An application with 4,500 series: its round goes out as requests of
+    // at most 2,000 samples (the default), in order, none lost.
+    let body: String = (0..4500)
+        .map(|i| format!("app_series{{i=\"{i}\"}} {i}\n"))
+        .collect();
+    let port = common::serve(move |_| ("text/plain; version=0.0.4", body.clone()));
+    let dir = tempfile::tempdir().unwrap();
+    let (url, seen) = tiny_receiver(Mode::Accept);
+    let path = temp_config(
+        dir.path(),
+        "vitals.yaml",
+        &format!(
+            "interval: 1h\ndefault_checks: false\nsources:\n  host: {{enabled: false}}\n  cgroup: {{enabled: false}}\n  app_metrics:\n    - {{name: big, url: \"http://127.0.0.1:{port}/metrics\", export: true}}\nremote_write:\n  - {{url: \"{url}\"}}\n"
+        ),
+    );
+    let d = Daemon::start(&path);
+    d.wait_ready();
+    poll("the app round delivered", Duration::from_secs(60), || {
+        seen.lock().unwrap().iter().map(|s| s.series).sum::<usize>() >= 4500
+    });
+    let seen = seen.lock().unwrap().clone();
+    assert!(seen.iter().all(|s| s.series <= 2000), "{seen:?}");
+    // All 4,500 in order (`__name__` sorts first), across several
+    // requests of one timestamp.
+    let app: Vec<f64> = seen
+        .iter()
+        .flat_map(|s| &s.samples)
+        .filter(|(name, _)| name == "app_series")
+        .map(|(_, v)| *v)
+        .collect();
+    assert_eq!(app, (0..4500).map(f64::from).collect::<Vec<_>>());
+    assert!(seen.len() >= 3, "{}", seen.len());
+    assert!(seen.windows(2).all(|w| w[0].first.0 <= w[1].first.0));
+    drop(d);
 }

@@ -31,6 +31,8 @@ pub struct Receiver {
     /// Prometheus' `--web.config.file` (TLS): readiness is then only the
     /// port accepting connections.
     web_config: Option<PathBuf>,
+    /// Prometheus' own configuration file (scrape jobs); none by default.
+    prometheus_config: String,
 }
 
 impl Receiver {
@@ -40,12 +42,23 @@ impl Receiver {
 
     /// Prometheus serving HTTPS with this exporter-toolkit web config.
     pub fn start_with(kind: Kind, web_config: Option<PathBuf>) -> Receiver {
+        Self::start_full(kind, web_config, "scrape_configs: []\n")
+    }
+
+    /// Prometheus with this configuration file (say, scrape jobs of its
+    /// own), its remote-write receiver on too.
+    pub fn start_prometheus(config: &str) -> Receiver {
+        Self::start_full(Kind::Prometheus, None, config)
+    }
+
+    fn start_full(kind: Kind, web_config: Option<PathBuf>, prometheus_config: &str) -> Receiver {
         let mut r = Receiver {
             kind,
             port: free_port(),
             dir: tempfile::tempdir().expect("temp dir"),
             child: None,
             web_config,
+            prometheus_config: prometheus_config.to_owned(),
         };
         r.restart();
         r
@@ -84,12 +97,15 @@ impl Receiver {
                     .arg(format!("-httpListenAddr={}", self.addr()))
                     .arg("-loggerLevel=WARN")
                     // Keep every raw sample: the tests count them.
-                    .arg("-dedup.minScrapeInterval=0s");
+                    .arg("-dedup.minScrapeInterval=0s")
+                    // Queries see what was just written, at the time asked.
+                    .arg("-search.latencyOffset=0s")
+                    .arg("-search.disableCache");
                 c
             }
             Kind::Prometheus => {
                 let config = self.dir.path().join("prometheus.yml");
-                std::fs::write(&config, "scrape_configs: []\n").unwrap();
+                std::fs::write(&config, &self.prometheus_config).unwrap();
                 let mut c = Command::new("prometheus");
                 c.arg(format!("--config.file={}", config.display()))
                     .arg(format!("--storage.tsdb.path={}", self.data_dir().display()))
@@ -163,6 +179,39 @@ impl Receiver {
             resp.body = dechunk(&resp.body);
         }
         resp
+    }
+
+    /// A query at `time` (Unix seconds) through the Prometheus HTTP API
+    /// (both kinds answer it): each series' labels and its samples as
+    /// (timestamp ms, value), one for an instant vector, the raw samples of
+    /// the window for a range selector such as `x[1m]`.
+    pub fn query(&self, expr: &str, time: f64) -> Vec<(serde_json::Value, Vec<(i64, f64)>)> {
+        if self.kind == Kind::VictoriaMetrics {
+            self.get("/internal/force_flush");
+        }
+        let resp = self.get(&format!(
+            "/api/v1/query?query={}&time={time:.3}",
+            crate::common::percent_encode(expr)
+        ));
+        assert_eq!(resp.status, 200, "{expr}: {}", resp.text());
+        let v: serde_json::Value = serde_json::from_slice(&resp.body).unwrap();
+        let point = |p: &serde_json::Value| {
+            let ts = (p[0].as_f64().unwrap() * 1000.0).round() as i64;
+            (ts, p[1].as_str().unwrap().parse::<f64>().unwrap())
+        };
+        v["data"]["result"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .map(|series| {
+                let samples = match series["values"].as_array() {
+                    Some(values) => values.iter().map(point).collect(),
+                    None => vec![point(&series["value"])],
+                };
+                (series["metric"].clone(), samples)
+            })
+            .collect()
     }
 
     /// Every raw sample of the series `selector` selects, as
