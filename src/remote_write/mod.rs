@@ -126,6 +126,7 @@ pub struct RemoteStatus {
     pub samples_retried_total: u64,
     pub samples_dropped_total: BTreeMap<&'static str, u64>,
     pub queue_samples: usize,
+    /// Requests queued (a round is one or more, see `queue.max_samples_per_send`).
     pub queue_rounds: usize,
     pub queue_max_samples: usize,
     pub queue_dir: Option<String>,
