@@ -21,6 +21,7 @@
 pub mod app_metrics;
 pub mod cgroup;
 pub mod footprint;
+pub mod fsread;
 pub mod host;
 pub mod http_probe;
 pub mod pgbouncer;
@@ -55,12 +56,18 @@ pub enum CollectError {
     },
     #[error("parsing {path}: {message}")]
     Parse { path: PathBuf, message: String },
+    /// A read that did not return in time, see [`fsread`].
+    #[error("{0}")]
+    Stuck(fsread::Stuck),
     #[error("{0}")]
     Other(String),
 }
 
 impl CollectError {
     pub fn io(path: &Path, source: std::io::Error) -> Self {
+        if let Some(stuck) = fsread::Stuck::of(&source) {
+            return CollectError::Stuck(stuck.clone());
+        }
         CollectError::Io {
             path: path.to_owned(),
             source,
@@ -77,7 +84,7 @@ impl CollectError {
 /// Reads a whole small file; a file that does not exist is `Ok(None)`
 /// ("no data", e.g. PSI on a kernel without it), anything else is an error.
 pub fn read_optional(path: &Path) -> Result<Option<String>, CollectError> {
-    match std::fs::read_to_string(path) {
+    match fsread::read_to_string(path) {
         Ok(text) => Ok(Some(text)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             tracing::debug!(path = %path.display(), "file absent; no data");
@@ -89,7 +96,7 @@ pub fn read_optional(path: &Path) -> Result<Option<String>, CollectError> {
 
 /// Reads a whole small file that must exist.
 pub fn read_required(path: &Path) -> Result<String, CollectError> {
-    std::fs::read_to_string(path).map_err(|e| CollectError::io(path, e))
+    fsread::read_to_string(path).map_err(|e| CollectError::io(path, e))
 }
 
 /// Every kind of source, so the scheduler can hold them in one list without
