@@ -79,6 +79,9 @@ pub struct SourceStatus {
 
 struct Slot {
     id: String,
+    /// The task whose rounds this slot takes; rounds of any other task (one
+    /// a reload replaced) are ignored.
+    ticket: u64,
     output: Output,
     status: SourceStatus,
 }
@@ -96,8 +99,15 @@ pub struct ReloadStatus {
 }
 
 struct State {
-    /// Bumped by every (re)load, so late rounds of replaced tasks are ignored.
+    /// Bumped by every (re)load, so late footprint readings of a replaced
+    /// task are ignored.
     generation: u64,
+    /// The last ticket handed to a source task, see [`Slot::ticket`].
+    tickets: u64,
+    /// Set once every source completed a round; a reload does not take it
+    /// back (linkerd's readiness latch), only readiness checks can make
+    /// `/health/ready` fail after that.
+    ready_latch: bool,
     slots: Vec<Slot>,
     reload: ReloadStatus,
     /// Threshold checks, evaluated after every round.
@@ -126,18 +136,26 @@ impl Readiness {
 
 fn readiness(state: &State) -> Readiness {
     Readiness {
-        pending_sources: state
-            .slots
-            .iter()
-            .filter(|s| s.status.rounds == 0)
-            .map(|s| s.status.source.clone())
-            .collect(),
+        pending_sources: match state.ready_latch {
+            true => Vec::new(),
+            false => pending_sources(state),
+        },
         failing_checks: state
             .checks
             .as_ref()
             .map(CheckEngine::failing_readiness)
             .unwrap_or_default(),
     }
+}
+
+/// Sources that never completed a round.
+fn pending_sources(state: &State) -> Vec<String> {
+    state
+        .slots
+        .iter()
+        .filter(|s| s.status.rounds == 0)
+        .map(|s| s.status.source.clone())
+        .collect()
 }
 
 /// The agent's state as `/status` and the index page show it.
@@ -163,6 +181,8 @@ impl Shared {
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 generation: 0,
+                tickets: 0,
+                ready_latch: false,
                 slots: Vec::new(),
                 reload: ReloadStatus {
                     config_file,
@@ -222,10 +242,23 @@ impl Shared {
         &self.remote_write
     }
 
-    /// Replaces the set of sources and checks (start or successful reload).
-    /// Check instances whose check kept its name and selector keep their
-    /// state across a reload.
-    fn install(&self, config: &Config, sources: &[Scheduled]) -> u64 {
+    /// Replaces the set of sources and checks (start or successful reload):
+    /// the one place where the new set of source ids is known.
+    ///
+    /// What did not change is kept: a source whose id stays keeps its last
+    /// output and its counters, so `/metrics` shows no gap and no counter
+    /// resets. The sources in `kept` go on with their running task (their
+    /// ticket stays); every other source gets a fresh ticket for the task
+    /// the caller starts, and until that task's first round its slot still
+    /// shows the last output. Check instances whose check kept its name and
+    /// selector keep their state. Returns the generation (for the footprint
+    /// task) and each source's ticket, in `sources` order.
+    fn install(
+        &self,
+        config: &Config,
+        sources: &[Scheduled],
+        kept: &std::collections::HashSet<String>,
+    ) -> (u64, Vec<u64>) {
         let mut state = self.lock();
         state.generation += 1;
         match &mut state.checks {
@@ -236,23 +269,47 @@ impl Shared {
         // are marked stale now, not left to the receiver's lookback.
         let ids: Vec<&str> = sources.iter().map(|s| s.id.as_str()).collect();
         self.remote_write.retain_sources(&ids, unix_now());
-        state.slots = sources
-            .iter()
-            .map(|s| Slot {
+        let mut old: std::collections::HashMap<String, Slot> = std::mem::take(&mut state.slots)
+            .into_iter()
+            .map(|slot| (slot.id.clone(), slot))
+            .collect();
+        let mut tickets = Vec::with_capacity(sources.len());
+        for s in sources {
+            let previous = old.remove(&s.id);
+            let ticket = match &previous {
+                Some(slot) if kept.contains(&s.id) => slot.ticket,
+                _ => {
+                    state.tickets += 1;
+                    state.tickets
+                }
+            };
+            let (output, status) = match previous {
+                Some(slot) => (slot.output, slot.status),
+                None => (
+                    Output::new(),
+                    SourceStatus {
+                        source: s.id.clone(),
+                        ..SourceStatus::default()
+                    },
+                ),
+            };
+            state.slots.push(Slot {
                 id: s.id.clone(),
-                output: Output::new(),
+                ticket,
+                output,
                 status: SourceStatus {
-                    source: s.id.clone(),
                     interval_seconds: s.interval.as_secs_f64(),
                     timeout_seconds: s.timeout.as_secs_f64(),
-                    ..SourceStatus::default()
+                    ..status
                 },
-            })
-            .collect();
+            });
+            tickets.push(ticket);
+        }
+        // `old` now holds the sources the reload removed: their series go.
         let generation = state.generation;
         drop(state);
         self.render();
-        generation
+        (generation, tickets)
     }
 
     /// Records that the config file was replaced (a reload follows).
@@ -275,19 +332,20 @@ impl Shared {
         self.render();
     }
 
-    /// Stores one round of source `index` and renders again.
+    /// Stores one round of the source task holding `ticket` and renders
+    /// again.
     fn publish(
         &self,
-        generation: u64,
-        index: usize,
+        ticket: u64,
         output: Output,
         result: Result<(), String>,
         took: std::time::Duration,
     ) {
         let mut state = self.lock();
-        if state.generation != generation {
+        let Some(index) = state.slots.iter().position(|s| s.ticket == ticket) else {
+            // A task a reload replaced or removed.
             return;
-        }
+        };
         let Some(slot) = state.slots.get_mut(index) else {
             return;
         };
@@ -308,6 +366,9 @@ impl Shared {
                 status.errors_total += 1;
                 status.last_error = Some(e);
             }
+        }
+        if !state.ready_latch && pending_sources(&state).is_empty() {
+            state.ready_latch = true;
         }
         evaluate_checks(&mut state);
         if let Some(slot) = state.slots.get(index) {
@@ -510,7 +571,15 @@ pub fn unix_now() -> f64 {
 /// The running set of source tasks.
 pub struct Agent {
     shared: Arc<Shared>,
-    tasks: Vec<JoinHandle<()>>,
+    /// vitals' own footprint reader, restarted by every (re)load.
+    footprint: Option<JoinHandle<()>>,
+    /// Each source's task by source id, with what it was built from.
+    sources: std::collections::HashMap<String, Running>,
+}
+
+struct Running {
+    fingerprint: Option<u64>,
+    task: JoinHandle<()>,
 }
 
 impl Agent {
@@ -518,37 +587,59 @@ impl Agent {
     pub fn start(shared: Arc<Shared>, config: &Config) -> Agent {
         let mut agent = Agent {
             shared,
-            tasks: Vec::new(),
+            footprint: None,
+            sources: std::collections::HashMap::new(),
         };
         agent.apply(config);
         agent
     }
 
-    /// Stops the current tasks and starts the sources of `config`.
+    /// Moves to the sources of `config`: a source built from the same
+    /// configuration as before keeps its running task (its connection, its
+    /// state between rounds); a changed source's task is replaced, a removed
+    /// one stopped, a new one started.
     pub fn apply(&mut self, config: &Config) {
-        for task in self.tasks.drain(..) {
+        let sources = collectors::build(config);
+        let kept: std::collections::HashSet<String> = sources
+            .iter()
+            .filter(|s| {
+                s.fingerprint.is_some()
+                    && self
+                        .sources
+                        .get(&s.id)
+                        .is_some_and(|r| r.fingerprint == s.fingerprint && !r.task.is_finished())
+            })
+            .map(|s| s.id.clone())
+            .collect();
+        self.sources.retain(|id, running| {
+            let keep = kept.contains(id);
+            if !keep {
+                running.task.abort();
+            }
+            keep
+        });
+        if let Some(task) = self.footprint.take() {
             task.abort();
         }
-        let sources = collectors::build(config);
-        let generation = self.shared.install(config, &sources);
+        let (generation, tickets) = self.shared.install(config, &sources, &kept);
         let most_frequent = sources
             .iter()
             .min_by_key(|s| s.interval)
             .map(|s| s.id.clone());
         self.shared.remote_write.apply(config, most_frequent);
-        self.tasks.push(tokio::spawn(run_footprint(
+        self.footprint = Some(tokio::spawn(run_footprint(
             self.shared.clone(),
             generation,
             config.paths.proc.clone(),
             config.interval_or_default(None),
         )));
-        for (index, scheduled) in sources.into_iter().enumerate() {
-            self.tasks.push(tokio::spawn(run_source(
-                self.shared.clone(),
-                generation,
-                index,
-                scheduled,
-            )));
+        for (scheduled, ticket) in sources.into_iter().zip(tickets) {
+            if kept.contains(&scheduled.id) {
+                continue;
+            }
+            let (id, fingerprint) = (scheduled.id.clone(), scheduled.fingerprint);
+            let task = tokio::spawn(run_source(self.shared.clone(), ticket, scheduled));
+            self.sources.insert(id, Running { fingerprint, task });
         }
     }
 
@@ -559,7 +650,11 @@ impl Agent {
 
 impl Drop for Agent {
     fn drop(&mut self) {
-        for task in &self.tasks {
+        for task in self
+            .footprint
+            .iter()
+            .chain(self.sources.values().map(|r| &r.task))
+        {
             task.abort();
         }
     }
@@ -590,13 +685,14 @@ async fn round(
     }
 }
 
-async fn run_source(shared: Arc<Shared>, generation: u64, index: usize, scheduled: Scheduled) {
+async fn run_source(shared: Arc<Shared>, ticket: u64, scheduled: Scheduled) {
     let Scheduled {
         id,
         interval,
         timeout,
         source,
         rebuild,
+        ..
     } = scheduled;
     let mut source = Some(source);
     let mut ticker = ticker(interval);
@@ -617,7 +713,7 @@ async fn run_source(shared: Arc<Shared>, generation: u64, index: usize, schedule
             Ok(()) => {}
         }
         last_error = result.as_ref().err().cloned();
-        shared.publish(generation, index, output, result, started.elapsed());
+        shared.publish(ticket, output, result, started.elapsed());
     }
 }
 
@@ -672,15 +768,15 @@ async fn footprint_round(proc_root: std::path::PathBuf) -> Result<Output, String
 pub async fn once(config: &Config) -> (String, Vec<(String, String)>) {
     let shared = Shared::new(None);
     let sources = collectors::build(config);
-    let generation = shared.install(config, &sources);
+    let (generation, tickets) = shared.install(config, &sources, &Default::default());
     let mut failures = Vec::new();
-    let rounds = sources.into_iter().enumerate().map(|(index, s)| {
+    let rounds = sources.into_iter().zip(tickets).map(|(s, ticket)| {
         let shared = shared.clone();
         async move {
             let started = Instant::now();
             let (_, output, result) = round(s.source, s.timeout).await;
             let failure = result.as_ref().err().map(|e| (s.id.clone(), e.clone()));
-            shared.publish(generation, index, output, result, started.elapsed());
+            shared.publish(ticket, output, result, started.elapsed());
             failure
         }
     });
@@ -733,11 +829,11 @@ mod tests {
         // `new` built each once; count from here.
         a.store(0, Ordering::SeqCst);
         b.store(0, Ordering::SeqCst);
-        let generation = shared.install(&config, &sources);
+        let (_, tickets) = shared.install(&config, &sources, &Default::default());
         let tasks: Vec<_> = sources
             .into_iter()
-            .enumerate()
-            .map(|(i, s)| tokio::spawn(run_source(shared.clone(), generation, i, s)))
+            .zip(tickets)
+            .map(|(s, ticket)| tokio::spawn(run_source(shared.clone(), ticket, s)))
             .collect();
         // Bounded wait for a round of the rebuilt source (not a timing
         // assertion: the rounds are 10 ms apart).

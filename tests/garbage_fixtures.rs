@@ -342,3 +342,125 @@ fn truncated_process_stat() {
         .to_owned();
     assert!(error.contains("stat"), "{error}");
 }
+
+/// Replaces `rel` in the tree with a FIFO that nobody writes: opening it for
+/// reading blocks, as a `/proc/PID/cmdline` of a process stuck in
+/// uninterruptible sleep or a `/sys` file of a broken device does.
+fn make_fifo(tree: &Tree, rel: &str) -> PathBuf {
+    let path = tree.path(rel);
+    std::fs::remove_file(&path).unwrap();
+    let made = std::process::Command::new("mkfifo")
+        .arg(&path)
+        .status()
+        .expect("run mkfifo");
+    assert!(made.success(), "mkfifo {}", path.display());
+    path
+}
+
+/// Releases the reader stuck on a FIFO by opening it for writing once, in a
+/// thread of its own (the open waits for a reader; the daemon's stuck read
+/// is one, and the daemon is killed anyway when the test ends).
+fn release_fifo(path: PathBuf) {
+    std::thread::spawn(move || drop(std::fs::OpenOptions::new().write(true).open(path)));
+}
+
+/// vitals at its default interval and timeouts on the tree.
+fn start_default(tree: &Tree) -> Daemon {
+    let config = temp_config(
+        tree.dir.path(),
+        "vitals.yaml",
+        &format!(
+            "default_checks: false\npaths:\n  proc: {}\n  sys: {}\nsources:\n  host: {{enabled: true}}\n  cgroup: {{enabled: true, target: self}}\n",
+            tree.path("proc").display(),
+            tree.path("sys").display()
+        ),
+    );
+    Daemon::start(&config)
+}
+
+fn status_of(d: &Daemon, source: &str) -> serde_json::Value {
+    let status: serde_json::Value = serde_json::from_slice(&d.get("/status").body).unwrap();
+    source_status(&status, source).clone()
+}
+
+/// A `loadavg` that blocks: the host round times out on that read, says so
+/// in `/status` and in `vitals_source_errors_total`, and the next round
+/// starts on schedule without a second stuck read; `/metrics`,
+/// `/health/live` and the cgroup source carry on.
+#[test]
+fn a_blocking_loadavg_fails_the_host_round_and_nothing_else() {
+    let tree = Tree::new();
+    let fifo = make_fifo(&tree, "proc/loadavg");
+    let d = start_default(&tree);
+    let want = format!("timed out after 2s reading {}", fifo.display());
+    d.wait_until("the host round to time out", |d| {
+        status_of(d, "host")["last_error"]
+            .as_str()
+            .is_some_and(|e| e.starts_with(&want))
+    });
+    let metrics = d.get("/metrics");
+    assert_eq!(metrics.status, 200);
+    let text = metrics.text();
+    assert_eq!(success(&text, "host"), Some(0.0), "{text}");
+    assert!(
+        sample(&text, "vitals_source_errors_total", &[("source", "host")]) >= Some(1.0),
+        "{text}"
+    );
+    // The other host files were read in the same round.
+    // MemTotal 24684084 kB.
+    assert_eq!(
+        sample(&text, HOST_OK, &[]),
+        Some(24684084.0 * 1024.0),
+        "{text}"
+    );
+    assert_eq!(success(&text, "cgroup"), Some(1.0), "{text}");
+    assert_eq!(sample(&text, CGROUP_OK, &[]), Some(268435456.0));
+    assert_eq!(d.get("/health/live").status, 200);
+
+    // The next round comes on schedule and fails at once on the same path,
+    // without starting a second read of it.
+    d.wait_until("a second host round", |d| {
+        status_of(d, "host")["rounds"].as_u64() >= Some(2)
+    });
+    let host = status_of(&d, "host");
+    let error = host["last_error"].as_str().unwrap_or_default();
+    assert!(error.starts_with(&want), "{host}");
+    assert!(error.contains("still stuck"), "{host}");
+    assert!(host["errors_total"].as_u64() >= Some(2), "{host}");
+    assert_eq!(status_of(&d, "cgroup")["success"], true);
+    release_fifo(fifo);
+}
+
+/// Two files that block at once (more than the runtime's two workers could
+/// absorb if the reads ran on them): `/metrics` keeps answering, and both
+/// sources report the stuck read.
+#[test]
+fn two_blocking_files_do_not_stop_metrics() {
+    let tree = Tree::new();
+    let loadavg = make_fifo(&tree, "proc/loadavg");
+    let current = make_fifo(&tree, &format!("{CGROUP_DIR}/memory.current"));
+    let d = start_default(&tree);
+    d.wait_until("both rounds to time out", |d| {
+        let timed_out = |source| {
+            status_of(d, source)["last_error"]
+                .as_str()
+                .is_some_and(|e| e.starts_with("timed out after 2s reading "))
+        };
+        timed_out("host") && timed_out("cgroup")
+    });
+    assert!(status_of(&d, "cgroup")["last_error"]
+        .as_str()
+        .unwrap()
+        .contains(&current.display().to_string()));
+    // Scrapes keep being answered (each one would wait forever otherwise;
+    // the client gives up after 20 s).
+    for _ in 0..20 {
+        let metrics = d.get("/metrics");
+        assert_eq!(metrics.status, 200);
+        assert_eq!(success(&metrics.text(), "host"), Some(0.0));
+        assert_eq!(d.get("/health/live").status, 200);
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    release_fifo(loadavg);
+    release_fifo(current);
+}

@@ -879,3 +879,138 @@ fn a_large_round_is_split_at_max_samples_per_send_in_order() {
     assert!(seen.windows(2).all(|w| w[0].first.0 <= w[1].first.0));
     drop(d);
 }
+
+/// A small tmpfs mounted for one test (needs root, as the suite runs);
+/// unmounted when dropped.
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    fn mount(at: &Path, size: &str) -> Tmpfs {
+        std::fs::create_dir_all(at).unwrap();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(at)
+            .status()
+            .expect("run mount")
+            .success();
+        assert!(
+            ok,
+            "mount -t tmpfs on {} (the test needs root)",
+            at.display()
+        );
+        Tmpfs(at.to_owned())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+/// `queue.dir` on a full file system (ENOSPC) during an outage: the rounds
+/// that cannot be written stay in memory, nothing that fits the buffer is
+/// lost, the log says so once, no half-written file is left behind, and
+/// the sender delivers everything once the receiver is back. Then the
+/// same directory made read-only while running: the same, once more.
+#[test]
+fn a_full_queue_dir_loses_nothing_that_fits_in_memory() {
+    let mut vm = Receiver::start(Kind::VictoriaMetrics);
+    let dir = tempfile::tempdir().unwrap();
+    let queue_dir = dir.path().join("queue");
+    let _tmpfs = Tmpfs::mount(&queue_dir, "64k");
+    let config = config(
+        dir.path(),
+        "vitals.yaml",
+        &format!(
+            "  - url: {}\n    external_labels: {{run: enospc}}\n    queue: {{dir: {}}}\n",
+            vm.write_url(),
+            queue_dir.display()
+        ),
+    );
+    let d = Daemon::start(&config);
+    d.wait_ready();
+    drained(&d);
+    // Leave room for a few segments only (tmpfs counts whole pages).
+    let filler = vec![0u8; 48 * 1024];
+    std::fs::write(queue_dir.join("filler"), &filler).unwrap();
+
+    vm.stop();
+    poll("queue.dir to fill up", Duration::from_secs(60), || {
+        d.log().contains("queue.dir cannot be written")
+    });
+    // A few more rounds on the full file system.
+    std::thread::sleep(Duration::from_secs(4));
+    let queued = remote(&d, 0)["queue_rounds"].as_u64().unwrap() as usize;
+    let on_disk = count_segments(&queue_dir);
+    assert!(
+        queued > on_disk,
+        "{queued} rounds queued, {on_disk} on disk"
+    );
+    let names: Vec<String> = std::fs::read_dir(&queue_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        !names.iter().any(|n| n.ends_with(".tmp")),
+        "a half-written segment stayed: {names:?}"
+    );
+    vm.restart();
+
+    let (rounds, last) = host_rounds(&d);
+    drained(&d);
+    std::thread::sleep(Duration::from_secs(3));
+    let load = samples_expecting(&vm, "vitals_host_load1{run=\"enospc\"}", last, rounds);
+    assert_eq!(load.len(), rounds, "{load:?}");
+    let r = remote(&d, 0);
+    for reason in ["queue_full", "too_old", "rejected", "corrupt"] {
+        assert_eq!(r["samples_dropped_total"][reason], 0, "{reason}: {r}");
+    }
+    let log = d.log();
+    assert_eq!(
+        log.matches("queue.dir cannot be written").count(),
+        1,
+        "one line for the episode:\n{log}"
+    );
+
+    // Made read-only while running: one line again, delivery goes on from
+    // memory, nothing dropped, and it is used again once writable.
+    let remount = |how: &str| {
+        let ok = std::process::Command::new("mount")
+            .args(["-o", &format!("remount,{how}")])
+            .arg(&queue_dir)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "remount {how}");
+    };
+    remount("ro");
+    poll(
+        "the read-only queue.dir noticed",
+        Duration::from_secs(30),
+        || d.log().matches("queue.dir cannot be written").count() == 2,
+    );
+    let sent = remote(&d, 0)["samples_sent_total"].as_u64().unwrap();
+    poll("delivery from memory", Duration::from_secs(30), || {
+        remote(&d, 0)["samples_sent_total"].as_u64().unwrap() > sent
+    });
+    remount("rw");
+    poll("queue.dir used again", Duration::from_secs(30), || {
+        d.log().matches("queue.dir can be written again").count() >= 2
+    });
+    assert_eq!(d.get("/health/live").status, 200);
+    let r = remote(&d, 0);
+    for reason in ["queue_full", "too_old", "rejected", "corrupt"] {
+        assert_eq!(r["samples_dropped_total"][reason], 0, "{reason}: {r}");
+    }
+    let log = d.log();
+    assert!(log.contains("Read-only file system"), "{log}");
+    assert_eq!(
+        log.matches("queue.dir cannot be written").count(),
+        2,
+        "{log}"
+    );
+}

@@ -495,6 +495,11 @@ async fn flood_client(target: Target, deadline: tokio::time::Instant) -> Tally {
 /// One scrape on one connection within `SCRAPE_TIMEOUT`: the status and
 /// whether the body is vitals' exposition.
 async fn scrape(target: &Target) -> Result<(u16, bool), String> {
+    scrape_within(target, SCRAPE_TIMEOUT).await
+}
+
+/// [`scrape`] with the client's own time limit.
+async fn scrape_within(target: &Target, limit: Duration) -> Result<(u16, bool), String> {
     let one = async {
         let io = target
             .connect()
@@ -505,9 +510,9 @@ async fn scrape(target: &Target) -> Result<(u16, bool), String> {
         let text = String::from_utf8_lossy(&body);
         Ok::<_, String>((status, text.contains("vitals_build_info")))
     };
-    tokio::time::timeout(SCRAPE_TIMEOUT, one)
+    tokio::time::timeout(limit, one)
         .await
-        .map_err(|_| format!("no answer within {SCRAPE_TIMEOUT:?}"))?
+        .map_err(|_| format!("no answer within {limit:?}"))?
 }
 
 /// Floods with `clients` keep-alive clients, scrapes once from 127.0.0.2
@@ -704,4 +709,74 @@ fn overload_tls_and_basic_auth_4x_and_20x_the_default_limit() {
             &format!("TLS + basic auth {factor}×"),
         );
     }
+}
+
+/// A self-signed certificate for `localhost` in `dir` (`s.crt`, `s.key`),
+/// a web config serving TLS with it, and a client config trusting it.
+fn tls_files(dir: &Path) -> (std::path::PathBuf, tokio_rustls::rustls::ClientConfig) {
+    use tokio_rustls::rustls;
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    std::fs::write(dir.join("s.crt"), cert.cert.pem()).unwrap();
+    std::fs::write(dir.join("s.key"), cert.signing_key.serialize_pem()).unwrap();
+    let web = temp_config(
+        dir,
+        "web.yml",
+        "tls_server_config: {cert_file: s.crt, key_file: s.key}\n",
+    );
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert.cert.der().clone()).unwrap();
+    let client = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    (web, client)
+}
+
+/// More stalled TLS handshakes than `max_connections` (default settings):
+/// each peer sends two bytes of a TLS record and then nothing. Quiet is
+/// quiet: they make room after `EVICT_MIN_IDLE` (2 s), so a scrape from
+/// another address is answered within a 3 s client timeout, instead of
+/// waiting for `header_read_timeout` (10 s) to end them.
+#[test]
+fn stalled_tls_handshakes_past_the_limit_do_not_starve_a_scrape() {
+    let _one_flood_at_a_time = FLOODS.lock().unwrap_or_else(|p| p.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let (web, client) = tls_files(dir.path());
+    let d = overload_daemon(dir.path(), Some(&web));
+    let target = Target {
+        tls: Some(tokio_rustls::TlsConnector::from(std::sync::Arc::new(
+            client,
+        ))),
+        from: std::net::Ipv4Addr::new(127, 0, 0, 2).into(),
+        ..plain_target(&d)
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    d.wait_until("a first TLS scrape", |_| {
+        rt.block_on(scrape(&target)) == Ok((200, true))
+    });
+
+    let stalled: Vec<TcpStream> = (0..300)
+        .map(|_| {
+            let mut s = TcpStream::connect(&d.addr).unwrap();
+            // A handshake record's type and the first byte of its version.
+            s.write_all(&[0x16, 0x03]).unwrap();
+            s
+        })
+        .collect();
+    // Every slot is taken by a stalled handshake before the scrape comes.
+    std::thread::sleep(Duration::from_millis(500));
+    let answer = rt.block_on(scrape_within(&target, Duration::from_secs(3)));
+    assert_eq!(answer, Ok((200, true)), "log:\n{}", d.log());
+    // The stalled ones were closed to make room, not served.
+    let closed = stalled
+        .iter()
+        .filter(|s| closed_within(s, Duration::from_millis(100)))
+        .count();
+    assert!(closed >= 300 - DEFAULT_MAX_CONNECTIONS, "{closed} closed");
 }

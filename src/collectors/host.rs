@@ -339,6 +339,7 @@ const CPU_JUMP_BACK_SECONDS: u64 = 3;
 /// architecture (x86, arm, arm64, ppc, s390, riscv).
 const DEFAULT_TICKS_PER_SECOND: u64 = 100;
 
+#[derive(Clone)]
 pub struct HostSource {
     proc_root: PathBuf,
     /// USER_HZ, the unit of `/proc/stat` CPU times (sysconf(_SC_CLK_TCK),
@@ -585,7 +586,27 @@ impl Source for HostSource {
     /// `pressure/*` are optional: sandboxes (gVisor, some LXCFS setups) hide
     /// or omit them and PSI needs Linux 4.20, so a missing one drops only its
     /// own figures, with a debug log line.
+    ///
+    /// The files are read on the blocking pool, each read bounded (see
+    /// [`super::fsread`]): a hung `/proc` read fails the round instead of
+    /// hanging it, and never holds an async worker.
     async fn collect(&mut self, out: &mut Output) -> Result<(), CollectError> {
+        let mut worker = self.clone();
+        let (round, result, worker) = tokio::task::spawn_blocking(move || {
+            let mut round = Output::new();
+            let result = worker.collect_blocking(&mut round);
+            (round, result, worker)
+        })
+        .await
+        .map_err(|e| CollectError::Other(format!("host read task failed: {e}")))?;
+        *self = worker;
+        out.extend(round);
+        result
+    }
+}
+
+impl HostSource {
+    fn collect_blocking(&mut self, out: &mut Output) -> Result<(), CollectError> {
         let results = [
             self.collect_stat(out),
             self.collect_loadavg(out),

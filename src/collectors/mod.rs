@@ -21,6 +21,7 @@
 pub mod app_metrics;
 pub mod cgroup;
 pub mod footprint;
+pub mod fsread;
 pub mod host;
 pub mod http_probe;
 pub mod pgbouncer;
@@ -55,12 +56,18 @@ pub enum CollectError {
     },
     #[error("parsing {path}: {message}")]
     Parse { path: PathBuf, message: String },
+    /// A read that did not return in time, see [`fsread`].
+    #[error("{0}")]
+    Stuck(fsread::Stuck),
     #[error("{0}")]
     Other(String),
 }
 
 impl CollectError {
     pub fn io(path: &Path, source: std::io::Error) -> Self {
+        if let Some(stuck) = fsread::Stuck::of(&source) {
+            return CollectError::Stuck(stuck.clone());
+        }
         CollectError::Io {
             path: path.to_owned(),
             source,
@@ -77,7 +84,7 @@ impl CollectError {
 /// Reads a whole small file; a file that does not exist is `Ok(None)`
 /// ("no data", e.g. PSI on a kernel without it), anything else is an error.
 pub fn read_optional(path: &Path) -> Result<Option<String>, CollectError> {
-    match std::fs::read_to_string(path) {
+    match fsread::read_to_string(path) {
         Ok(text) => Ok(Some(text)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             tracing::debug!(path = %path.display(), "file absent; no data");
@@ -89,7 +96,7 @@ pub fn read_optional(path: &Path) -> Result<Option<String>, CollectError> {
 
 /// Reads a whole small file that must exist.
 pub fn read_required(path: &Path) -> Result<String, CollectError> {
-    std::fs::read_to_string(path).map_err(|e| CollectError::io(path, e))
+    fsread::read_to_string(path).map_err(|e| CollectError::io(path, e))
 }
 
 /// Every kind of source, so the scheduler can hold them in one list without
@@ -145,6 +152,10 @@ pub struct Scheduled {
     pub timeout: Duration,
     pub source: AnySource,
     pub rebuild: Rebuild,
+    /// A digest of everything the source was built from (its configuration,
+    /// the paths, its schedule): a reload keeps a running source whose
+    /// digest is unchanged. `None`: always rebuilt.
+    pub fingerprint: Option<u64>,
 }
 
 impl Scheduled {
@@ -162,7 +173,22 @@ impl Scheduled {
             timeout,
             source: rebuild(),
             rebuild,
+            fingerprint: None,
         }
+    }
+
+    /// Records what the source was built from, see [`Scheduled::fingerprint`].
+    /// The digest never leaves the process (it is of configuration that may
+    /// hold a password), and is only compared for equality.
+    pub fn built_from(mut self, config: &impl std::fmt::Debug) -> Self {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        format!("{config:?}").hash(&mut hasher);
+        self.id.hash(&mut hasher);
+        self.interval.as_std().hash(&mut hasher);
+        self.timeout.as_std().hash(&mut hasher);
+        self.fingerprint = Some(hasher.finish());
+        self
     }
 }
 
@@ -180,80 +206,104 @@ pub fn build(config: &Config) -> Vec<Scheduled> {
     if sources.host.enabled {
         let interval = config.interval_or_default(sources.host.interval);
         let paths = paths.clone();
-        list.push(Scheduled::new(
-            "host".into(),
-            interval,
-            sources.host.timeout.unwrap_or(default_timeout(interval)),
-            move || AnySource::Host(host::HostSource::new(&paths)),
-        ));
+        list.push(
+            Scheduled::new(
+                "host".into(),
+                interval,
+                sources.host.timeout.unwrap_or(default_timeout(interval)),
+                move || AnySource::Host(host::HostSource::new(&paths)),
+            )
+            .built_from(&(&config.paths, &sources.host)),
+        );
     }
     if sources.cgroup.enabled {
         let interval = config.interval_or_default(sources.cgroup.interval);
         let (paths, cgroup) = (paths.clone(), sources.cgroup.clone());
-        list.push(Scheduled::new(
-            "cgroup".into(),
-            interval,
-            sources.cgroup.timeout.unwrap_or(default_timeout(interval)),
-            move || AnySource::Cgroup(cgroup::CgroupSource::new(&paths, &cgroup)),
-        ));
+        list.push(
+            Scheduled::new(
+                "cgroup".into(),
+                interval,
+                sources.cgroup.timeout.unwrap_or(default_timeout(interval)),
+                move || AnySource::Cgroup(cgroup::CgroupSource::new(&paths, &cgroup)),
+            )
+            .built_from(&(&config.paths, &sources.cgroup)),
+        );
     }
     if !sources.processes.is_empty() {
         let interval = config.interval_or_default(None);
         let (paths, processes) = (paths.clone(), sources.processes.clone());
-        list.push(Scheduled::new(
-            "process".into(),
-            interval,
-            default_timeout(interval),
-            move || AnySource::Process(process::ProcessSource::new(&paths, &processes)),
-        ));
+        list.push(
+            Scheduled::new(
+                "process".into(),
+                interval,
+                default_timeout(interval),
+                move || AnySource::Process(process::ProcessSource::new(&paths, &processes)),
+            )
+            .built_from(&(&config.paths, &sources.processes)),
+        );
     }
     for target in &sources.postgres {
         let t = target.clone();
-        list.push(Scheduled::new(
-            format!("postgres/{}", target.name),
-            config.interval_or_default(target.interval),
-            target.timeout,
-            move || AnySource::Postgres(postgres::PostgresSource::new(&t)),
-        ));
+        list.push(
+            Scheduled::new(
+                format!("postgres/{}", target.name),
+                config.interval_or_default(target.interval),
+                target.timeout,
+                move || AnySource::Postgres(postgres::PostgresSource::new(&t)),
+            )
+            .built_from(target),
+        );
     }
     for target in &sources.pgbouncer {
         let t = target.clone();
-        list.push(Scheduled::new(
-            format!("pgbouncer/{}", target.name),
-            config.interval_or_default(target.interval),
-            target.timeout,
-            move || AnySource::PgBouncer(pgbouncer::PgBouncerSource::new(&t)),
-        ));
+        list.push(
+            Scheduled::new(
+                format!("pgbouncer/{}", target.name),
+                config.interval_or_default(target.interval),
+                target.timeout,
+                move || AnySource::PgBouncer(pgbouncer::PgBouncerSource::new(&t)),
+            )
+            .built_from(target),
+        );
     }
     for probe in &sources.http_probes {
         let p = probe.clone();
-        list.push(Scheduled::new(
-            format!("probe/{}", probe.name),
-            config.interval_or_default(probe.interval),
-            // The probe times itself out and reports that as `up 0`; the
-            // scheduler's limit only catches a stuck round.
-            Duration(probe.timeout.as_std() + std::time::Duration::from_secs(1)),
-            move || AnySource::HttpProbe(http_probe::HttpProbeSource::new(&p)),
-        ));
+        list.push(
+            Scheduled::new(
+                format!("probe/{}", probe.name),
+                config.interval_or_default(probe.interval),
+                // The probe times itself out and reports that as `up 0`; the
+                // scheduler's limit only catches a stuck round.
+                Duration(probe.timeout.as_std() + std::time::Duration::from_secs(1)),
+                move || AnySource::HttpProbe(http_probe::HttpProbeSource::new(&p)),
+            )
+            .built_from(probe),
+        );
     }
     for target in &sources.redis {
         let t = target.clone();
-        list.push(Scheduled::new(
-            format!("redis/{}", target.name),
-            config.interval_or_default(target.interval),
-            target.timeout,
-            move || AnySource::Redis(redis::RedisSource::new(&t)),
-        ));
+        list.push(
+            Scheduled::new(
+                format!("redis/{}", target.name),
+                config.interval_or_default(target.interval),
+                target.timeout,
+                move || AnySource::Redis(redis::RedisSource::new(&t)),
+            )
+            .built_from(target),
+        );
     }
     for app in &sources.app_metrics {
         let a = app.clone();
-        list.push(Scheduled::new(
-            format!("app/{}", app.name),
-            config.interval_or_default(app.interval),
-            // As for the probe: the source times out itself and says so.
-            Duration(app.timeout.as_std() + std::time::Duration::from_secs(1)),
-            move || AnySource::AppMetrics(app_metrics::AppMetricsSource::new(&a)),
-        ));
+        list.push(
+            Scheduled::new(
+                format!("app/{}", app.name),
+                config.interval_or_default(app.interval),
+                // As for the probe: the source times out itself and says so.
+                Duration(app.timeout.as_std() + std::time::Duration::from_secs(1)),
+                move || AnySource::AppMetrics(app_metrics::AppMetricsSource::new(&a)),
+            )
+            .built_from(app),
+        );
     }
     list
 }

@@ -7,7 +7,7 @@
 //!
 //! Every function takes the proc root (`paths.proc`), never `/proc` itself.
 
-use super::CollectError;
+use super::{fsread, CollectError};
 use std::io;
 use std::path::Path;
 
@@ -27,7 +27,7 @@ impl ParseError {
 /// `self`, e.g. a fixture.
 pub fn own_pid(proc_root: &Path) -> Option<u32> {
     let link = proc_root.join("self");
-    match std::fs::read_link(&link) {
+    match fsread::read_link(&link) {
         Ok(target) => target.to_str().and_then(|s| s.parse().ok()),
         Err(e) => {
             tracing::debug!(path = %link.display(), error = %e, "no self link; vitals' own pid unknown");
@@ -39,11 +39,10 @@ pub fn own_pid(proc_root: &Path) -> Option<u32> {
 /// Numeric entries of the proc root, sorted: one per process (threads are
 /// not listed, only reachable by name).
 pub fn list_pids(proc_root: &Path) -> Result<Vec<u32>, CollectError> {
-    let entries = std::fs::read_dir(proc_root).map_err(|e| CollectError::io(proc_root, e))?;
+    let entries = fsread::read_dir(proc_root).map_err(|e| CollectError::io(proc_root, e))?;
     let mut pids = Vec::new();
     for entry in entries {
-        let entry = entry.map_err(|e| CollectError::io(proc_root, e))?;
-        if let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse().ok()) {
+        if let Some(pid) = entry.name.to_str().and_then(|n| n.parse().ok()) {
             pids.push(pid);
         }
     }
@@ -77,7 +76,7 @@ pub fn classify<T>(path: &Path, e: io::Error) -> Result<PidRead<T>, CollectError
 
 /// Reads one file of one process.
 pub fn read_pid_file(path: &Path) -> Result<PidRead<Vec<u8>>, CollectError> {
-    match std::fs::read(path) {
+    match fsread::read(path) {
         Ok(bytes) => Ok(PidRead::Data(bytes)),
         Err(e) => classify(path, e),
     }

@@ -295,8 +295,27 @@ impl Writer {
             (q.dir().map(|d| d.to_owned()), q.take_fs_ops())
         };
         if let Some(dir) = dir {
-            if let Err(e) = sender::persist(&dir, ops) {
-                tracing::warn!(remote = %self.remote, error = %e, "queue.dir write failed; the round stays in memory");
+            // A full, read-only or deleted queue.dir: the rounds stay in
+            // memory (nothing is dropped for it), said once per episode.
+            // Only a segment written says the directory works again (deletes
+            // still work on a full file system).
+            let writes = ops.iter().any(|op| matches!(op, queue::FsOp::Write(_)));
+            let result = sender::persist(&dir, ops);
+            let change = match (&result, writes) {
+                (Ok(()), false) => None,
+                _ => self.lock_queue().persist_outcome(result.is_ok()),
+            };
+            match (result, change) {
+                (Err(e), Some(true)) => {
+                    tracing::warn!(remote = %self.remote, error = %e, "queue.dir cannot be written; rounds are kept in memory only until it can")
+                }
+                (Err(e), _) => {
+                    tracing::debug!(remote = %self.remote, error = %e, "queue.dir still cannot be written")
+                }
+                (Ok(()), Some(false)) => {
+                    tracing::info!(remote = %self.remote, "queue.dir can be written again")
+                }
+                (Ok(()), _) => {}
             }
         }
     }

@@ -75,6 +75,9 @@ pub struct Queue {
     next_seq: u64,
     dir: Option<PathBuf>,
     fs_ops: Vec<FsOp>,
+    /// The last file work in `dir` failed (full, read-only, deleted): the
+    /// rounds stay in memory, and the log says so once, not every round.
+    persist_failing: bool,
 }
 
 impl Queue {
@@ -86,7 +89,19 @@ impl Queue {
             next_seq: 1,
             dir,
             fs_ops: Vec::new(),
+            persist_failing: false,
         }
+    }
+
+    /// Records how the last file work went; `Some(true)` when it starts
+    /// failing, `Some(false)` when it works again, `None` when nothing
+    /// changed.
+    pub fn persist_outcome(&mut self, ok: bool) -> Option<bool> {
+        let failing = !ok;
+        (self.persist_failing != failing).then(|| {
+            self.persist_failing = failing;
+            failing
+        })
     }
 
     pub fn dir(&self) -> Option<&Path> {
@@ -358,14 +373,31 @@ pub fn apply_fs_ops(dir: &Path, ops: Vec<FsOp>) -> Result<(), String> {
     first_error.map_or(Ok(()), Err)
 }
 
+/// Writes one segment. A failure leaves no file behind: a half-written
+/// `.tmp` on a full file system would only keep it full. A `queue.dir`
+/// deleted while vitals runs is made again (what it held is still in
+/// memory).
 fn write_segment(dir: &Path, batch: &Batch) -> Result<(), String> {
     let path = segment_path(dir, batch.seq);
     let tmp = path.with_extension("tmp");
     let err = |e: std::io::Error| format!("writing {}: {e}", tmp.display());
-    let mut file = std::fs::File::create(&tmp).map_err(err)?;
-    file.write_all(&encode_segment(batch)).map_err(err)?;
-    file.sync_all().map_err(err)?;
-    std::fs::rename(&tmp, &path).map_err(err)
+    let file = match std::fs::File::create(&tmp) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| format!("making queue.dir {} again: {e}", dir.display()))?;
+            std::fs::File::create(&tmp)
+        }
+        other => other,
+    };
+    let written = file.and_then(|mut file| {
+        file.write_all(&encode_segment(batch))?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, &path)
+    });
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written.map_err(err)
 }
 
 #[cfg(test)]
@@ -374,6 +406,39 @@ mod tests {
 
     fn payload(n: u8) -> Bytes {
         Bytes::from(vec![n; 3])
+    }
+
+    #[test]
+    fn a_failed_write_leaves_no_file_and_a_deleted_dir_is_made_again() {
+        let parent = tempfile::tempdir().unwrap();
+        let dir = parent.path().join("queue");
+        let mut q = Queue::new(100, Some(dir.clone()));
+        // queue.dir deleted (here: never made): made again, the round written.
+        q.push(1000, 1, payload(1));
+        apply_fs_ops(&dir, q.take_fs_ops()).unwrap();
+        assert_eq!(count_files(&dir), ["00000000000000000001.rwb"]);
+        // A directory where a segment's temporary name goes: the write
+        // fails (EISDIR) and names the file; the round is still queued.
+        std::fs::create_dir(dir.join("00000000000000000002.tmp")).unwrap();
+        std::fs::write(dir.join("00000000000000000002.tmp/x"), b"").unwrap();
+        q.push(1001, 1, payload(2));
+        let e = apply_fs_ops(&dir, q.take_fs_ops()).unwrap_err();
+        assert!(e.contains("00000000000000000002.tmp"), "{e}");
+        assert_eq!(q.rounds(), 2);
+        // Failing, still failing, working again: two changes to tell.
+        assert_eq!(q.persist_outcome(false), Some(true));
+        assert_eq!(q.persist_outcome(false), None);
+        assert_eq!(q.persist_outcome(true), Some(false));
+        assert_eq!(q.persist_outcome(true), None);
+    }
+
+    fn count_files(dir: &Path) -> Vec<String> {
+        let mut files: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        files.sort();
+        files
     }
 
     #[test]

@@ -13,16 +13,19 @@
 //!   `WAITING_PER_SLOT × max_connections` wait in the process (an fd and a
 //!   small task each); past that the accept loop stops accepting and the
 //!   kernel's listen backlog holds the rest.
-//! - **Nothing in progress is ever cut.** A connection whose TLS handshake
-//!   has started, or whose request is being read, answered or written, is
-//!   never evicted: each of those phases has its own timeout
-//!   (`header_read_timeout`, `request_timeout`).
-//! - **Quiet connections make room.** While connections wait, a served
-//!   connection that has received nothing for `EVICT_MIN_IDLE` and has no
-//!   request in flight is closed if it is half-open (never sent a byte) or
-//!   a keep-alive one after a request (between scrapes, or stalled in a
-//!   later request head). One that has started a TLS handshake or its first
-//!   request is left to `header_read_timeout`.
+//! - **Nothing making progress is ever cut.** A connection with a request
+//!   in flight (being answered or written) is never evicted, and neither is
+//!   one whose peer has sent a byte within `EVICT_MIN_IDLE`, whatever its
+//!   phase: a TLS handshake or a request head that is moving goes on. Each
+//!   phase still has its own timeout (`header_read_timeout`,
+//!   `request_timeout`).
+//! - **Quiet means quiet.** While connections wait, a served connection
+//!   whose peer has sent nothing for `EVICT_MIN_IDLE` and that has no
+//!   request in flight is closed to make room, whatever its phase:
+//!   half-open (never sent a byte), stalled in its TLS handshake or in a
+//!   request head, or keep-alive between requests. (Protecting every
+//!   started handshake let 256 peers that send two bytes of a TLS record
+//!   and then nothing hold every slot until `header_read_timeout`.)
 //! - **Busy connections take turns.** While connections wait, one that has
 //!   held its slot for `FAIR_SHARE` and made `TURN_REQUESTS` requests gets
 //!   `Connection: close` on its next response: the client reads a complete
@@ -208,17 +211,11 @@ impl ConnState {
         self.busy.load(Ordering::Acquire) == 0 && quiet_ms >= EVICT_MIN_IDLE.as_millis() as u64
     }
 
-    /// May be closed now to make room: quiet, and either half-open (never
-    /// sent a byte) or a keep-alive connection after a request. One that
-    /// has spoken but not yet made a request — in its TLS handshake, or
-    /// between the handshake and its first request, or in its first request
-    /// head — is in progress: `header_read_timeout` bounds it instead.
+    /// May be closed now to make room: quiet, in whatever phase (half-open,
+    /// mid-handshake, mid-request-head, between requests). A peer that sent
+    /// a byte within `EVICT_MIN_IDLE` is making progress and stays.
     fn evictable_at(&self, now: u64) -> bool {
-        let heard = self.heard.load(Ordering::Acquire);
-        let in_progress = heard
-            && (self.handshaking.load(Ordering::Acquire)
-                || self.requests.load(Ordering::Acquire) == 0);
-        !in_progress && self.quiet_at(now)
+        self.quiet_at(now)
     }
 
     /// Evicted, but bytes arrived before the eviction was acted on: serve
@@ -650,11 +647,9 @@ mod tests {
         let c = tracker();
         let quiet = c.admit(LO, 2).await.unwrap();
         let talking = c.admit(LO, 2).await.unwrap();
-        // Spoke long ago, never made a request: its first head is in
-        // progress, left to header_read_timeout.
-        talking.state.hear();
+        // Spoke just now, in its first request head: making progress.
         backdate(&quiet.state, 10_000);
-        backdate(&talking.state, 10_000);
+        talking.state.hear();
         let c2 = c.clone();
         let newcomer = tokio::spawn(async move { c2.admit(LO, 2).await.map(|s| s.id) });
         tokio::time::timeout(Duration::from_secs(1), quiet.state.evicted())
@@ -669,15 +664,15 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn busy_and_mid_handshake_connections_are_never_evicted() {
+    async fn busy_and_progressing_handshakes_stay_a_stalled_handshake_goes() {
         let c = tracker();
         let busy = c.admit(LO, 2).await.unwrap();
         let handshake = c.admit(LO, 2).await.unwrap();
         let guard = busy.state.begin();
         handshake.state.handshaking(true);
-        handshake.state.hear();
         backdate(&busy.state, 10_000);
-        backdate(&handshake.state, 10_000);
+        // The handshake's last byte came just now: it is making progress.
+        handshake.state.hear();
         let c2 = c.clone();
         let newcomer = tokio::spawn(async move { c2.admit(LO, 2).await.is_some() });
         tokio::time::sleep(REBALANCE_PERIOD * 4).await;
@@ -685,9 +680,9 @@ mod tests {
         assert!(!busy.state.evicted.load(Ordering::Acquire));
         assert!(!handshake.state.evicted.load(Ordering::Acquire));
         assert!(!newcomer.is_finished());
-        // A handshake that never received a byte is a half-open connection:
-        // that one may go.
-        handshake.state.heard.store(false, Ordering::Release);
+        // The same handshake, its peer silent since (two bytes of a record,
+        // then nothing): quiet is quiet, it makes room.
+        backdate(&handshake.state, EVICT_MIN_IDLE.as_millis() as u64);
         c.rebalance();
         assert!(handshake.state.evicted.load(Ordering::Acquire));
         assert!(!busy.state.evicted.load(Ordering::Acquire));

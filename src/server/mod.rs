@@ -142,9 +142,10 @@ impl Server {
                     tokio::select! {
                         r = accept.as_mut() => break r,
                         _ = state.evicted() => {
-                            // Chosen while the client had sent nothing; if
-                            // its hello came meanwhile, the handshake goes on.
-                            if !state.has_heard() {
+                            // Chosen while the peer was quiet (half-open,
+                            // or stalled mid-handshake); if bytes came
+                            // meanwhile, the handshake goes on.
+                            if state.quiet() {
                                 return;
                             }
                             state.spare();

@@ -228,8 +228,19 @@ pub fn build(s: TlsSettings) -> Result<ServerConfig, String> {
         .with_single_cert(s.cert_chain, s.key)
         .map_err(|e| format!("certificate and key: {e}"))?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    // Resumption: a client sent away by a turn (see `limits`) comes back
+    // with an abbreviated handshake instead of a full one, which under
+    // overload costs more CPU than the requests it interleaves with.
+    // Stateless tickets (TLS 1.3 and 1.2), under a key the ring ticketer
+    // rotates every 6 hours, so they cost no memory per client; the
+    // session-ID cache serves TLS 1.2 clients that do not take tickets.
+    config.ticketer = provider::Ticketer::new().map_err(|e| format!("session tickets: {e}"))?;
+    config.session_storage = rustls::server::ServerSessionMemoryCache::new(SESSION_CACHE);
     Ok(config)
 }
+
+/// TLS 1.2 sessions remembered by id (a few hundred bytes each).
+const SESSION_CACHE: usize = 1024;
 
 /// RequestClientCert / RequireAnyClientCert: ask for (or require) a client
 /// certificate but do not check who issued it, like Go. The handshake
@@ -349,4 +360,87 @@ impl ClientCertVerifier for AllowedSans {
 /// Whether the mode needs `client_ca_file`.
 pub fn needs_ca(auth: ClientAuth) -> bool {
     auth.verifies()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rustls::client::{ClientConfig, ClientConnection};
+    use rustls::{HandshakeKind, ServerConnection};
+
+    /// A server config for a fresh self-signed `localhost` certificate, and
+    /// a client config trusting it.
+    fn configs(max_version: Version) -> (Arc<ServerConfig>, Arc<ClientConfig>) {
+        let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+        let server = build(TlsSettings {
+            cert_chain: vec![cert.cert.der().clone()],
+            key: parse_key(cert.signing_key.serialize_pem().as_bytes()).unwrap(),
+            client_auth: ClientAuth::NoClientCert,
+            client_cas: Vec::new(),
+            min_version: Version::Tls12,
+            max_version,
+            cipher_suites: Vec::new(),
+            curves: Vec::new(),
+            client_allowed_sans: Vec::new(),
+        })
+        .unwrap();
+        let mut roots = RootCertStore::empty();
+        roots.add(cert.cert.der().clone()).unwrap();
+        let client = ClientConfig::builder_with_provider(Arc::new(provider::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        (Arc::new(server), Arc::new(client))
+    }
+
+    /// One handshake in memory, with the tickets the server sends after
+    /// it delivered to the client; how the client saw it.
+    fn handshake(server: &Arc<ServerConfig>, client: &Arc<ClientConfig>) -> HandshakeKind {
+        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+        let mut c = ClientConnection::new(client.clone(), name).unwrap();
+        let mut s = ServerConnection::new(server.clone()).unwrap();
+        // Bounded: a handshake is a few flights.
+        for _ in 0..10 {
+            let mut buf = Vec::new();
+            while c.wants_write() {
+                c.write_tls(&mut buf).unwrap();
+            }
+            let mut rd = buf.as_slice();
+            while !rd.is_empty() {
+                s.read_tls(&mut rd).unwrap();
+                s.process_new_packets().unwrap();
+            }
+            let mut buf = Vec::new();
+            while s.wants_write() {
+                s.write_tls(&mut buf).unwrap();
+            }
+            let mut rd = buf.as_slice();
+            while !rd.is_empty() {
+                c.read_tls(&mut rd).unwrap();
+                c.process_new_packets().unwrap();
+            }
+            if !c.is_handshaking() && !s.is_handshaking() && !s.wants_write() && !c.wants_write() {
+                break;
+            }
+        }
+        assert!(!c.is_handshaking() && !s.is_handshaking());
+        c.handshake_kind().unwrap()
+    }
+
+    #[test]
+    fn a_returning_client_resumes_its_session() {
+        for max in [Version::Tls13, Version::Tls12] {
+            let (server, client) = configs(max);
+            // Stateless tickets: resumption does not depend on a cache
+            // that a flood of clients would wash out.
+            assert!(server.ticketer.enabled());
+            assert_eq!(handshake(&server, &client), HandshakeKind::Full, "{max:?}");
+            assert_eq!(
+                handshake(&server, &client),
+                HandshakeKind::Resumed,
+                "{max:?}"
+            );
+        }
+    }
 }

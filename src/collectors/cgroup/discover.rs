@@ -3,6 +3,7 @@
 //! (`<proc>/<pid>/cgroup`), and from both, one directory per controller.
 
 use super::parse::{err, ParseError};
+use crate::collectors::fsread;
 use std::path::{Component, Path, PathBuf};
 
 /// One line of `/proc/<pid>/mountinfo` (proc(5)), the fields we use.
@@ -186,19 +187,19 @@ pub(crate) fn hierarchies_from_base(base: &Path) -> std::io::Result<Vec<Hierarch
         mount_point: dir.clone(),
         dir,
     };
-    if base.join("cgroup.controllers").is_file() {
+    if fsread::is_file(&base.join("cgroup.controllers")) {
         return Ok(vec![whole(base.to_owned(), None)]);
     }
-    let mut subdirs: Vec<(String, PathBuf)> = std::fs::read_dir(base)?
-        .filter_map(Result::ok)
-        .map(|e| (e.file_name().to_string_lossy().into_owned(), e.path()))
-        .filter(|(_, path)| path.is_dir())
+    let mut subdirs: Vec<(String, PathBuf)> = fsread::read_dir(base)?
+        .into_iter()
+        .map(|e| (e.name.to_string_lossy().into_owned(), e.path))
+        .filter(|(_, path)| fsread::is_dir(path))
         .collect();
     subdirs.sort();
     Ok(subdirs
         .into_iter()
         .map(|(name, dir)| {
-            if dir.join("cgroup.controllers").is_file() {
+            if fsread::is_file(&dir.join("cgroup.controllers")) {
                 whole(dir, None)
             } else {
                 let controllers = name.split(',').map(str::to_owned).collect();
@@ -335,12 +336,12 @@ pub(crate) fn find_in_tree(tree: &Path, ns_path: &str, pid: u32) -> Option<Strin
         if depth >= MAX_DEPTH {
             continue;
         }
-        let Ok(entries) = std::fs::read_dir(&dir) else {
+        let Ok(entries) = fsread::read_dir(&dir) else {
             continue;
         };
-        for entry in entries.flatten() {
-            if entry.file_type().is_ok_and(|t| t.is_dir()) {
-                stack.push((entry.path(), depth + 1));
+        for entry in entries {
+            if entry.is_dir == Some(true) {
+                stack.push((entry.path, depth + 1));
             }
         }
     }
@@ -348,7 +349,7 @@ pub(crate) fn find_in_tree(tree: &Path, ns_path: &str, pid: u32) -> Option<Strin
 }
 
 fn lists_pid(dir: &Path, pid: u32) -> bool {
-    std::fs::read_to_string(dir.join("cgroup.procs"))
+    fsread::read_to_string(&dir.join("cgroup.procs"))
         .map(|text| text.lines().any(|l| l.trim().parse() == Ok(pid)))
         .unwrap_or(false)
 }
@@ -446,12 +447,12 @@ impl Layout {
         ] {
             if slot
                 .as_ref()
-                .is_some_and(|l| l.flavor == Flavor::V2 && !l.dir.is_dir())
+                .is_some_and(|l| l.flavor == Flavor::V2 && !fsread::is_dir(&l.dir))
             {
                 *slot = None;
             }
         }
-        if self.unified.as_ref().is_some_and(|d| !d.is_dir()) {
+        if self.unified.as_ref().is_some_and(|d| !fsread::is_dir(d)) {
             tracing::debug!(path = %self.path, "no cgroup v2 directory for the target; no pressure figures");
             self.unified = None;
         }

@@ -35,6 +35,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+#[derive(Clone)]
 pub struct CgroupSource {
     proc_root: PathBuf,
     sys_root: PathBuf,
@@ -49,6 +50,7 @@ pub struct CgroupSource {
 }
 
 /// The last CPU usage reading, for the utilization ratio.
+#[derive(Clone)]
 struct CpuSample {
     /// Where it was read: a different cgroup means a different counter.
     from: PathBuf,
@@ -117,7 +119,26 @@ impl CgroupSource {
 
     /// One round as of `now`. `collect` passes the monotonic clock; tests
     /// pass instants of their choosing so the utilization ratio is exact.
+    ///
+    /// The files are read on the blocking pool, each read bounded (see
+    /// [`super::fsread`]): a hung read (a `/proc/PID/cmdline` of a process in
+    /// uninterruptible sleep, a broken `/sys` file) fails the round instead
+    /// of hanging it, and never holds an async worker.
     pub async fn collect_at(&mut self, out: &mut Output, now: Instant) -> Result<(), CollectError> {
+        let mut worker = self.clone();
+        let (round, result, worker) = tokio::task::spawn_blocking(move || {
+            let mut round = Output::new();
+            let result = worker.collect_blocking(&mut round, now);
+            (round, result, worker)
+        })
+        .await
+        .map_err(|e| CollectError::Other(format!("cgroup read task failed: {e}")))?;
+        *self = worker;
+        out.extend(round);
+        result
+    }
+
+    fn collect_blocking(&mut self, out: &mut Output, now: Instant) -> Result<(), CollectError> {
         let watched = self.resolve()?;
         let machine = limits::machine(&self.proc_root);
         let mut seen = Vec::with_capacity(watched.len());
@@ -154,7 +175,7 @@ impl CgroupSource {
         let mut layout = layout?;
         layout.forget_missing_v2();
         for (what, dir) in layout.dirs() {
-            if !dir.is_dir() {
+            if !super::fsread::is_dir(dir) {
                 return Err(CollectError::Other(format!(
                     "{what} cgroup directory {} of cgroup {} does not exist",
                     dir.display(),

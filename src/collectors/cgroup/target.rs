@@ -18,7 +18,7 @@
 use super::discover::{self, Hierarchy, Layout, Membership};
 use super::CgroupSource;
 use crate::collectors::procfs::{self, PidRead};
-use crate::collectors::CollectError;
+use crate::collectors::{fsread, CollectError};
 use crate::config::CgroupTarget;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -98,7 +98,7 @@ impl CgroupSource {
 
     pub(super) fn memberships_of(&self, pid: &str) -> Result<Vec<Membership>, CollectError> {
         let path = self.proc_root.join(pid).join("cgroup");
-        let text = match std::fs::read_to_string(&path) {
+        let text = match fsread::read_to_string(&path) {
             Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(CollectError::Other(format!(
@@ -170,10 +170,7 @@ impl CgroupSource {
             for h in candidates {
                 let key = (h.dir.clone(), member.path.clone(), pid);
                 let cached = self.host_paths.get(&key).filter(|abs| {
-                    h.dir
-                        .join(abs.trim_start_matches('/'))
-                        .join("cgroup.procs")
-                        .is_file()
+                    fsread::is_file(&h.dir.join(abs.trim_start_matches('/')).join("cgroup.procs"))
                 });
                 let found = match cached {
                     Some(abs) => Some(abs.clone()),
@@ -225,8 +222,8 @@ impl CgroupSource {
                 what.display()
             ))
         };
-        let text = std::fs::read_to_string(&mountinfo).map_err(|e| denied(&mountinfo, e))?;
-        std::fs::read_dir(&root).map_err(|e| denied(&root, e))?;
+        let text = fsread::read_to_string(&mountinfo).map_err(|e| denied(&mountinfo, e))?;
+        fsread::read_dir(&root).map_err(|e| denied(&root, e))?;
         let mounts =
             discover::parse_mountinfo(&text).map_err(|e| CollectError::parse(&mountinfo, e.0))?;
         let hierarchies = discover::hierarchies_in_root(&mounts, &root);

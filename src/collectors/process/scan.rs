@@ -106,16 +106,8 @@ pub(crate) fn read_sample(dir: &Path) -> Result<Option<ProcSample>, CollectError
 }
 
 fn count_fds(dir: &Path) -> Result<PidRead<u64>, CollectError> {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) => return procfs::classify(dir, e),
-    };
-    let mut n = 0u64;
-    for entry in entries {
-        match entry {
-            Ok(_) => n += 1,
-            Err(e) => return procfs::classify(dir, e),
-        }
+    match crate::collectors::fsread::read_dir(dir) {
+        Ok(entries) => Ok(PidRead::Data(entries.len() as u64)),
+        Err(e) => procfs::classify(dir, e),
     }
-    Ok(PidRead::Data(n))
 }
