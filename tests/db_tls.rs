@@ -517,10 +517,10 @@ fn password_command(env: &Env) {
         std::fs::write(&token, "Rot-Pass-One-11\n").unwrap();
         let mut config = pg_config(c, c.primary.port, "rotating");
         config.password_file = None;
-        config.password_command = Some(vec![
+        config.password_command = Some(config::Argv(vec![
             script.display().to_string(),
             COMMAND_ARG_SECRET.to_owned(),
-        ]);
+        ]));
         config.dsn = Dsn::parse(&format!(
             "host=127.0.0.1 port={} user=rotating dbname=postgres application_name=rotating sslmode=require",
             c.primary.port
@@ -657,6 +657,24 @@ fn redis_tls(env: &Env) {
         );
         let mut src = RedisSource::new(&redis_config(env, "mutual", &mutual));
         support::round(&mut src).await.1.expect("mutual TLS");
+
+        // The ACL password from a command instead of the file.
+        let mut config = redis_config(env, "command", &right);
+        config.password_file = None;
+        config.password_command = Some(config::Argv(vec![
+            "cat".into(),
+            env.redis
+                .as_ref()
+                .unwrap()
+                .password_file
+                .display()
+                .to_string(),
+        ]));
+        let mut src = RedisSource::new(&config);
+        support::round(&mut src)
+            .await
+            .1
+            .expect("password_command for Redis");
 
         let wrong = format!(
             "      tls: {{ca_file: {}, server_name: localhost}}\n",

@@ -91,14 +91,14 @@ impl PasswordFrom {
     pub(crate) fn new(
         file: Option<&PathBuf>,
         env: Option<&String>,
-        command: Option<&Vec<String>>,
+        command: Option<&crate::config::Argv>,
         ttl: Duration,
     ) -> Self {
         match (file, env, command) {
             (Some(f), _, _) => PasswordFrom::File(f.clone()),
             (None, Some(e), _) => PasswordFrom::Env(e.clone()),
             (None, None, Some(argv)) => PasswordFrom::Command(PasswordCommand {
-                argv: argv.clone(),
+                argv: argv.0.clone(),
                 ttl,
                 cached: None,
             }),
@@ -342,7 +342,7 @@ mod tests {
     }
 
     fn command(argv: &[&str], ttl: Duration) -> PasswordFrom {
-        let argv: Vec<String> = argv.iter().map(|s| s.to_string()).collect();
+        let argv = crate::config::Argv(argv.iter().map(|s| s.to_string()).collect());
         PasswordFrom::new(None, None, Some(&argv), ttl)
     }
 

@@ -323,7 +323,7 @@ pub struct PostgresConfig {
     /// A program and its arguments (no shell) whose standard output is the
     /// password: cloud IAM tokens. Run at a (re)connect.
     #[serde(default)]
-    pub password_command: Option<Vec<String>>,
+    pub password_command: Option<Argv>,
     /// How long the command's output is reused at most (default 10m).
     #[serde(default = "default_password_command_ttl")]
     pub password_command_ttl: Duration,
@@ -421,7 +421,7 @@ pub struct PgBouncerConfig {
     /// A program and its arguments (no shell) whose standard output is the
     /// password: cloud IAM tokens. Run at a (re)connect.
     #[serde(default)]
-    pub password_command: Option<Vec<String>>,
+    pub password_command: Option<Argv>,
     /// How long the command's output is reused at most (default 10m).
     #[serde(default = "default_password_command_ttl")]
     pub password_command_ttl: Duration,
@@ -449,7 +449,7 @@ pub struct RedisConfig {
     /// A program and its arguments (no shell) whose standard output is the
     /// password: cloud IAM tokens. Run at a (re)connect.
     #[serde(default)]
-    pub password_command: Option<Vec<String>>,
+    pub password_command: Option<Argv>,
     /// How long the command's output is reused at most (default 10m).
     #[serde(default = "default_password_command_ttl")]
     pub password_command_ttl: Duration,
@@ -852,6 +852,23 @@ impl<'de> Deserialize<'de> for Pattern {
         regex::Regex::new(&text)
             .map(Pattern)
             .map_err(|e| de::Error::custom(format!("invalid regular expression {text:?}: {e}")))
+    }
+}
+
+/// A program and its arguments (`password_command`). Its Debug output
+/// shows the program only: an argument may name a secret.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Argv(pub Vec<String>);
+
+impl fmt::Debug for Argv {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let program = self.0.first().map_or("", String::as_str);
+        write!(
+            f,
+            "Argv({program:?}, <{} arguments>)",
+            self.0.len().saturating_sub(1)
+        )
     }
 }
 

@@ -341,7 +341,7 @@ fn remote_writes(config: &Config) -> Result<(), Invalid> {
 struct Password<'a> {
     file: &'a Option<PathBuf>,
     env: &'a Option<String>,
-    command: &'a Option<Vec<String>>,
+    command: &'a Option<crate::config::Argv>,
 }
 
 /// What PostgreSQL, PgBouncer and Redis targets share: one password source
@@ -364,7 +364,7 @@ fn connection(at: &str, password: Password<'_>, timeout: Duration) -> Result<(),
         ));
     }
     if let Some(argv) = password.command {
-        if argv.first().map_or(true, |p| p.is_empty()) {
+        if argv.0.first().map_or(true, |p| p.is_empty()) {
             return Err(invalid(
                 format!("{at}.password_command"),
                 "a list whose first item is the program, e.g. [aws, rds, generate-db-auth-token, ...]",
