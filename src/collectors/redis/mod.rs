@@ -2,10 +2,12 @@
 //! evictions, clients, replication, persistence and queue lengths.
 //!
 //! One long-lived connection per target over our own RESP2 client
-//! ([`resp`]; why not the `redis` crate is said there), set up with `AUTH`
-//! (password from `password_file`, re-read at each reconnect, or
-//! `password_env`; `username` for an ACL user) and `SELECT db`. Reconnects
-//! with the PostgreSQL sources' backoff (1 s, 2 s … 30 s); every command is
+//! ([`resp`]; why not the `redis` crate is said there), over TLS when the
+//! target has a `tls` block (files re-read at each reconnect), set up with
+//! `AUTH` (password from `password_file`, `password_env` or
+//! `password_command`, read at each reconnect; `username` for an ACL user)
+//! and `SELECT db`. The password source, the backoff (1 s, 2 s … 30 s) and
+//! the scrub are the shared connector's (`collectors/connector.rs`); every command is
 //! bounded by the round's deadline, and a connection that missed one is
 //! dropped (a late reply would answer the next command).
 //!
