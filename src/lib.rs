@@ -15,3 +15,4 @@ pub mod metrics;
 pub mod remote_write;
 pub mod runtime;
 pub mod server;
+pub mod tls;

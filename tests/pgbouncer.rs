@@ -53,6 +53,8 @@ fn bouncer_config(c: &Cluster, name: &str) -> PgBouncerConfig {
         .unwrap(),
         password_file: Some(c.password_file.clone()),
         password_env: None,
+        password_command: None,
+        password_command_ttl: config::Duration::from_secs(600),
         interval: None,
         timeout: config::Duration::from_secs(2),
     }

@@ -11,6 +11,9 @@
 //! | redis       | `redis/`        | `vitals_redis_`      |
 //! | app metrics | `app_metrics/`  | `vitals_app_`        |
 //!
+//! `connector.rs` is not a source either: the password source, backoff
+//! and scrub every database source's connection shares.
+//!
 //! `footprint.rs` is not a source: it reads vitals' own `<proc>/self` for the
 //! conventional `process_*` self metrics, on the runtime's own tick.
 //!
@@ -20,6 +23,7 @@
 
 pub mod app_metrics;
 pub mod cgroup;
+pub mod connector;
 pub mod footprint;
 pub mod fsread;
 pub mod host;

@@ -428,7 +428,12 @@ impl PgBouncerSource {
                 &config.name,
                 Flavor::PgBouncer,
                 &config.dsn,
-                PasswordFrom::new(config.password_file.as_ref(), config.password_env.as_ref()),
+                PasswordFrom::new(
+                    config.password_file.as_ref(),
+                    config.password_env.as_ref(),
+                    config.password_command.as_ref(),
+                    config.password_command_ttl.as_std(),
+                ),
                 timeout,
             ),
             timeout,

@@ -24,7 +24,7 @@ pub mod url;
 mod validate;
 
 pub use derived::{DerivedKind, QuantileSpec, RateSpec, RatioSpec, TrendSpec};
-pub use dsn::{parse_dsn, Dsn};
+pub use dsn::{parse_dsn, Dsn, PgTls, SslMode};
 pub use duration::{parse_duration, Duration};
 pub use load::{load_file, parse_str, ConfigError, EMBEDDED_DEFAULT};
 pub use probe::{parse_http_url, parse_target, AppTarget, ProbeTarget};
@@ -320,6 +320,13 @@ pub struct PostgresConfig {
     pub password_file: Option<PathBuf>,
     #[serde(default)]
     pub password_env: Option<String>,
+    /// A program and its arguments (no shell) whose standard output is the
+    /// password: cloud IAM tokens. Run at a (re)connect.
+    #[serde(default)]
+    pub password_command: Option<Argv>,
+    /// How long the command's output is reused at most (default 10m).
+    #[serde(default = "default_password_command_ttl")]
+    pub password_command_ttl: Duration,
     #[serde(default)]
     pub interval: Option<Duration>,
     #[serde(default = "default_pg_timeout")]
@@ -382,6 +389,10 @@ fn default_catalog_interval() -> Duration {
     Duration::from_secs(60)
 }
 
+fn default_password_command_ttl() -> Duration {
+    Duration::from_secs(600)
+}
+
 fn default_pg_timeout() -> Duration {
     Duration::from_secs(2)
 }
@@ -407,6 +418,13 @@ pub struct PgBouncerConfig {
     pub password_file: Option<PathBuf>,
     #[serde(default)]
     pub password_env: Option<String>,
+    /// A program and its arguments (no shell) whose standard output is the
+    /// password: cloud IAM tokens. Run at a (re)connect.
+    #[serde(default)]
+    pub password_command: Option<Argv>,
+    /// How long the command's output is reused at most (default 10m).
+    #[serde(default = "default_password_command_ttl")]
+    pub password_command_ttl: Duration,
     #[serde(default)]
     pub interval: Option<Duration>,
     #[serde(default = "default_pg_timeout")]
@@ -428,6 +446,17 @@ pub struct RedisConfig {
     pub password_file: Option<PathBuf>,
     #[serde(default)]
     pub password_env: Option<String>,
+    /// A program and its arguments (no shell) whose standard output is the
+    /// password: cloud IAM tokens. Run at a (re)connect.
+    #[serde(default)]
+    pub password_command: Option<Argv>,
+    /// How long the command's output is reused at most (default 10m).
+    #[serde(default = "default_password_command_ttl")]
+    pub password_command_ttl: Duration,
+    /// TLS to the server (Redis 6+ `tls-port`, managed Redis with in-transit
+    /// encryption); the same block as `remote_write[].tls`.
+    #[serde(default)]
+    pub tls: Option<TlsClientConfig>,
     /// Database selected for the queue keys.
     #[serde(default)]
     pub db: u32,
@@ -473,6 +502,19 @@ impl fmt::Display for RedisAddress {
 }
 
 impl RedisAddress {
+    /// The host part without brackets (`localhost`, `::1`); a socket's path.
+    pub fn host(&self) -> String {
+        match self {
+            RedisAddress::Tcp(a) => a
+                .rsplit_once(':')
+                .map_or(a.as_str(), |(h, _)| h)
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_owned(),
+            RedisAddress::Unix(p) => p.display().to_string(),
+        }
+    }
+
     /// `host:port` or an absolute socket path (`unix:` prefix optional).
     pub fn parse(text: &str) -> Result<Self, String> {
         let text = text.trim();
@@ -810,6 +852,23 @@ impl<'de> Deserialize<'de> for Pattern {
         regex::Regex::new(&text)
             .map(Pattern)
             .map_err(|e| de::Error::custom(format!("invalid regular expression {text:?}: {e}")))
+    }
+}
+
+/// A program and its arguments (`password_command`). Its Debug output
+/// shows the program only: an argument may name a secret.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Argv(pub Vec<String>);
+
+impl fmt::Debug for Argv {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let program = self.0.first().map_or("", String::as_str);
+        write!(
+            f,
+            "Argv({program:?}, <{} arguments>)",
+            self.0.len().saturating_sub(1)
+        )
     }
 }
 

@@ -70,6 +70,10 @@ pub struct TlsClientConfig {
     pub cert_file: Option<PathBuf>,
     #[serde(default)]
     pub key_file: Option<PathBuf>,
+    /// The name the server's certificate must carry, when it is not the
+    /// host connected to (an IP address, a tunnel).
+    #[serde(default)]
+    pub server_name: Option<String>,
     #[serde(default)]
     pub insecure_skip_verify: bool,
 }

@@ -121,7 +121,16 @@ const MAX_CATALOG_DATABASES: usize = 32;
 fn database_targets(config: &Config) -> Result<(), Invalid> {
     for (i, pg) in config.sources.postgres.iter().enumerate() {
         let at = format!("sources.postgres[{i}]");
-        connection(&at, &pg.password_file, &pg.password_env, pg.timeout)?;
+        connection(
+            &at,
+            Password {
+                file: &pg.password_file,
+                env: &pg.password_env,
+                command: &pg.password_command,
+            },
+            pg.timeout,
+        )?;
+        dsn_files(&at, &pg.dsn)?;
         if pg.statements.interval.as_std().is_zero() {
             return Err(invalid(
                 format!("{at}.statements.interval"),
@@ -181,7 +190,16 @@ fn database_targets(config: &Config) -> Result<(), Invalid> {
     }
     for (i, pgb) in config.sources.pgbouncer.iter().enumerate() {
         let at = format!("sources.pgbouncer[{i}]");
-        connection(&at, &pgb.password_file, &pgb.password_env, pgb.timeout)?;
+        connection(
+            &at,
+            Password {
+                file: &pgb.password_file,
+                env: &pgb.password_env,
+                command: &pgb.password_command,
+            },
+            pgb.timeout,
+        )?;
+        dsn_files(&at, &pgb.dsn)?;
         if let Some(db) = pgb
             .dsn
             .config()
@@ -322,22 +340,59 @@ fn remote_writes(config: &Config) -> Result<(), Invalid> {
     Ok(())
 }
 
+/// The password settings of a database target.
+struct Password<'a> {
+    file: &'a Option<PathBuf>,
+    env: &'a Option<String>,
+    command: &'a Option<crate::config::Argv>,
+}
+
 /// What PostgreSQL, PgBouncer and Redis targets share: one password source
-/// at most, a timeout above 0.
-fn connection(
-    at: &str,
-    password_file: &Option<PathBuf>,
-    password_env: &Option<String>,
-    timeout: Duration,
-) -> Result<(), Invalid> {
-    if password_file.is_some() && password_env.is_some() {
+/// at most, a command with a program, a timeout above 0.
+fn connection(at: &str, password: Password<'_>, timeout: Duration) -> Result<(), Invalid> {
+    let set = [
+        password.file.is_some(),
+        password.env.is_some(),
+        password.command.is_some(),
+    ];
+    if set.iter().filter(|s| **s).count() > 1 {
+        let key = if password.command.is_some() {
+            "password_command"
+        } else {
+            "password_env"
+        };
         return Err(invalid(
-            format!("{at}.password_env"),
-            "set password_file or password_env, not both",
+            format!("{at}.{key}"),
+            "set one of password_file, password_env and password_command",
         ));
+    }
+    if let Some(argv) = password.command {
+        if argv.0.first().map_or(true, |p| p.is_empty()) {
+            return Err(invalid(
+                format!("{at}.password_command"),
+                "a list whose first item is the program, e.g. [aws, rds, generate-db-auth-token, ...]",
+            ));
+        }
     }
     if timeout.as_std().is_zero() {
         return Err(invalid(format!("{at}.timeout"), "must be above 0"));
+    }
+    Ok(())
+}
+
+/// The file exists and can be opened; the error names it.
+fn readable(path: &std::path::Path) -> Result<(), String> {
+    std::fs::metadata(path)
+        .and_then(|_| std::fs::File::open(path))
+        .map(|_| ())
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// The certificate and key files a DSN names (`sslrootcert`, `sslcert`,
+/// `sslkey`) exist and can be read.
+fn dsn_files(at: &str, dsn: &crate::config::Dsn) -> Result<(), Invalid> {
+    for (key, path) in dsn.tls().files() {
+        readable(path).map_err(|e| invalid(format!("{at}.dsn"), format!("{key} {e}")))?;
     }
     Ok(())
 }
@@ -352,12 +407,47 @@ fn redis_targets(config: &Config) -> Result<(), Invalid> {
     )?;
     for (i, r) in config.sources.redis.iter().enumerate() {
         let at = format!("sources.redis[{i}]");
-        connection(&at, &r.password_file, &r.password_env, r.timeout)?;
-        if r.username.is_some() && r.password_file.is_none() && r.password_env.is_none() {
+        connection(
+            &at,
+            Password {
+                file: &r.password_file,
+                env: &r.password_env,
+                command: &r.password_command,
+            },
+            r.timeout,
+        )?;
+        if r.username.is_some()
+            && r.password_file.is_none()
+            && r.password_env.is_none()
+            && r.password_command.is_none()
+        {
             return Err(invalid(
                 format!("{at}.username"),
-                "username needs a password (password_file or password_env)",
+                "username needs a password (password_file, password_env or password_command)",
             ));
+        }
+        if let Some(tls) = &r.tls {
+            for (key, f) in [
+                ("ca_file", &tls.ca_file),
+                ("cert_file", &tls.cert_file),
+                ("key_file", &tls.key_file),
+            ] {
+                if let Some(path) = f {
+                    readable(path).map_err(|e| invalid(format!("{at}.tls.{key}"), e))?;
+                }
+            }
+            if tls.cert_file.is_some() != tls.key_file.is_some() {
+                return Err(invalid(
+                    format!("{at}.tls"),
+                    "tls.cert_file and tls.key_file go together",
+                ));
+            }
+            if matches!(r.address, crate::config::RedisAddress::Unix(_)) {
+                return Err(invalid(
+                    format!("{at}.tls"),
+                    "TLS needs a host:port address, not a unix socket",
+                ));
+            }
         }
         if r.max_queues == 0 {
             return Err(invalid(format!("{at}.max_queues"), "must be at least 1"));
@@ -743,8 +833,73 @@ mod tests {
         );
         let both = "sources:\n  pgbouncer:\n    - {name: b, dsn: \"host=127.0.0.1\", password_file: /f, password_env: PW}\n";
         let e = parse_str(both, "c.yaml").unwrap_err();
-        assert!(e.message.contains("not both"), "{}", e.message);
+        assert!(e.message.contains("set one of"), "{}", e.message);
         let ok = "sources:\n  pgbouncer:\n    - {name: b, dsn: \"host=127.0.0.1 port=6432 user=monitor\"}\n";
         assert!(parse_str(ok, "c.yaml").is_ok());
+    }
+
+    #[test]
+    fn tls_files_and_password_commands_are_checked_at_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("ca.crt");
+        std::fs::write(&ca, "pem").unwrap();
+        let missing = dir.path().join("missing.key");
+        let ok = format!(
+            "sources:\n  postgres:\n    - name: db\n      dsn: \"host=h sslmode=verify-full sslrootcert={}\"\n      password_command: [aws, rds, generate-db-auth-token]\n      password_command_ttl: 5m\n",
+            ca.display()
+        );
+        let c = parse_str(&ok, "c.yaml").unwrap();
+        assert_eq!(
+            c.sources.postgres[0]
+                .password_command_ttl
+                .as_std()
+                .as_secs(),
+            300
+        );
+        let bad = format!(
+            "sources:\n  postgres:\n    - name: db\n      dsn: \"host=h sslcert={ca} sslkey={key}\"\n",
+            ca = ca.display(),
+            key = missing.display()
+        );
+        let e = parse_str(&bad, "c.yaml").unwrap_err();
+        assert_eq!((e.line, e.column), (4, 12), "{}", e.message);
+        assert!(
+            e.message
+                .starts_with("key `sources.postgres[0].dsn`: sslkey ")
+                && e.message.contains("missing.key: No such file"),
+            "{}",
+            e.message
+        );
+        let redis = format!(
+            "sources:\n  redis:\n    - name: cache\n      address: \"h:6380\"\n      tls: {{ca_file: {ca}, cert_file: {key}, key_file: {key}}}\n",
+            ca = ca.display(),
+            key = missing.display()
+        );
+        let e = parse_str(&redis, "c.yaml").unwrap_err();
+        assert_eq!(e.line, 5, "{}", e.message);
+        assert!(
+            e.message
+                .starts_with("key `sources.redis[0].tls.cert_file`: "),
+            "{}",
+            e.message
+        );
+        for (text, message) in [
+            (
+                "sources:\n  redis:\n    - {name: c, address: \"h:1\", password_env: X, password_command: [x]}\n",
+                "key `sources.redis[0].password_command`: set one of password_file, password_env and password_command",
+            ),
+            (
+                "sources:\n  pgbouncer:\n    - {name: b, dsn: \"host=h\", password_command: []}\n",
+                "key `sources.pgbouncer[0].password_command`: a list whose first item is the program",
+            ),
+            (
+                "sources:\n  postgres:\n    - {name: b, dsn: \"host=h sslmode=verify-ca sslrootcert=system\"}\n",
+                "sslrootcert=system needs sslmode=verify-full, not verify-ca",
+            ),
+        ] {
+            let e = parse_str(text, "c.yaml").unwrap_err();
+            assert_eq!(e.line, 3, "{}", e.message);
+            assert!(e.message.contains(message), "{}", e.message);
+        }
     }
 }

@@ -9,123 +9,16 @@ use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use std::sync::Arc;
 use tokio::net::TcpStream;
-use tokio_rustls::rustls::client::danger::{
-    HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier,
-};
-use tokio_rustls::rustls::crypto::ring as provider;
-use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use tokio_rustls::rustls::{self, ClientConfig, DigitallySignedStruct, RootCertStore};
+use tokio_rustls::rustls::pki_types::ServerName;
+use tokio_rustls::rustls::ClientConfig;
 
-/// The client side of TLS, read from files.
-#[derive(Clone, Debug, Default)]
-pub struct TlsFiles<'a> {
-    pub ca_file: Option<&'a std::path::Path>,
-    pub cert_file: Option<&'a std::path::Path>,
-    pub key_file: Option<&'a std::path::Path>,
-    pub insecure_skip_verify: bool,
-}
+/// Built by [`crate::tls`], shared with the database connectors.
+pub use crate::tls::TlsFiles;
 
-/// Builds a rustls client configuration: the CA file's roots (or the
+/// A rustls client configuration for HTTPS: the CA file's roots (or the
 /// system's), an optional client certificate, HTTP/1.1 by ALPN.
 pub fn client_config(files: &TlsFiles<'_>) -> Result<Arc<ClientConfig>, String> {
-    let read = |what: &str, path: &std::path::Path| {
-        std::fs::read(path).map_err(|e| format!("tls {what} {}: {e}", path.display()))
-    };
-    let builder = ClientConfig::builder_with_provider(Arc::new(provider::default_provider()))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| format!("tls: {e}"))?;
-    let builder = if files.insecure_skip_verify {
-        builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(SkipVerify))
-    } else {
-        let mut roots = RootCertStore::empty();
-        match files.ca_file {
-            Some(path) => {
-                for cert in crate::server::tls::parse_certs(&read("ca_file", path)?)
-                    .map_err(|e| format!("tls ca_file {}: {e}", path.display()))?
-                {
-                    roots
-                        .add(cert)
-                        .map_err(|e| format!("tls ca_file {}: {e}", path.display()))?;
-                }
-            }
-            None => {
-                let native = rustls_native_certs::load_native_certs();
-                roots.add_parsable_certificates(native.certs);
-                if roots.is_empty() {
-                    return Err(
-                        "tls: no CA certificates found on the system; set tls.ca_file".into(),
-                    );
-                }
-            }
-        }
-        builder.with_root_certificates(roots)
-    };
-    let mut config = match (files.cert_file, files.key_file) {
-        (Some(cert), Some(key)) => {
-            let chain = crate::server::tls::parse_certs(&read("cert_file", cert)?)
-                .map_err(|e| format!("tls cert_file {}: {e}", cert.display()))?;
-            let key = crate::server::tls::parse_key(&read("key_file", key)?)
-                .map_err(|e| format!("tls key_file {}: {e}", key.display()))?;
-            builder
-                .with_client_auth_cert(chain, key)
-                .map_err(|e| format!("tls client certificate: {e}"))?
-        }
-        (None, None) => builder.with_no_client_auth(),
-        _ => return Err("tls: cert_file and key_file go together".into()),
-    };
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(Arc::new(config))
-}
-
-/// `insecure_skip_verify`: any certificate is accepted; signatures are still
-/// checked so the handshake itself is sound.
-#[derive(Debug)]
-struct SkipVerify;
-
-impl ServerCertVerifier for SkipVerify {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &provider::default_provider().signature_verification_algorithms,
-        )
-    }
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &provider::default_provider().signature_verification_algorithms,
-        )
-    }
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        provider::default_provider()
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
+    crate::tls::client_config(&files.client_tls(&[b"http/1.1"])).map_err(|e| format!("tls {e}"))
 }
 
 /// A response, as far as a sender cares.
@@ -208,6 +101,16 @@ impl Client {
             sender: None,
             driver: None,
         })
+    }
+
+    /// Checks the server's certificate against `name` (`tls.server_name`)
+    /// instead of the URL's host.
+    pub fn with_server_name(mut self, name: &str) -> Result<Self, String> {
+        if let Some((_, server)) = &mut self.tls {
+            *server = ServerName::try_from(name.to_owned())
+                .map_err(|e| format!("tls server_name {name:?}: {e}"))?;
+        }
+        Ok(self)
     }
 
     pub fn target(&self) -> &Target {

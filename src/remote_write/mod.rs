@@ -183,7 +183,11 @@ impl Writer {
                     }
                     http_client::Scheme::Http => None,
                 };
-                conn::Client::new(scheme, target, tls)
+                let client = conn::Client::new(scheme, target, tls)?;
+                match &config.tls.server_name {
+                    Some(name) => client.with_server_name(name),
+                    None => Ok(client),
+                }
             });
         if let Err(e) = &client {
             tracing::error!(remote = %remote, error = %e, "remote write cannot start");

@@ -5,8 +5,9 @@
 use std::sync::Arc;
 use tokio_rustls::rustls::client::danger::HandshakeSignatureValid;
 use tokio_rustls::rustls::crypto::{ring as provider, WebPkiSupportedAlgorithms};
-use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+
+pub use crate::tls::{parse_certs, parse_key};
 use tokio_rustls::rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use tokio_rustls::rustls::server::WebPkiClientVerifier;
 use tokio_rustls::rustls::{
@@ -136,22 +137,6 @@ pub struct TlsSettings {
     pub curves: Vec<&'static dyn rustls::crypto::SupportedKxGroup>,
     /// Client certificates must carry one of these SANs (DNS, URI or IP).
     pub client_allowed_sans: Vec<String>,
-}
-
-pub fn parse_certs(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, String> {
-    let certs = CertificateDer::pem_slice_iter(pem)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("not a PEM certificate file: {e}"))?;
-    if certs.is_empty() {
-        return Err("no PEM certificate found".into());
-    }
-    Ok(certs)
-}
-
-pub fn parse_key(pem: &[u8]) -> Result<PrivateKeyDer<'static>, String> {
-    // The error names the format problem only: never the key's bytes.
-    PrivateKeyDer::from_pem_slice(pem)
-        .map_err(|e| format!("no PEM private key found (PKCS#8, PKCS#1 or SEC1): {e}"))
 }
 
 pub fn build(s: TlsSettings) -> Result<ServerConfig, String> {

@@ -153,7 +153,9 @@ fn run(mut cmd: Command, what: &str) -> String {
 
 pub use crate::common::free_port;
 
-fn chown_postgres(path: &Path) {
+/// Hands `path` (recursively) to the `postgres` user, which the servers
+/// run as when the tests run as root.
+pub fn chown_postgres(path: &Path) {
     run(
         {
             let mut c = Command::new("chown");
@@ -384,6 +386,12 @@ impl Cluster {
 
     pub fn root(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// Whether the servers run as the `postgres` user (the tests run as
+    /// root): files they read must then be handed to it.
+    pub fn as_postgres(&self) -> bool {
+        self.as_postgres
     }
 
     /// DSN for the monitor role (password from [`Cluster::password_file`]).

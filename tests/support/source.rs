@@ -15,6 +15,8 @@ pub fn pg_config(c: &Cluster, port: u16, name: &str) -> PostgresConfig {
         dsn: Dsn::parse(&c.monitor_dsn(port)).unwrap(),
         password_file: Some(c.password_file.clone()),
         password_env: None,
+        password_command: None,
+        password_command_ttl: config::Duration::from_secs(600),
         interval: None,
         timeout: config::Duration::from_secs(2),
         pools: BTreeMap::new(),

@@ -1,95 +1,80 @@
 //! The one long-lived connection a PostgreSQL or PgBouncer target keeps:
-//! DSN and password resolution, connect with a deadline, reconnect with
-//! backoff, and error messages that never carry a secret.
+//! DSN and password resolution, TLS with libpq's `sslmode` meaning, connect
+//! with a deadline, reconnect with backoff (the shared
+//! [`Link`](crate::collectors::connector::Link)), and error messages that
+//! never carry a secret.
 //!
-//! Shared by the `postgres` and `pgbouncer` sources.
+//! tokio-postgres does the `SSLRequest` (or PostgreSQL 17's direct TLS)
+//! and the plain-text fallback of `prefer`; [`MakeRustls`] does the
+//! handshake with the verification the DSN asks for; `allow` is two
+//! attempts. Shared by the `postgres` and `pgbouncer` sources.
 
-use crate::config::Dsn;
-use std::path::PathBuf;
+pub use crate::collectors::connector::backoff;
+use crate::collectors::connector::Link;
+pub(crate) use crate::collectors::connector::PasswordFrom;
+use crate::config::{Dsn, PgTls, SslMode};
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Instant;
-use tokio_postgres::{Client, NoTls};
-
-/// Where the password comes from. Read at each (re)connect, so a rotated
-/// secret file is picked up without a restart.
-#[derive(Clone, Debug)]
-pub(crate) enum PasswordFrom {
-    /// In the DSN itself, or none (trust / peer authentication).
-    Dsn,
-    File(PathBuf),
-    Env(String),
-}
-
-impl PasswordFrom {
-    pub(crate) fn new(file: Option<&PathBuf>, env: Option<&String>) -> Self {
-        match (file, env) {
-            (Some(f), _) => PasswordFrom::File(f.clone()),
-            (None, Some(e)) => PasswordFrom::Env(e.clone()),
-            (None, None) => PasswordFrom::Dsn,
-        }
-    }
-
-    /// The password, if this source provides one. The message of an error
-    /// names the file or the variable, never its content.
-    pub(crate) fn read(&self) -> Result<Option<String>, String> {
-        match self {
-            PasswordFrom::Dsn => Ok(None),
-            PasswordFrom::File(path) => std::fs::read_to_string(path)
-                .map(|text| Some(trim_newline(&text).to_owned()))
-                .map_err(|e| format!("reading password_file {}: {e}", path.display())),
-            PasswordFrom::Env(name) => match std::env::var(name) {
-                Ok(value) => Ok(Some(trim_newline(&value).to_owned())),
-                Err(std::env::VarError::NotPresent) => Err(format!(
-                    "password_env: environment variable {name} is not set"
-                )),
-                Err(std::env::VarError::NotUnicode(_)) => Err(format!(
-                    "password_env: environment variable {name} is not valid UTF-8"
-                )),
-            },
-        }
-    }
-}
-
-/// Secret files usually end with a newline (`echo pw > file`); it is not
-/// part of the password.
-fn trim_newline(text: &str) -> &str {
-    text.strip_suffix("\r\n")
-        .or_else(|| text.strip_suffix('\n'))
-        .unwrap_or(text)
-}
-
-/// Replaces every known secret in `message` by `<redacted>`. Belt and braces:
-/// nothing we format should contain one, but a server message might echo
-/// what it was sent. Passwords shorter than 4 characters are not scrubbed
-/// (replacing every "a" would make messages unreadable and hide nothing).
-pub(crate) fn scrub(message: &str, secrets: &[String]) -> String {
-    let mut text = message.to_owned();
-    for secret in secrets.iter().filter(|s| s.chars().count() >= 4) {
-        text = text.replace(secret.as_str(), "<redacted>");
-    }
-    text
-}
+use tokio_postgres::config::SslNegotiation;
+use tokio_postgres::tls::{ChannelBinding, MakeTlsConnect, TlsConnect, TlsStream};
+use tokio_postgres::Client;
+use tokio_rustls::rustls::pki_types::ServerName;
+use tokio_rustls::rustls::ClientConfig;
 
 /// Formats a tokio-postgres error for logs and `/status`. Its Display is
 /// "db error: FATAL: ..." for server errors and an I/O description
-/// otherwise; it never includes the connection config.
+/// otherwise; it never includes the connection config. TLS failures read
+/// `TLS: <cause> for host:port`.
 pub(crate) fn describe(e: &tokio_postgres::Error) -> String {
-    match e.as_db_error() {
-        Some(db) => format!(
+    describe_at(e, "the server")
+}
+
+/// [`describe`], naming `peer` (host:port) in TLS failures.
+pub(crate) fn describe_at(e: &tokio_postgres::Error, peer: &str) -> String {
+    use std::error::Error as _;
+    if let Some(db) = e.as_db_error() {
+        return format!(
             "{}: {} (SQLSTATE {})",
             db.severity(),
             db.message(),
             db.code().code()
-        ),
-        None => e.to_string(),
+        );
     }
-}
-
-/// Delay before the next connection attempt after `failures` consecutive
-/// failures: 1 s, 2 s, 4 s … capped at 30 s.
-pub fn backoff(failures: u32) -> Duration {
-    let exp = failures.saturating_sub(1).min(5);
-    Duration::from_secs((1u64 << exp).min(30))
+    let mut at = e.source();
+    while let Some(err) = at {
+        if let Some(t) = err.downcast_ref::<TlsError>() {
+            return t.0.clone();
+        }
+        at = err.source();
+    }
+    // tokio-postgres' Display leaves out the cause ("error performing TLS
+    // handshake"): append the chain.
+    let mut text = e.to_string();
+    let mut at = e.source();
+    while let Some(err) = at {
+        let cause = err.to_string();
+        if !text.contains(&cause) {
+            text = format!("{text}: {cause}");
+        }
+        at = err.source();
+    }
+    if text.contains("server does not support TLS") {
+        return format!(
+            "TLS: the server does not accept TLS connections (sslmode requires TLS) for {peer}"
+        );
+    }
+    // In TLS 1.3 the server refuses a client certificate after the
+    // handshake: the alert arrives as an I/O error on the first read.
+    if let Some(why) = crate::tls::find_error(e) {
+        return format!("TLS: {why} for {peer}");
+    }
+    text
 }
 
 /// What kind of server is on the other end; decides the session setup.
@@ -104,22 +89,19 @@ pub(crate) enum Flavor {
 
 /// The live connection and its bookkeeping.
 pub(crate) struct Connector {
-    /// `postgres` or `pgbouncer`: used in log lines.
-    kind: &'static str,
-    name: String,
     flavor: Flavor,
     config: tokio_postgres::Config,
-    password: PasswordFrom,
+    tls: PgTls,
+    /// `host:port` for TLS error messages.
+    peer: String,
     statement_timeout: Duration,
     client: Option<Client>,
+    /// How the live connection was opened, for its cancel request.
+    cancel_tls: Option<MakeRustls>,
     /// Bumped at each new connection, so callers can drop prepared
     /// statements that belong to an older one.
     generation: u64,
-    failures: u32,
-    next_attempt: Option<Instant>,
-    last_error: Option<String>,
-    /// Every password seen (DSN, file, env), for [`scrub`].
-    secrets: Vec<String>,
+    link: Link,
 }
 
 impl Connector {
@@ -149,23 +131,20 @@ impl Connector {
             }
             c
         };
-        let mut secrets = Vec::new();
+        let mut link = Link::new(kind, name, password);
         if let Some(pw) = config.get_password() {
-            secrets.push(String::from_utf8_lossy(pw).into_owned());
+            link.add_secret(String::from_utf8_lossy(pw).into_owned());
         }
         Connector {
-            kind,
-            name: name.to_owned(),
             flavor,
+            peer: peer(&config),
             config,
-            password,
+            tls: dsn.tls().clone(),
             statement_timeout,
             client: None,
+            cancel_tls: None,
             generation: 0,
-            failures: 0,
-            next_attempt: None,
-            last_error: None,
-            secrets,
+            link,
         }
     }
 
@@ -175,7 +154,7 @@ impl Connector {
 
     /// Removes every known secret from `message`.
     pub(crate) fn scrub(&self, message: &str) -> String {
-        scrub(message, &self.secrets)
+        self.link.scrub(message)
     }
 
     /// The live client, if connected.
@@ -189,62 +168,20 @@ impl Connector {
         if self.client.as_ref().is_some_and(|c| c.is_closed()) {
             tracing::info!(
                 "{} target {}: connection closed; reconnecting",
-                self.kind,
-                self.name
+                self.link.kind(),
+                self.link.name()
             );
             self.client = None;
         }
         if self.client.is_none() {
-            if let Some(at) = self.next_attempt {
-                let now = Instant::now();
-                if now < at {
-                    return Err(format!(
-                        "not connected; next attempt in {:.1}s (last error: {})",
-                        (at - now).as_secs_f64(),
-                        self.last_error.as_deref().unwrap_or("none")
-                    ));
-                }
-            }
+            self.link.may_attempt()?;
             match self.connect(deadline).await {
                 Ok(client) => {
-                    if self.failures > 0 {
-                        tracing::info!(
-                            "{} target {}: connected after {} failed attempt(s)",
-                            self.kind,
-                            self.name,
-                            self.failures
-                        );
-                    }
-                    self.failures = 0;
-                    self.next_attempt = None;
-                    self.last_error = None;
+                    self.link.connected();
                     self.generation += 1;
                     self.client = Some(client);
                 }
-                Err(message) => {
-                    let message = self.scrub(&message);
-                    self.failures = self.failures.saturating_add(1);
-                    let delay = backoff(self.failures);
-                    self.next_attempt = Some(Instant::now() + delay);
-                    // One warning per outage, then debug: the runtime logs
-                    // each failed round already.
-                    if self.failures == 1 {
-                        tracing::warn!(
-                            "{} target {}: cannot connect: {message}",
-                            self.kind,
-                            self.name
-                        );
-                    } else {
-                        tracing::debug!(
-                            "{} target {}: connect attempt {} failed: {message}",
-                            self.kind,
-                            self.name,
-                            self.failures
-                        );
-                    }
-                    self.last_error = Some(message.clone());
-                    return Err(message);
-                }
+                Err(message) => return Err(self.link.failed(&message)),
             }
         }
         Ok(())
@@ -257,37 +194,72 @@ impl Connector {
         if let Some(client) = self.client.take() {
             tracing::info!(
                 "{} target {}: dropping connection: {why}",
-                self.kind,
-                self.name
+                self.link.kind(),
+                self.link.name()
             );
             let token = client.cancel_token();
             let limit = self.statement_timeout.max(Duration::from_secs(1));
-            tokio::spawn(async move {
-                let _ = tokio::time::timeout(limit, token.cancel_query(NoTls)).await;
-            });
+            if let Some(tls) = self.cancel_tls.clone() {
+                tokio::spawn(async move {
+                    let _ = tokio::time::timeout(limit, token.cancel_query(tls)).await;
+                });
+            }
         }
     }
 
     async fn connect(&mut self, deadline: Instant) -> Result<Client, String> {
         let mut config = self.config.clone();
-        if let Some(pw) = self.password.read()? {
-            if !self.secrets.contains(&pw) {
-                self.secrets.push(pw.clone());
-            }
+        if let Some(pw) = self.link.password(deadline).await? {
             config.password(pw);
         }
-        let (client, connection) =
-            match tokio::time::timeout_at(deadline, config.connect(NoTls)).await {
-                Ok(Ok(pair)) => pair,
-                Ok(Err(e)) => return Err(describe(&e)),
-                Err(_) => return Err("connect: no answer within the timeout".to_owned()),
-            };
-        let (kind, name) = (self.kind, self.name.clone());
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!("{kind} target {name}: connection ended: {}", describe(&e));
+        // Built at each connect: a certificate, key or CA file rotated on
+        // disk is used from the next connection on.
+        let direct = config.get_ssl_negotiation() == SslNegotiation::Direct;
+        let client_tls = if self.tls.mode == SslMode::Disable {
+            // Never used (sslmode=disable): no file is read.
+            crate::tls::ClientTls {
+                verify: crate::tls::Verify::Nothing,
+                roots: None,
+                cert_file: None,
+                key_file: None,
+                sni: false,
+                alpn: vec![],
             }
-        });
+        } else {
+            self.tls.client_tls(direct)
+        };
+        let tls = MakeRustls {
+            config: crate::tls::client_config(&client_tls).map_err(|e| format!("TLS: {e}"))?,
+            peer: self.peer.clone(),
+        };
+        use tokio_postgres::config::SslMode as Wire;
+        let client = match self.tls.mode {
+            SslMode::Disable => {
+                self.open(&mut config, Wire::Disable, &tls, deadline)
+                    .await?
+            }
+            SslMode::Prefer => self.open(&mut config, Wire::Prefer, &tls, deadline).await?,
+            SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull => {
+                self.open(&mut config, Wire::Require, &tls, deadline)
+                    .await?
+            }
+            // libpq: plain text first, TLS when the server refuses it
+            // (a `hostssl`-only pg_hba.conf).
+            SslMode::Allow => match self.open(&mut config, Wire::Disable, &tls, deadline).await {
+                Ok(c) => c,
+                Err(plain) => {
+                    tracing::debug!(
+                        "{} target {}: sslmode=allow: plain text refused ({}); trying TLS",
+                        self.link.kind(),
+                        self.link.name(),
+                        self.link.scrub(&plain)
+                    );
+                    self.open(&mut config, Wire::Require, &tls, deadline)
+                        .await?
+                }
+            },
+        };
+        self.cancel_tls = Some(tls);
         if self.flavor == Flavor::Postgres {
             // Once per connection, not per round. SET rather than the
             // `options` startup parameter, which PgBouncer refuses when a
@@ -304,34 +276,149 @@ impl Connector {
         }
         Ok(client)
     }
+
+    /// One connection attempt with `mode` on the wire.
+    async fn open(
+        &self,
+        config: &mut tokio_postgres::Config,
+        mode: tokio_postgres::config::SslMode,
+        tls: &MakeRustls,
+        deadline: Instant,
+    ) -> Result<Client, String> {
+        config.ssl_mode(mode);
+        let (client, connection) =
+            match tokio::time::timeout_at(deadline, config.connect(tls.clone())).await {
+                Ok(Ok(pair)) => pair,
+                Ok(Err(e)) => return Err(describe_at(&e, &self.peer)),
+                Err(_) => return Err("connect: no answer within the timeout".to_owned()),
+            };
+        let (kind, name) = (self.link.kind(), self.link.name().to_owned());
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!("{kind} target {name}: connection ended: {}", describe(&e));
+            }
+        });
+        Ok(client)
+    }
+}
+
+/// `host:port` of the first host, for messages (no password in it).
+fn peer(config: &tokio_postgres::Config) -> String {
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    match config.get_hosts().first() {
+        Some(tokio_postgres::config::Host::Tcp(h)) if h.contains(':') => format!("[{h}]:{port}"),
+        Some(tokio_postgres::config::Host::Tcp(h)) => format!("{h}:{port}"),
+        Some(tokio_postgres::config::Host::Unix(p)) => format!("{}", p.display()),
+        None => format!("localhost:{port}"),
+    }
+}
+
+/// A TLS failure, already in words a person can act on.
+#[derive(Debug)]
+pub(crate) struct TlsError(String);
+
+impl std::fmt::Display for TlsError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for TlsError {}
+
+/// tokio-postgres' TLS hook over tokio-rustls: it asks for TLS with
+/// `SSLRequest` (or directly, PostgreSQL 17) and hands us the socket.
+#[derive(Clone)]
+pub(crate) struct MakeRustls {
+    config: Arc<ClientConfig>,
+    peer: String,
+}
+
+impl<S> MakeTlsConnect<S> for MakeRustls
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    type Stream = RustlsStream<S>;
+    type TlsConnect = RustlsConnect;
+    type Error = TlsError;
+
+    fn make_tls_connect(&mut self, domain: &str) -> Result<RustlsConnect, TlsError> {
+        let name = ServerName::try_from(domain.to_owned())
+            .map_err(|_| TlsError(format!("TLS: {domain:?} is not a valid server name")))?;
+        Ok(RustlsConnect {
+            config: self.config.clone(),
+            name,
+            peer: self.peer.clone(),
+        })
+    }
+}
+
+pub(crate) struct RustlsConnect {
+    config: Arc<ClientConfig>,
+    name: ServerName<'static>,
+    peer: String,
+}
+
+impl<S> TlsConnect<S> for RustlsConnect
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    type Stream = RustlsStream<S>;
+    type Error = TlsError;
+    type Future = Pin<Box<dyn Future<Output = Result<RustlsStream<S>, TlsError>> + Send>>;
+
+    fn connect(self, stream: S) -> Self::Future {
+        Box::pin(async move {
+            tokio_rustls::TlsConnector::from(self.config)
+                .connect(self.name, stream)
+                .await
+                .map(RustlsStream)
+                .map_err(|e| {
+                    let why = crate::tls::find_error(&e).unwrap_or_else(|| e.to_string());
+                    TlsError(format!("TLS: {why} for {}", self.peer))
+                })
+        })
+    }
+}
+
+/// The encrypted stream. No channel binding: SCRAM then runs without it, as
+/// with libpq's `channel_binding=prefer` against a client that has none.
+pub(crate) struct RustlsStream<S>(tokio_rustls::client::TlsStream<S>);
+
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for RustlsStream<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for RustlsStream<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> TlsStream for RustlsStream<S> {
+    fn channel_binding(&self) -> ChannelBinding {
+        ChannelBinding::none()
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn trailing_newline_is_not_part_of_the_password() {
-        assert_eq!(trim_newline("s3cret\n"), "s3cret");
-        assert_eq!(trim_newline("s3cret\r\n"), "s3cret");
-        assert_eq!(trim_newline("s3cret"), "s3cret");
-        assert_eq!(trim_newline("two words \n\n"), "two words \n");
-    }
-
-    #[test]
-    fn secrets_are_scrubbed_but_short_ones_are_left() {
-        let secrets = vec!["hunter2".to_owned(), "ab".to_owned()];
-        assert_eq!(
-            scrub("auth failed for hunter2 at abc", &secrets),
-            "auth failed for <redacted> at abc"
-        );
-    }
-
-    #[test]
-    fn backoff_doubles_up_to_thirty_seconds() {
-        let secs: Vec<u64> = (1..=8).map(|n| backoff(n).as_secs()).collect();
-        assert_eq!(secs, [1, 2, 4, 8, 16, 30, 30, 30]);
-    }
 
     #[test]
     fn connector_never_debug_prints_or_reports_the_dsn_password() {
@@ -349,23 +436,5 @@ mod tests {
             "FATAL: bad password <redacted>"
         );
         assert!(!format!("{dsn:?}").contains("hunter2"));
-    }
-
-    #[test]
-    fn password_file_is_read_and_trimmed_and_errors_name_only_the_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("pw");
-        std::fs::write(&path, "Zq8-secret\n").unwrap();
-        assert_eq!(
-            PasswordFrom::File(path.clone()).read().unwrap().as_deref(),
-            Some("Zq8-secret")
-        );
-        let missing = dir.path().join("missing");
-        let e = PasswordFrom::File(missing).read().unwrap_err();
-        assert!(e.contains("password_file") && e.contains("missing"), "{e}");
-        let e = PasswordFrom::Env("VITALS_TEST_SURELY_UNSET_VAR".into())
-            .read()
-            .unwrap_err();
-        assert!(e.contains("VITALS_TEST_SURELY_UNSET_VAR"), "{e}");
     }
 }

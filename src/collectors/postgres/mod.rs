@@ -169,7 +169,12 @@ impl PostgresSource {
                 name,
                 Flavor::Postgres,
                 dsn,
-                PasswordFrom::new(config.password_file.as_ref(), config.password_env.as_ref()),
+                PasswordFrom::new(
+                    config.password_file.as_ref(),
+                    config.password_env.as_ref(),
+                    config.password_command.as_ref(),
+                    config.password_command_ttl.as_std(),
+                ),
                 statement_timeout(timeout),
             )
         };

@@ -2,10 +2,12 @@
 //! evictions, clients, replication, persistence and queue lengths.
 //!
 //! One long-lived connection per target over our own RESP2 client
-//! ([`resp`]; why not the `redis` crate is said there), set up with `AUTH`
-//! (password from `password_file`, re-read at each reconnect, or
-//! `password_env`; `username` for an ACL user) and `SELECT db`. Reconnects
-//! with the PostgreSQL sources' backoff (1 s, 2 s … 30 s); every command is
+//! ([`resp`]; why not the `redis` crate is said there), over TLS when the
+//! target has a `tls` block (files re-read at each reconnect), set up with
+//! `AUTH` (password from `password_file`, `password_env` or
+//! `password_command`, read at each reconnect; `username` for an ACL user)
+//! and `SELECT db`. The password source, the backoff (1 s, 2 s … 30 s) and
+//! the scrub are the shared connector's (`collectors/connector.rs`); every command is
 //! bounded by the round's deadline, and a connection that missed one is
 //! dropped (a late reply would answer the next command).
 //!
@@ -29,7 +31,7 @@ pub mod resp;
 
 pub use info::{parse_info, Info, InfoError};
 
-use super::postgres::conn::{backoff, scrub, PasswordFrom};
+use super::connector::{Link, PasswordFrom};
 use super::{CollectError, Source};
 use crate::config::{QueueKey, QueueKind, RedisAddress, RedisConfig};
 use crate::metrics::{Desc, Output};
@@ -487,25 +489,22 @@ enum Outcome {
     WrongType(String),
 }
 
-/// The live connection and its bookkeeping.
-struct Link {
-    conn: Option<Conn>,
-    failures: u32,
-    next_attempt: Option<Instant>,
-    last_error: Option<String>,
-    secrets: Vec<String>,
-}
-
 /// A Redis target.
 pub struct RedisSource {
     name: String,
     address: RedisAddress,
     username: Option<String>,
-    password: PasswordFrom,
+    tls: Option<crate::tls::ClientTls>,
+    /// The name the certificate must carry (`tls.server_name`, else the
+    /// host of `address`).
+    server_name: String,
     db: u32,
     timeout: Duration,
     min_lookups: u64,
     queues: Vec<Queue>,
+    conn: Option<Conn>,
+    /// Password source, backoff and scrub, shared with the PostgreSQL
+    /// sources.
     link: Link,
     previous: Option<Previous>,
     /// vitals' own (hits, misses) since the previous INFO.
@@ -523,10 +522,20 @@ impl RedisSource {
             name: config.name.clone(),
             address: config.address.clone(),
             username: config.username.clone(),
-            password: PasswordFrom::new(
-                config.password_file.as_ref(),
-                config.password_env.as_ref(),
-            ),
+            tls: config.tls.as_ref().map(|t| {
+                crate::tls::TlsFiles {
+                    ca_file: t.ca_file.as_deref(),
+                    cert_file: t.cert_file.as_deref(),
+                    key_file: t.key_file.as_deref(),
+                    insecure_skip_verify: t.insecure_skip_verify,
+                }
+                .client_tls(&[])
+            }),
+            server_name: config
+                .tls
+                .as_ref()
+                .and_then(|t| t.server_name.clone())
+                .unwrap_or_else(|| config.address.host()),
             db: config.db,
             timeout: config.timeout.as_std(),
             min_lookups: config.min_lookups,
@@ -539,13 +548,17 @@ impl RedisSource {
                     wrong: None,
                 })
                 .collect(),
-            link: Link {
-                conn: None,
-                failures: 0,
-                next_attempt: None,
-                last_error: None,
-                secrets: Vec::new(),
-            },
+            conn: None,
+            link: Link::new(
+                "redis",
+                &config.name,
+                PasswordFrom::new(
+                    config.password_file.as_ref(),
+                    config.password_env.as_ref(),
+                    config.password_command.as_ref(),
+                    config.password_command_ttl.as_std(),
+                ),
+            ),
             previous: None,
             own_lookups: (0.0, 0.0),
             sent_before: 0,
@@ -554,11 +567,11 @@ impl RedisSource {
     }
 
     fn sent(&self) -> u64 {
-        self.sent_before + self.link.conn.as_ref().map_or(0, |c| c.sent)
+        self.sent_before + self.conn.as_ref().map_or(0, |c| c.sent)
     }
 
     fn drop_conn(&mut self, why: &str) {
-        if let Some(c) = self.link.conn.take() {
+        if let Some(c) = self.conn.take() {
             self.sent_before += c.sent;
             tracing::info!("redis target {}: dropping connection: {why}", self.name);
         }
@@ -568,70 +581,47 @@ impl RedisSource {
     /// the database, before `deadline`.
     async fn ensure(&mut self, deadline: Instant) -> Result<(), String> {
         self.fresh = false;
-        if self.link.conn.is_some() {
+        if self.conn.is_some() {
             return Ok(());
         }
-        if let Some(at) = self.link.next_attempt {
-            let now = Instant::now();
-            if now < at {
-                return Err(format!(
-                    "not connected; next attempt in {:.1}s (last error: {})",
-                    (at - now).as_secs_f64(),
-                    self.link.last_error.as_deref().unwrap_or("none")
-                ));
-            }
-        }
+        self.link.may_attempt()?;
         match self.connect(deadline).await {
             Ok(conn) => {
-                if self.link.failures > 0 {
-                    tracing::info!(
-                        "redis target {}: connected after {} failed attempt(s)",
-                        self.name,
-                        self.link.failures
-                    );
-                }
-                self.link.failures = 0;
-                self.link.next_attempt = None;
-                self.link.last_error = None;
+                self.link.connected();
                 // Counters may have gone back (a restart): no interval
                 // figures across a reconnect.
                 self.previous = None;
                 self.own_lookups = (0.0, 0.0);
-                self.link.conn = Some(conn);
+                self.conn = Some(conn);
                 self.fresh = true;
                 Ok(())
             }
             Err((message, sent)) => {
                 self.sent_before += sent;
-                let message = scrub(&message, &self.link.secrets);
-                self.link.failures = self.link.failures.saturating_add(1);
-                self.link.next_attempt = Some(Instant::now() + backoff(self.link.failures));
-                if self.link.failures == 1 {
-                    tracing::warn!("redis target {}: cannot connect: {message}", self.name);
-                } else {
-                    tracing::debug!(
-                        "redis target {}: connect attempt {} failed: {message}",
-                        self.name,
-                        self.link.failures
-                    );
-                }
-                self.link.last_error = Some(message.clone());
-                Err(message)
+                Err(self.link.failed(&message))
             }
         }
     }
 
     /// On failure: the message and the commands sent on the dead connection.
     async fn connect(&mut self, deadline: Instant) -> Result<Conn, (String, u64)> {
-        let password = self.password.read().map_err(|m| (m, 0))?;
-        let stream = resp::connect(&self.address, deadline)
+        let password = self.link.password(deadline).await.map_err(|m| (m, 0))?;
+        // Built at each connect: rotated certificate files are re-read.
+        let tls = match &self.tls {
+            Some(t) => Some((
+                crate::tls::client_config(t).map_err(|e| (format!("TLS: {e}"), 0))?,
+                self.server_name.as_str(),
+            )),
+            None => None,
+        };
+        let stream = resp::connect(&self.address, tls, deadline)
             .await
-            .map_err(|e| (format!("connecting to {}: {e}", self.address), 0))?;
+            .map_err(|e| match e {
+                resp::ConnError::Tls(why) => (format!("TLS: {why} for {}", self.address), 0),
+                e => (format!("connecting to {}: {e}", self.address), 0),
+            })?;
         let mut conn = Conn::new(stream);
         if let Some(pw) = password {
-            if !self.link.secrets.contains(&pw) {
-                self.link.secrets.push(pw.clone());
-            }
             let mut args: Vec<&[u8]> = vec![b"AUTH"];
             if let Some(user) = &self.username {
                 args.push(user.as_bytes());
@@ -651,7 +641,6 @@ impl RedisSource {
     async fn round(&mut self, deadline: Instant) -> Result<Info, (String, bool)> {
         self.ensure(deadline).await.map_err(|m| (m, false))?;
         let conn = self
-            .link
             .conn
             .as_mut()
             .ok_or(("not connected".to_owned(), false))?;
@@ -671,7 +660,7 @@ impl RedisSource {
             self.drop_conn(&message);
         }
         out.add(&SENT, &[("target", self.name.as_str())], self.sent() as f64);
-        let message = scrub(&message, &self.link.secrets);
+        let message = self.link.scrub(&message);
         CollectError::Other(format!("redis target {}: {message}", self.name))
     }
 
@@ -699,7 +688,6 @@ impl RedisSource {
                 })
                 .collect();
             let conn = self
-                .link
                 .conn
                 .as_mut()
                 .ok_or(("not connected".to_owned(), false))?;

@@ -148,6 +148,8 @@ pub enum ConnError {
     Closed,
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    #[error("TLS: {0}")]
+    Tls(String),
     #[error(transparent)]
     Protocol(#[from] ProtocolError),
 }
@@ -222,23 +224,46 @@ impl Conn {
 /// Opens a stream to `address` before `deadline`.
 pub async fn connect(
     address: &crate::config::RedisAddress,
+    tls: Option<(std::sync::Arc<tokio_rustls::rustls::ClientConfig>, &str)>,
     deadline: Instant,
 ) -> Result<Box<dyn Io>, ConnError> {
     use crate::config::RedisAddress;
     let open = async {
-        Ok::<Box<dyn Io>, std::io::Error>(match address {
+        let plain: Box<dyn Io> = match address {
             RedisAddress::Tcp(host_port) => {
                 let s = tokio::net::TcpStream::connect(host_port.as_str()).await?;
                 s.set_nodelay(true)?;
-                Box::new(s)
+                match tls {
+                    None => Box::new(s),
+                    Some((config, name)) => return handshake(config, name, s).await,
+                }
             }
             RedisAddress::Unix(path) => Box::new(tokio::net::UnixStream::connect(path).await?),
-        })
+        };
+        Ok(plain)
     };
     match tokio::time::timeout_at(deadline, open).await {
         Ok(Ok(s)) => Ok(s),
-        Ok(Err(e)) => Err(ConnError::Io(e)),
+        Ok(Err(e)) => Err(e),
         Err(_) => Err(ConnError::Timeout),
+    }
+}
+
+async fn handshake(
+    config: std::sync::Arc<tokio_rustls::rustls::ClientConfig>,
+    name: &str,
+    tcp: tokio::net::TcpStream,
+) -> Result<Box<dyn Io>, ConnError> {
+    let name = tokio_rustls::rustls::pki_types::ServerName::try_from(name.to_owned())
+        .map_err(|_| ConnError::Tls(format!("{name:?} is not a valid server name")))?;
+    match tokio_rustls::TlsConnector::from(config)
+        .connect(name, tcp)
+        .await
+    {
+        Ok(s) => Ok(Box::new(s)),
+        Err(e) => Err(ConnError::Tls(
+            crate::tls::find_error(&e).unwrap_or_else(|| e.to_string()),
+        )),
     }
 }
 
