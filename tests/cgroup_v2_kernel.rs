@@ -418,3 +418,99 @@ fn pod_with_systemd_cgroup_names_read_from_the_sidecar() {
 fn pod_with_cgroupfs_names_read_from_the_sidecar() {
     pod_sidecar(&CGROUPFS);
 }
+
+/// The body and status line of a `get` section (a raw HTTP/1.0 answer).
+fn answer<'a>(vm: &'a Vm, name: &str) -> (&'a str, &'a str) {
+    let text = vm.section(name);
+    let status = text
+        .lines()
+        .find(|l| l.starts_with("HTTP/"))
+        .unwrap_or_else(|| panic!("{name}: no HTTP answer:\n{text}"));
+    let body = text.split_once("\n\n").map(|(_, b)| b).unwrap_or("");
+    (status, body)
+}
+
+fn check_status(exposition: &str, check: &str) -> Option<f64> {
+    sample(exposition, "vitals_check_status", &[("check", check)])
+}
+
+#[test]
+fn daemon_ratios_over_rounds_and_checks_follow_the_kernel() {
+    let Some(vm) = machine() else { return };
+    let k1 = files(vm.section("rounds.k1"));
+    let k2 = files(vm.section("rounds.k2"));
+    let (status, m2) = answer(vm, "rounds.m2");
+    assert!(status.contains(" 200 "), "{status}");
+    let uptime = |k: &BTreeMap<String, String>| -> f64 { k["uptime"].trim().parse().unwrap() };
+    let stat = |k: &BTreeMap<String, String>, key: &str| keyed(&k["cpu.stat"], key).unwrap() as f64;
+    let seconds = uptime(&k2) - uptime(&k1);
+    // The same ratios from the kernel's counters over the seconds between
+    // the two reads; vitals' are over its last round (1 s) of the same
+    // steady workload, hence the tolerance.
+    let cpu_kernel = (stat(&k2, "usage_usec") - stat(&k1, "usage_usec")) / 1e6 / seconds / 0.1;
+    let throttled_kernel = (stat(&k2, "nr_throttled") - stat(&k1, "nr_throttled"))
+        / (stat(&k2, "nr_periods") - stat(&k1, "nr_periods"));
+    let want = expected(&k2);
+    let memory_kernel =
+        want["vitals_cgroup_memory_working_set_bytes"].value as f64 / (32 * MIB) as f64;
+    let cpu = sample(m2, "vitals_cgroup_cpu_limit_utilization_ratio", &[]).expect("cpu ratio");
+    let throttled = sample(m2, "vitals_cgroup_cpu_throttled_ratio", &[]).expect("throttled ratio");
+    let memory =
+        sample(m2, "vitals_cgroup_memory_limit_utilization_ratio", &[]).expect("memory ratio");
+    println!("\nthe daemon, rounds of 1 s, 0.1 core and 32M, 26 MiB spinning");
+    println!("  {:<48} {:>10} {:>10}", "ratio", "vitals", "kernel");
+    for (name, v, k) in [
+        ("vitals_cgroup_cpu_limit_utilization_ratio", cpu, cpu_kernel),
+        (
+            "vitals_cgroup_cpu_throttled_ratio",
+            throttled,
+            throttled_kernel,
+        ),
+        (
+            "vitals_cgroup_memory_limit_utilization_ratio",
+            memory,
+            memory_kernel,
+        ),
+    ] {
+        println!("  {name:<48} {v:>10.4} {k:>10.4}");
+    }
+    assert!(
+        (cpu - cpu_kernel).abs() < 0.15,
+        "cpu {cpu} vs kernel {cpu_kernel}"
+    );
+    assert!(
+        (throttled - throttled_kernel).abs() < 0.15,
+        "throttled {throttled} vs kernel {throttled_kernel}"
+    );
+    assert!(
+        (memory - memory_kernel).abs() < 0.01,
+        "memory {memory} vs kernel {memory_kernel}"
+    );
+
+    // The workload crossed the levels: the checks say so, and the CPU check
+    // (readiness) takes /health/ready down.
+    assert!(cpu > 0.9 && throttled > 0.5 && memory > 0.8 && memory < 0.95);
+    assert_eq!(check_status(m2, "container_cpu"), Some(2.0));
+    assert_eq!(check_status(m2, "container_cpu_throttling"), Some(2.0));
+    assert_eq!(check_status(m2, "container_memory"), Some(1.0));
+    assert_eq!(check_status(m2, "container_oom"), Some(0.0));
+    assert_eq!(
+        sample(m2, "vitals_check_value", &[("check", "container_cpu")]),
+        Some(cpu)
+    );
+    let (status, body) = answer(vm, "rounds.ready1");
+    assert!(status.contains(" 503 "), "{status}\n{body}");
+    assert!(body.contains("container_cpu"), "{body}");
+
+    // 10 MiB more in 32M: the OOM killer took the spinner (the largest).
+    assert_eq!(vm.marker("ROUNDS procs"), Some("1"));
+    let (_, m3) = answer(vm, "rounds.m3");
+    assert_eq!(
+        sample(m3, "vitals_cgroup_memory_oom_kills_total", &[]),
+        Some(1.0)
+    );
+    assert_eq!(check_status(m3, "container_oom"), Some(2.0));
+    assert_eq!(check_status(m3, "container_cpu"), Some(0.0));
+    let (status, body) = answer(vm, "rounds.ready2");
+    assert!(status.contains(" 200 "), "{status}\n{body}");
+}

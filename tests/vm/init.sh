@@ -11,6 +11,8 @@ memory.pressure io.pressure"
 # dump NAME DIR: the kernel's files of the cgroup DIR.
 dump() {
     echo "=== BEGIN $1"
+    echo "--- uptime"
+    cut -d' ' -f1 /proc/uptime
     for f in $FILES; do
         [ -e "$2/$f" ] && { echo "--- $f"; cat "$2/$f"; }
     done
@@ -140,6 +142,63 @@ scenario_pressure() {
     for p in $(cat $P/cgroup.procs); do kill -9 $p; done
 }
 
+# get NAME PATH: GET PATH from the daemon, the whole answer (status line,
+# headers, body). HTTP/1.0: the daemon closes the connection.
+get() {
+    echo "=== BEGIN $1"
+    echo "uptime $(cut -d' ' -f1 /proc/uptime)"
+    printf 'GET %s HTTP/1.0\r\nHost: vm\r\n\r\n' "$2" | nc 127.0.0.1 8482 | tr -d '\r' | grep -v '^#'
+    echo "=== END $1"
+}
+
+scenario_rounds() {
+    # The daemon, a round a second, on a cgroup of 0.1 core and 32M with a
+    # spinner holding 26 MiB: CPU and throttling past their critical
+    # levels, memory past its warning. The defaults' levels, without their
+    # `for` (a minute or two) so that the states show in seconds; the CPU
+    # check gates readiness. Then 10 MiB more: the OOM killer takes the
+    # spinner, the CPU figures fall and readiness comes back.
+    R=$CG/rounds
+    mkdir $R
+    echo 32M > $R/memory.max
+    echo "10000 100000" > $R/cpu.max
+    start $R helper hog 26 spin
+    ready /tmp/ready
+    cat > /tmp/rounds.yaml <<EOF
+listen: 127.0.0.1:8482
+interval: 1s
+sources:
+  host: {enabled: false}
+  cgroup: {enabled: true, target: {path: $R}}
+checks:
+  - {name: container_cpu, metric: vitals_cgroup_cpu_limit_utilization_ratio, direction: above, warning: 0.7, critical: 0.9, hysteresis: 0.05, readiness: true}
+  - {name: container_memory, metric: vitals_cgroup_memory_limit_utilization_ratio, direction: above, warning: 0.8, critical: 0.95, hysteresis: 0.02}
+  - {name: container_cpu_throttling, metric: vitals_cgroup_cpu_throttled_ratio, direction: above, warning: 0.25, critical: 0.5, hysteresis: 0.05}
+  - {name: container_oom, metric: vitals_cgroup_memory_oom_kills_total, direction: above, critical: 0}
+EOF
+    vitals --config /tmp/rounds.yaml 2>/tmp/rounds.err &
+    DAEMON=$!
+    sleep 4
+    dump rounds.k1 $R
+    get rounds.m1 /metrics
+    sleep 3
+    dump rounds.k2 $R
+    get rounds.m2 /metrics
+    get rounds.ready1 /health/ready
+    start $R helper hog 10
+    ready /tmp/ready
+    echo "=== ROUNDS procs $(grep -c . $R/cgroup.procs)"
+    sleep 3
+    get rounds.m3 /metrics
+    get rounds.ready2 /health/ready
+    kill $DAEMON
+    wait $DAEMON
+    echo "=== BEGIN rounds.stderr"
+    cat /tmp/rounds.err
+    echo "=== END rounds.stderr"
+    for p in $(cat $R/cgroup.procs); do kill -9 $p; done
+}
+
 # pod TAG POD APP APP2 SIDECAR PAUSE: a pod as a cgroup v2 node's kubelet
 # and containerd make it. POD (96M, 0.5 core) holds the containers' cgroups:
 # APP (64M, 0.2 core; 24 MiB and spinning), APP2 (no limit of its own,
@@ -228,7 +287,7 @@ scenario_pod_systemd() {
         cri-containerd-1d2e3f4a5b6c.scope cri-containerd-0a1b2c3d4e5f.scope
 }
 
-for s in limits oom pressure pod_systemd pod_cgroupfs; do
+for s in limits oom pressure rounds pod_systemd pod_cgroupfs; do
     echo "=== SCENARIO $s $(cut -d' ' -f1 /proc/uptime)"
     scenario_$s
 done
