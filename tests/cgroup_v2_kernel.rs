@@ -323,17 +323,21 @@ struct PodNames {
     tag: &'static str,
     app: &'static str,
     app2: &'static str,
+    /// Whether the sidecar also ran the `pid` and `process` targets.
+    single_targets: bool,
 }
 
 const SYSTEMD: PodNames = PodNames {
     tag: "systemd",
     app: "cri-containerd-8f3c2a1b9d4e.scope",
     app2: "cri-containerd-5a6b7c8d9e0f.scope",
+    single_targets: true,
 };
 const CGROUPFS: PodNames = PodNames {
     tag: "cgroupfs",
     app: "8f3c2a1b9d4e",
     app2: "5a6b7c8d9e0f",
+    single_targets: false,
 };
 
 fn pod_sidecar(names: &PodNames) {
@@ -354,6 +358,9 @@ fn pod_sidecar(names: &PodNames) {
         ("auto", vec![("container", names.app)]),
         ("host", vec![("container", names.app)]),
     ] {
+        if !names.single_targets && labels.is_empty() {
+            continue;
+        }
         let text = exposition(vm, &format!("{tag}.{section}"));
         assert_figures(
             &format!("{tag} pod, app container from the sidecar (uid 1000), target {section}"),
@@ -419,15 +426,16 @@ fn pod_with_cgroupfs_names_read_from_the_sidecar() {
     pod_sidecar(&CGROUPFS);
 }
 
-/// The body and status line of a `get` section (a raw HTTP/1.0 answer).
+/// The status line and the text of a `get` section (`wget -S`: the
+/// headers, then the body when the status is 2xx).
 fn answer<'a>(vm: &'a Vm, name: &str) -> (&'a str, &'a str) {
     let text = vm.section(name);
     let status = text
         .lines()
+        .map(str::trim)
         .find(|l| l.starts_with("HTTP/"))
         .unwrap_or_else(|| panic!("{name}: no HTTP answer:\n{text}"));
-    let body = text.split_once("\n\n").map(|(_, b)| b).unwrap_or("");
-    (status, body)
+    (status, text)
 }
 
 fn check_status(exposition: &str, check: &str) -> Option<f64> {
@@ -445,9 +453,9 @@ fn daemon_ratios_over_rounds_and_checks_follow_the_kernel() {
     let stat = |k: &BTreeMap<String, String>, key: &str| keyed(&k["cpu.stat"], key).unwrap() as f64;
     let seconds = uptime(&k2) - uptime(&k1);
     // The same ratios from the kernel's counters over the seconds between
-    // the two reads; vitals' are over its last round (1 s) of the same
+    // the two reads; vitals' are over its last round (2 s) of the same
     // steady workload, hence the tolerance.
-    let cpu_kernel = (stat(&k2, "usage_usec") - stat(&k1, "usage_usec")) / 1e6 / seconds / 0.1;
+    let cpu_kernel = (stat(&k2, "usage_usec") - stat(&k1, "usage_usec")) / 1e6 / seconds / 0.05;
     let throttled_kernel = (stat(&k2, "nr_throttled") - stat(&k1, "nr_throttled"))
         / (stat(&k2, "nr_periods") - stat(&k1, "nr_periods"));
     let want = expected(&k2);
@@ -457,7 +465,7 @@ fn daemon_ratios_over_rounds_and_checks_follow_the_kernel() {
     let throttled = sample(m2, "vitals_cgroup_cpu_throttled_ratio", &[]).expect("throttled ratio");
     let memory =
         sample(m2, "vitals_cgroup_memory_limit_utilization_ratio", &[]).expect("memory ratio");
-    println!("\nthe daemon, rounds of 1 s, 0.1 core and 32M, 26 MiB spinning");
+    println!("\nthe daemon, rounds of 2 s, 0.05 core and 32M, 26 MiB spinning");
     println!("  {:<48} {:>10} {:>10}", "ratio", "vitals", "kernel");
     for (name, v, k) in [
         ("vitals_cgroup_cpu_limit_utilization_ratio", cpu, cpu_kernel),
@@ -487,10 +495,17 @@ fn daemon_ratios_over_rounds_and_checks_follow_the_kernel() {
         "memory {memory} vs kernel {memory_kernel}"
     );
 
-    // The workload crossed the levels: the checks say so, and the CPU check
-    // (readiness) takes /health/ready down.
-    assert!(cpu > 0.9 && throttled > 0.5 && memory > 0.8 && memory < 0.95);
-    assert_eq!(check_status(m2, "container_cpu"), Some(2.0));
+    // The workload crossed the levels: the checks say so, and the
+    // throttling check (readiness) takes /health/ready down. The CPU
+    // figure of an emulated CPU shared with the daemon wavers around 1:
+    // critical beyond 0.9, at least warning beyond 0.7 (hysteresis may
+    // keep it critical a little below 0.9).
+    assert!(cpu > 0.7 && throttled > 0.5 && memory > 0.8 && memory < 0.95);
+    let cpu_state = check_status(m2, "container_cpu").expect("container_cpu state");
+    assert!(
+        (if cpu > 0.9 { 2.0 } else { 1.0 }..=2.0).contains(&cpu_state),
+        "container_cpu {cpu_state} at {cpu}"
+    );
     assert_eq!(check_status(m2, "container_cpu_throttling"), Some(2.0));
     assert_eq!(check_status(m2, "container_memory"), Some(1.0));
     assert_eq!(check_status(m2, "container_oom"), Some(0.0));
@@ -500,7 +515,6 @@ fn daemon_ratios_over_rounds_and_checks_follow_the_kernel() {
     );
     let (status, body) = answer(vm, "rounds.ready1");
     assert!(status.contains(" 503 "), "{status}\n{body}");
-    assert!(body.contains("container_cpu"), "{body}");
 
     // 10 MiB more in 32M: the OOM killer took the spinner (the largest).
     assert_eq!(vm.marker("ROUNDS procs"), Some("1"));
@@ -511,6 +525,36 @@ fn daemon_ratios_over_rounds_and_checks_follow_the_kernel() {
     );
     assert_eq!(check_status(m3, "container_oom"), Some(2.0));
     assert_eq!(check_status(m3, "container_cpu"), Some(0.0));
+    assert_eq!(check_status(m3, "container_cpu_throttling"), Some(0.0));
     let (status, body) = answer(vm, "rounds.ready2");
     assert!(status.contains(" 200 "), "{status}\n{body}");
+    assert!(body.lines().any(|l| l == "ready"), "{body}");
+}
+
+/// The fixture copied out of this kernel (`tests/fixtures/cgroup/
+/// v2-kernel-6.1`) still has the kernel's keys: a kernel package that adds
+/// or drops one fails here, and the fixture is copied again from
+/// `target/vm-cache/console.log` (sections work.before, oom.files,
+/// pressure.before).
+#[test]
+fn the_real_kernel_fixture_has_this_kernels_keys() {
+    let Some(vm) = machine() else { return };
+    let live = files(vm.section("work.before"));
+    let fixture = common::fixture("cgroup/v2-kernel-6.1/sys/fs/cgroup/work");
+    let keys = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter_map(|l| l.split_whitespace().next())
+            .map(str::to_string)
+            .collect()
+    };
+    for file in [
+        "cpu.stat",
+        "memory.stat",
+        "memory.events",
+        "pids.events",
+        "cpu.pressure",
+    ] {
+        let committed = std::fs::read_to_string(fixture.join(file)).unwrap();
+        assert_eq!(keys(&committed), keys(&live[file]), "{file}");
+    }
 }

@@ -94,6 +94,12 @@ scenario_limits() {
     start $W helper hog 24 spin
     ready /tmp/ready
     echo "=== PID work $PID"
+    echo "=== BEGIN work.proc"
+    echo "--- cgroup"
+    cat /proc/$PID/cgroup
+    echo "--- mountinfo"
+    cat /proc/self/mountinfo
+    echo "=== END work.proc"
     sleep 2
     freeze $W
     dump work.before $W
@@ -142,53 +148,52 @@ scenario_pressure() {
     for p in $(cat $P/cgroup.procs); do kill -9 $p; done
 }
 
-# get NAME PATH: GET PATH from the daemon, the whole answer (status line,
-# headers, body). HTTP/1.0: the daemon closes the connection.
+# get NAME PATH: GET PATH from the daemon: the status line and headers
+# (wget -S), then the body when the status is 2xx.
 get() {
     echo "=== BEGIN $1"
-    echo "uptime $(cut -d' ' -f1 /proc/uptime)"
-    printf 'GET %s HTTP/1.0\r\nHost: vm\r\n\r\n' "$2" | nc 127.0.0.1 8482 | tr -d '\r' | grep -v '^#'
+    wget -S -O - "http://127.0.0.1:8482$2" 2>&1 | grep -v '^#'
     echo "=== END $1"
 }
 
 scenario_rounds() {
-    # The daemon, a round a second, on a cgroup of 0.1 core and 32M with a
+    # The daemon, a round every 2 s, on a cgroup of 0.05 core and 32M with a
     # spinner holding 26 MiB: CPU and throttling past their critical
     # levels, memory past its warning. The defaults' levels, without their
     # `for` (a minute or two) so that the states show in seconds; the CPU
-    # check gates readiness. Then 10 MiB more: the OOM killer takes the
+    # checks gate readiness. Then 10 MiB more: the OOM killer takes the
     # spinner, the CPU figures fall and readiness comes back.
     R=$CG/rounds
     mkdir $R
     echo 32M > $R/memory.max
-    echo "10000 100000" > $R/cpu.max
+    echo "5000 100000" > $R/cpu.max
     start $R helper hog 26 spin
     ready /tmp/ready
     cat > /tmp/rounds.yaml <<EOF
 listen: 127.0.0.1:8482
-interval: 1s
+interval: 2s
 sources:
   host: {enabled: false}
   cgroup: {enabled: true, target: {path: $R}}
 checks:
   - {name: container_cpu, metric: vitals_cgroup_cpu_limit_utilization_ratio, direction: above, warning: 0.7, critical: 0.9, hysteresis: 0.05, readiness: true}
   - {name: container_memory, metric: vitals_cgroup_memory_limit_utilization_ratio, direction: above, warning: 0.8, critical: 0.95, hysteresis: 0.02}
-  - {name: container_cpu_throttling, metric: vitals_cgroup_cpu_throttled_ratio, direction: above, warning: 0.25, critical: 0.5, hysteresis: 0.05}
+  - {name: container_cpu_throttling, metric: vitals_cgroup_cpu_throttled_ratio, direction: above, warning: 0.25, critical: 0.5, hysteresis: 0.05, readiness: true}
   - {name: container_oom, metric: vitals_cgroup_memory_oom_kills_total, direction: above, critical: 0}
 EOF
     vitals --config /tmp/rounds.yaml 2>/tmp/rounds.err &
     DAEMON=$!
-    sleep 4
+    sleep 5
     dump rounds.k1 $R
     get rounds.m1 /metrics
-    sleep 3
+    sleep 4
     dump rounds.k2 $R
     get rounds.m2 /metrics
     get rounds.ready1 /health/ready
     start $R helper hog 10
     ready /tmp/ready
     echo "=== ROUNDS procs $(grep -c . $R/cgroup.procs)"
-    sleep 3
+    sleep 5
     get rounds.m3 /metrics
     get rounds.ready2 /health/ready
     kill $DAEMON
@@ -199,7 +204,7 @@ EOF
     for p in $(cat $R/cgroup.procs); do kill -9 $p; done
 }
 
-# pod TAG POD APP APP2 SIDECAR PAUSE: a pod as a cgroup v2 node's kubelet
+# pod TAG POD APP APP2 SIDECAR PAUSE [short]: a pod as a cgroup v2 node's kubelet
 # and containerd make it. POD (96M, 0.5 core) holds the containers' cgroups:
 # APP (64M, 0.2 core; 24 MiB and spinning), APP2 (no limit of its own,
 # 8 MiB), SIDECAR and PAUSE. One PID namespace whose PID 1 is pause
@@ -232,7 +237,7 @@ pod() {
     dump $tag.app2.before $P/$4
     dump $tag.pod $P
     nsenter -t $PAUSE -p helper container $P/$5 --host-cgroup /host/sys/fs/cgroup -- \
-        sh /init --sidecar $tag
+        sh /init --sidecar $tag $7
     dump $tag.app.after $P/$3
     dump $tag.app2.after $P/$4
     thaw $P/$3
@@ -242,7 +247,8 @@ pod() {
 }
 
 # Inside the sidecar container: vitals as uid 1000 on the app, by pid, by
-# process, every container, and through the node's tree (a hostPath).
+# process, every container, and through the node's tree (a hostPath); with
+# "short" the last two only (the second pod, to keep the VM's time down).
 sidecar() {
     tag=$1
     for d in /proc/[0-9]*; do
@@ -252,14 +258,16 @@ sidecar() {
     done
     echo "=== PID $tag.app $APP"
     AS="helper as 1000"
-    once $tag.pid "{pid: $APP}"
-    once $tag.process '{process: "hog 24 spin"}'
+    if [ "$2" != short ]; then
+        once $tag.pid "{pid: $APP}"
+        once $tag.process '{process: "hog 24 spin"}'
+    fi
     once $tag.auto '{container: auto}'
     once $tag.host "{container: auto}" "paths: {cgroup: /host/sys/fs/cgroup}"
 }
 
 if [ "$1" = --sidecar ]; then
-    sidecar "$2"
+    sidecar "$2" "$3"
     exit
 fi
 
@@ -278,7 +286,7 @@ mkdir $CG/drain
 UID_=0b5e1c6a-7f0e-4c1e-9a51-3f2d8c1e4b70
 scenario_pod_cgroupfs() {
     pod cgroupfs $CG/kubepods/burstable/pod$UID_ \
-        8f3c2a1b9d4e 5a6b7c8d9e0f 1d2e3f4a5b6c 0a1b2c3d4e5f
+        8f3c2a1b9d4e 5a6b7c8d9e0f 1d2e3f4a5b6c 0a1b2c3d4e5f short
 }
 scenario_pod_systemd() {
     S=$(echo $UID_ | tr - _)
