@@ -304,6 +304,10 @@ fn memory_high_pressure_and_pids_max_equal_the_kernel_files() {
     assert!(keyed(&dump["memory.events"], "high").unwrap() > 0);
     assert_eq!(dump["memory.high"].trim(), (8 * MIB).to_string());
     // pids.max 3 reached: a fork was refused.
+    assert_eq!(
+        vm.marker("FORK"),
+        Some("fork refused: Resource temporarily unavailable")
+    );
     assert!(keyed(&dump["pids.events"], "max").unwrap() >= 1);
     let mut want = expected(&dump);
     assert!(want["vitals_cgroup_pressure_memory_some_seconds_total"].value > 0);
@@ -372,6 +376,21 @@ fn pod_sidecar(names: &PodNames) {
             limit_source(text, &labels, "memory").as_deref(),
             Some("cgroup")
         );
+    }
+
+    if names.single_targets {
+        // vitals as uid 2000, no capability: the app's /proc/<pid>/root and
+        // mountinfo are closed to it; the round fails and says what to do.
+        let text = vm.section(&format!("{tag}.otheruid"));
+        let stderr = vm.section(&format!("{tag}.otheruid.stderr"));
+        assert!(text.lines().any(|l| l == "exit 1"), "{text}");
+        assert!(
+            !text.contains("vitals_cgroup_memory_usage_bytes"),
+            "figures without access:\n{text}"
+        );
+        for hint in ["CAP_SYS_PTRACE", "shareProcessNamespace", "paths.cgroup"] {
+            assert!(stderr.contains(hint), "{hint} missing from:\n{stderr}");
+        }
     }
 
     // app2 has no limit of its own. Through its mounts only its own cgroup

@@ -13,6 +13,8 @@
  *                           mounted again (the current PID namespace);
  *                           with --host-cgroup the node's tree stays
  *                           reachable at DIR (a hostPath); exec CMD
+ *   helper fork             fork once (a cgroup at pids.max refuses it:
+ *                           "fork refused" on stdout), then sleep
  *   helper as UID CMD ARGS...
  *                           drop to UID (and the same gid, no groups, so
  *                           no capability either) and exec CMD
@@ -114,6 +116,17 @@ static int as(int argc, char **argv) {
     return 111;
 }
 
+static void forks(void) {
+    pid_t pid = fork();
+    if (pid < 0)
+        printf("fork refused: %s\n", strerror(errno));
+    else if (pid > 0)
+        printf("fork done\n");
+    fflush(stdout);
+    for (;;)
+        pause();
+}
+
 int main(int argc, char **argv) {
     const char *name = strrchr(argv[0], '/');
     name = name ? name + 1 : argv[0];
@@ -123,6 +136,10 @@ int main(int argc, char **argv) {
     }
     if (argc > 1 && strcmp(argv[1], "hog") == 0)
         return hog(argc, argv);
+    if (argc > 1 && strcmp(argv[1], "fork") == 0) {
+        forks();
+        return 0;
+    }
     if (argc > 1 && strcmp(argv[1], "as") == 0)
         return as(argc, argv);
     if (argc > 1 && strcmp(argv[1], "container") == 0)

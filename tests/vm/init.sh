@@ -130,7 +130,8 @@ scenario_oom() {
 scenario_pressure() {
     # 12 MiB against memory.high 8M, no swap: the kernel throttles the
     # allocations (memory.events high) and counts the stall as memory
-    # pressure. pids.max 3 with 3 sleepers: a fourth fork is refused.
+    # pressure. pids.max 3: the hog, a sleeper and a process whose fork is
+    # refused.
     P=$CG/pressure
     mkdir $P
     echo 8M > $P/memory.high
@@ -138,8 +139,12 @@ scenario_pressure() {
     sh -c 'echo $$ > "$0/cgroup.procs"; exec helper hog 12' $P > /dev/null &
     sleep 3
     start $P sleep 1000
-    start $P sh -c 'sleep 1000 & sleep 1000 & wait' 2>/dev/null
-    sleep 0.5
+    start $P helper fork
+    n=0
+    until grep -q fork /tmp/ready; do
+        n=$((n + 1)); [ $n -gt 100 ] && break; sleep 0.1
+    done
+    echo "=== FORK $(cat /tmp/ready)"
     freeze $P
     dump pressure.before $P
     once pressure.path "{path: $P}"
@@ -247,7 +252,8 @@ pod() {
 }
 
 # Inside the sidecar container: vitals as uid 1000 on the app, by pid, by
-# process, every container, and through the node's tree (a hostPath); with
+# process (and as another uid, refused), every container, and through the
+# node's tree (a hostPath); with
 # "short" the last two only (the second pod, to keep the VM's time down).
 sidecar() {
     tag=$1
@@ -261,6 +267,8 @@ sidecar() {
     if [ "$2" != short ]; then
         once $tag.pid "{pid: $APP}"
         once $tag.process '{process: "hog 24 spin"}'
+        # Another uid, no CAP_SYS_PTRACE: the app's mounts are closed.
+        AS="helper as 2000" once $tag.otheruid "{pid: $APP}"
     fi
     once $tag.auto '{container: auto}'
     once $tag.host "{container: auto}" "paths: {cgroup: /host/sys/fs/cgroup}"
