@@ -8,7 +8,8 @@
 //! Scenarios: a cgroup with `memory.max` 64M, `cpu.max 20000 100000` and
 //! `pids.max` 32 holding 24 MiB and spinning (targets path, pid, process);
 //! a real OOM kill in 16M (path and pid); `memory.high` throttling with its
-//! memory pressure and `pids.max` reached; a Kubernetes pod in both cgroup
+//! memory pressure and `pids.max` reached; io pressure of a writer held by
+//! `io.max` on a RAM disk; a Kubernetes pod in both cgroup
 //! drivers' naming, read from the sidecar as uid 1000 without capabilities
 //! through the app's mounts (`{pid}`, `{process}`, `{container: auto}`)
 //! and through the node's tree (`paths.cgroup`).
@@ -317,6 +318,31 @@ fn memory_high_pressure_and_pids_max_equal_the_kernel_files() {
     assert_figures(
         "memory.high 8M with 12 MiB (memory pressure), pids.max 3 reached",
         exposition(vm, "pressure.path"),
+        &[],
+        &want,
+    );
+}
+
+#[test]
+fn io_pressure_of_a_throttled_writer_equals_the_kernel_files() {
+    let Some(vm) = machine() else { return };
+    assert_eq!(vm.marker("IO dd exit"), Some("0"));
+    let dump = files(vm.section("io.files"));
+    assert!(
+        dump["io.max"].contains("wbps=1048576"),
+        "{}",
+        dump["io.max"]
+    );
+    let want = expected(&dump);
+    // 3 MiB at 1 MiB/s: seconds of waiting on I/O.
+    assert!(
+        want["vitals_cgroup_pressure_io_some_seconds_total"].value > 1_000_000,
+        "{want:?}"
+    );
+    assert!(want["vitals_cgroup_pressure_io_full_seconds_total"].value > 0);
+    assert_figures(
+        "io.max wbps 1 MiB/s, 3 MiB written with O_DIRECT (io pressure)",
+        exposition(vm, "io.path"),
         &[],
         &want,
     );

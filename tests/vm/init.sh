@@ -4,7 +4,7 @@
 # prints sections between "=== BEGIN name" and "=== END name": the
 # kernel's files ("--- file" then its text) and vitals' exposition, read
 # while the workload's cgroup is frozen where the figures move.
-FILES="cgroup.procs cpu.max cpu.stat memory.current memory.max memory.high
+FILES="cgroup.procs io.max cpu.max cpu.stat memory.current memory.max memory.high
 memory.events memory.stat pids.current pids.max pids.events cpu.pressure
 memory.pressure io.pressure"
 
@@ -209,6 +209,19 @@ EOF
     for p in $(cat $R/cgroup.procs); do kill -9 $p; done
 }
 
+scenario_io() {
+    # 3 MiB written with O_DIRECT to the RAM disk, throttled to 1 MiB/s by
+    # io.max: the writer waits on its I/O, which PSI counts as io pressure.
+    I=$CG/io
+    mkdir $I
+    echo "$(cat /sys/block/ram0/dev) wbps=1048576" > $I/io.max
+    start $I dd if=/dev/zero of=/dev/ram0 bs=64k count=48 oflag=direct
+    wait $PID
+    echo "=== IO dd exit $?"
+    dump io.files $I
+    once io.path "{path: $I}"
+}
+
 # pod TAG POD APP APP2 SIDECAR PAUSE [short]: a pod as a cgroup v2 node's kubelet
 # and containerd make it. POD (96M, 0.5 core) holds the containers' cgroups:
 # APP (64M, 0.2 core; 24 MiB and spinning), APP2 (no limit of its own,
@@ -290,6 +303,8 @@ ip link set lo up
 CG=/sys/fs/cgroup
 echo "+cpu +memory +pids +io" > $CG/cgroup.subtree_control
 mkdir $CG/drain
+# One 16 MiB RAM disk, /dev/ram0, for the io scenario.
+insmod /lib/modules/brd.ko rd_nr=1 rd_size=16384
 
 UID_=0b5e1c6a-7f0e-4c1e-9a51-3f2d8c1e4b70
 scenario_pod_cgroupfs() {
@@ -303,7 +318,7 @@ scenario_pod_systemd() {
         cri-containerd-1d2e3f4a5b6c.scope cri-containerd-0a1b2c3d4e5f.scope
 }
 
-for s in limits oom pressure rounds pod_systemd pod_cgroupfs; do
+for s in limits oom pressure io rounds pod_systemd pod_cgroupfs; do
     echo "=== SCENARIO $s $(cut -d' ' -f1 /proc/uptime)"
     scenario_$s
 done

@@ -101,11 +101,14 @@ fn fetch_deb(name: &str, dir: &Path) -> PathBuf {
 }
 
 /// The cloud kernel's image, cached as `vm-cache/vmlinuz` (with its
-/// `config` beside it).
-fn kernel(cache: &Path) -> PathBuf {
+/// `config` beside it), and its RAM disk module `brd.ko` (a block device
+/// for the io scenario; the cloud kernel builds it as a module, and
+/// uncompressed, so busybox's insmod loads it).
+fn kernel(cache: &Path) -> (PathBuf, PathBuf) {
     let image = cache.join("vmlinuz");
-    if image.exists() {
-        return image;
+    let brd = cache.join("brd.ko");
+    if image.exists() && brd.exists() {
+        return (image, brd);
     }
     // linux-image-cloud-amd64 is a metapackage: its one dependency is the
     // versioned image package (linux-image-6.1.0-N-cloud-amd64 on bookworm).
@@ -128,9 +131,15 @@ fn kernel(cache: &Path) -> PathBuf {
             std::fs::write(cache.join("kernel-version"), version).unwrap();
         }
     }
+    let version = std::fs::read_to_string(cache.join("kernel-version")).expect("no vmlinuz");
+    std::fs::copy(
+        tree.join(format!("lib/modules/{version}/kernel/drivers/block/brd.ko")),
+        &brd,
+    )
+    .expect("brd.ko in the kernel package");
     std::fs::remove_dir_all(&tree).unwrap();
     std::fs::rename(cache.join("vmlinuz.part"), &image).expect("no vmlinuz in the package");
-    image
+    (image, brd)
 }
 
 fn is_static(path: &Path) -> bool {
@@ -276,7 +285,7 @@ pub fn boot(init: &str, timeout: Duration) -> Option<Vm> {
     let started = Instant::now();
     let cache = target_dir().join("vm-cache");
     std::fs::create_dir_all(&cache).unwrap();
-    let kernel = kernel(&cache);
+    let (kernel, brd) = kernel(&cache);
     let busybox = busybox(&cache);
     let work = tempfile::tempdir().unwrap();
 
@@ -311,6 +320,7 @@ pub fn boot(init: &str, timeout: Duration) -> Option<Vm> {
     // The pod's infrastructure container: its comm must be "pause".
     cpio.file("bin/pause", 0o755, &helper_bytes);
     cpio.file("bin/vitals", 0o755, &std::fs::read(&vitals).unwrap());
+    cpio.file("lib/modules/brd.ko", 0o644, &std::fs::read(&brd).unwrap());
     for lib in libraries(Path::new(env!("CARGO_BIN_EXE_vitals"))) {
         let bytes = std::fs::read(&lib).unwrap_or_else(|e| panic!("{}: {e}", lib.display()));
         cpio.file(lib.to_str().unwrap(), 0o755, &bytes);
