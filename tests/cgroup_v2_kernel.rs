@@ -154,8 +154,9 @@ fn assert_figures(
     labels: &[(&str, &str)],
     want: &BTreeMap<&'static str, Kernel>,
 ) {
-    println!(
-        "\n{title}\n  {:<52} {:>16} {:>16}",
+    // One print per table: the tests run in parallel.
+    let mut table = format!(
+        "\n{title}\n  {:<52} {:>16} {:>16}\n",
         "metric", "vitals", "kernel"
     );
     let mut wrong = Vec::new();
@@ -163,16 +164,17 @@ fn assert_figures(
         let got = sample(exposition, name, labels);
         let shown = |v: f64| format!("{v}");
         let kernel_value = kernel.value as f64 / kernel.scale;
-        println!(
-            "  {name:<52} {:>16} {:>16}",
+        table.push_str(&format!(
+            "  {name:<52} {:>16} {:>16}\n",
             got.map(shown).unwrap_or_else(|| "absent".into()),
             shown(kernel_value)
-        );
+        ));
         // Back to the kernel's integer: exact, whatever the float printing.
         if got.map(|v| (v * kernel.scale).round() as u64) != Some(kernel.value) {
             wrong.push(format!("{name}: vitals {got:?}, kernel {kernel_value}"));
         }
     }
+    print!("{table}");
     assert!(
         wrong.is_empty(),
         "{title}: vitals differs from the kernel's files:\n{}\nexposition:\n{exposition}",
@@ -510,8 +512,10 @@ fn daemon_ratios_over_rounds_and_checks_follow_the_kernel() {
     let throttled = sample(m2, "vitals_cgroup_cpu_throttled_ratio", &[]).expect("throttled ratio");
     let memory =
         sample(m2, "vitals_cgroup_memory_limit_utilization_ratio", &[]).expect("memory ratio");
-    println!("\nthe daemon, rounds of 2 s, 0.05 core and 32M, 26 MiB spinning");
-    println!("  {:<48} {:>10} {:>10}", "ratio", "vitals", "kernel");
+    let mut table = format!(
+        "\nthe daemon, rounds of 2 s, 0.05 core and 32M, 26 MiB spinning\n  {:<48} {:>10} {:>10}\n",
+        "ratio", "vitals", "kernel"
+    );
     for (name, v, k) in [
         ("vitals_cgroup_cpu_limit_utilization_ratio", cpu, cpu_kernel),
         (
@@ -525,8 +529,9 @@ fn daemon_ratios_over_rounds_and_checks_follow_the_kernel() {
             memory_kernel,
         ),
     ] {
-        println!("  {name:<48} {v:>10.4} {k:>10.4}");
+        table.push_str(&format!("  {name:<48} {v:>10.4} {k:>10.4}\n"));
     }
+    print!("{table}");
     assert!(
         (cpu - cpu_kernel).abs() < 0.15,
         "cpu {cpu} vs kernel {cpu_kernel}"

@@ -222,13 +222,14 @@ scenario_io() {
     once io.path "{path: $I}"
 }
 
-# pod TAG POD APP APP2 SIDECAR PAUSE [short]: a pod as a cgroup v2 node's kubelet
-# and containerd make it. POD (96M, 0.5 core) holds the containers' cgroups:
+# pod TAG POD APP APP2 SIDECAR PAUSE [short]: a pod as a cgroup v2 node's
+# kubelet and containerd make it. POD (96M, 0.5 core) holds the containers' cgroups:
 # APP (64M, 0.2 core; 24 MiB and spinning), APP2 (no limit of its own,
 # 8 MiB), SIDECAR and PAUSE. One PID namespace whose PID 1 is pause
 # (shareProcessNamespace); every container in its own cgroup and mount
-# namespace with cgroup2 mounted at /sys/fs/cgroup. App and sidecar run as
-# uid 1000 without capabilities, as deploy/kubernetes does.
+# namespace with cgroup2 mounted at /sys/fs/cgroup. The apps and vitals in
+# the sidecar run as uid 1000 without capabilities, as deploy/kubernetes
+# does.
 pod() {
     tag=$1 P=$2
     d=$CG
@@ -266,8 +267,8 @@ pod() {
 
 # Inside the sidecar container: vitals as uid 1000 on the app, by pid, by
 # process (and as another uid, refused), every container, and through the
-# node's tree (a hostPath); with
-# "short" the last two only (the second pod, to keep the VM's time down).
+# node's tree (a hostPath); with "short" the last two only (the second pod,
+# to keep the VM's time down).
 sidecar() {
     tag=$1
     for d in /proc/[0-9]*; do
