@@ -21,6 +21,11 @@ declare -A needs=(
   [redis-server]=/usr/bin/redis-server
   [redis-tools]=/usr/bin/redis-cli
   [python3-prometheus-client]=/usr/lib/python3/dist-packages/prometheus_client/__init__.py
+  # tests/cgroup_v2_kernel.rs: a cgroup v2 VM under software emulation,
+  # its init a static busybox, its helper built with gcc -static.
+  [qemu-system-x86]=/usr/bin/qemu-system-x86_64
+  [busybox-static]=/bin/busybox
+  [libc6-dev]=/usr/lib/x86_64-linux-gnu/libc.a
 )
 missing=()
 for pkg in "${!needs[@]}"; do

@@ -682,3 +682,97 @@ async fn one_unreachable_container_fails_only_its_own_figures() {
     assert_eq!(usage(&out, JAVA), Some(301989888.0));
     assert_eq!(usage(&out, WORKER), None);
 }
+
+/// `v2-kernel-6.1`: files copied out of Debian's 6.1 cloud kernel
+/// (6.1.0-57-cloud-amd64, 6.1.192) by tests/cgroup_v2_kernel.rs, as that
+/// kernel wrote them: `work` (64M, 0.2 core, pids.max 32; 24 MiB held and
+/// spinning, frozen), `oom` (16M after a real OOM kill) and `pressure`
+/// (memory.high 8M against 12 MiB, pids.max 3 reached).
+#[tokio::test]
+async fn v2_files_of_a_real_6_1_kernel() {
+    let root = fixture("v2-kernel-6.1");
+    let out = collect_tree("v2-kernel-6.1").await;
+    assert_eq!(info(&out), ("v2".into(), "/work".into()));
+    assert_values(
+        &out,
+        &[
+            ("vitals_cgroup_cpu_usage_seconds_total", Some(0.863089)),
+            ("vitals_cgroup_cpu_limit_cores", Some(0.2)),
+            ("vitals_cgroup_cpu_periods_total", Some(47.0)),
+            ("vitals_cgroup_cpu_throttled_periods_total", Some(43.0)),
+            ("vitals_cgroup_cpu_throttled_seconds_total", Some(3.280298)),
+            ("vitals_cgroup_memory_usage_bytes", Some(25325568.0)),
+            // inactive_file 0: all of it is the working set.
+            ("vitals_cgroup_memory_working_set_bytes", Some(25325568.0)),
+            ("vitals_cgroup_memory_rss_bytes", Some(25214976.0)),
+            ("vitals_cgroup_memory_limit_bytes", Some(67108864.0)),
+            ("vitals_cgroup_memory_oom_events_total", Some(0.0)),
+            ("vitals_cgroup_memory_oom_kills_total", Some(0.0)),
+            ("vitals_cgroup_pids_current", Some(1.0)),
+            ("vitals_cgroup_pids_limit", Some(32.0)),
+            (
+                "vitals_cgroup_pressure_cpu_some_seconds_total",
+                Some(3.395972),
+            ),
+            (
+                "vitals_cgroup_pressure_cpu_full_seconds_total",
+                Some(3.395972),
+            ),
+            (
+                "vitals_cgroup_pressure_memory_some_seconds_total",
+                Some(0.0),
+            ),
+            ("vitals_cgroup_pressure_io_some_seconds_total", Some(0.0)),
+        ],
+    );
+
+    let oom = try_collect(
+        &paths(&root),
+        &config(CgroupTarget::Path("/oom".into()), None),
+    )
+    .await
+    .expect("oom cgroup");
+    assert_values(
+        &oom,
+        &[
+            ("vitals_cgroup_memory_limit_bytes", Some(16777216.0)),
+            ("vitals_cgroup_memory_usage_bytes", Some(114688.0)),
+            ("vitals_cgroup_memory_oom_events_total", Some(1.0)),
+            ("vitals_cgroup_memory_oom_kills_total", Some(1.0)),
+            ("vitals_cgroup_pids_limit", None),
+            ("vitals_cgroup_cpu_periods_total", Some(0.0)),
+            (
+                "vitals_cgroup_pressure_memory_some_seconds_total",
+                Some(0.022177),
+            ),
+            (
+                "vitals_cgroup_pressure_cpu_full_seconds_total",
+                Some(0.033506),
+            ),
+        ],
+    );
+
+    let pressure = try_collect(
+        &paths(&root),
+        &config(CgroupTarget::Path("/pressure".into()), None),
+    )
+    .await
+    .expect("pressure cgroup");
+    assert_values(
+        &pressure,
+        &[
+            ("vitals_cgroup_memory_usage_bytes", Some(9650176.0)),
+            ("vitals_cgroup_memory_rss_bytes", Some(9490432.0)),
+            ("vitals_cgroup_pids_current", Some(3.0)),
+            ("vitals_cgroup_pids_limit", Some(3.0)),
+            (
+                "vitals_cgroup_pressure_memory_some_seconds_total",
+                Some(5.517638),
+            ),
+            (
+                "vitals_cgroup_pressure_memory_full_seconds_total",
+                Some(5.457924),
+            ),
+        ],
+    );
+}
