@@ -237,8 +237,9 @@ impl Format {
 /// - a family whose kind differs from the first one of that name (two
 ///   applications disagreeing) is left out;
 /// - a family with an invalid name is left out, and so is a sample with an
-///   invalid or repeated label name, a bucket without `le`, a summary
-///   quantile without `quantile`, or a suffix its kind does not have;
+///   invalid or repeated label name, a bucket without a numeric `le`, a
+///   summary quantile without a `quantile` between 0 and 1, or a suffix
+///   its kind does not have;
 /// - a series (sample name and label set, an empty label value counting as
 ///   no label, as Prometheus reads it) given again is left out: the first
 ///   one stays;
@@ -475,7 +476,13 @@ fn clean<'a>(
             (Kind::Summary, "_sum" | "_count") => !created,
             _ => false,
         };
-        let point = point_label.is_some_and(|l| sample.label(l).is_some());
+        // `le` a number, `quantile` one between 0 and 1: OpenMetrics
+        // refuses anything else, and no quantile can use it.
+        let point = match (point_label, point_label.and_then(|l| sample.label(l))) {
+            (Some("le"), Some(v)) => v.parse::<f64>().is_ok_and(|v| !v.is_nan()),
+            (Some(_), Some(v)) => v.parse::<f64>().is_ok_and(|v| (0.0..=1.0).contains(&v)),
+            _ => false,
+        };
         let needs_point = !created
             && matches!(
                 (kind, sample.suffix),
@@ -539,7 +546,13 @@ fn write_value(out: &mut String, value: f64) {
 }
 
 fn escape_help(help: &str, format: Format) -> String {
-    let escaped = help.replace('\\', "\\\\").replace('\n', "\\n");
+    // A carriage return has no escape, and at the end of the line it would
+    // read as a CRLF line end (an error in OpenMetrics): HELP is text for
+    // people, so it goes.
+    let escaped = help
+        .replace('\\', "\\\\")
+        .replace('\n', "\\n")
+        .replace('\r', "");
     match format {
         // OpenMetrics' escaped-string has no bare double quote.
         Format::OpenMetrics => escaped.replace('"', "\\\""),

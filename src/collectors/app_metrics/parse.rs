@@ -33,7 +33,8 @@
 //! family's samples, sample names with their type's suffixes only, no two
 //! families whose sample names could clash, a UNIT that is the suffix of
 //! its family's name, increasing timestamps for a series given twice, no
-//! comment but metadata, no blank line, no `\r`, and `# EOF` at the end.
+//! comment but metadata, no blank line, no `\r\n` line end, and `# EOF`
+//! at the end.
 //! Both keep an unknown escape (`\z`) as written, as Prometheus does: it
 //! replaces only `\\`, `\"` and `\n` in label values (`\\` and `\n` in a
 //! text 0.0.4 HELP).
@@ -228,11 +229,12 @@ struct Line<'a> {
 
 /// A hash of a label set that does not depend on the labels' order (a
 /// series is the same whatever order its labels are written in), leaving
-/// out the label `skip`.
+/// out the label `skip` and the empty values ("Empty label values SHOULD be
+/// treated as if the label was not present", and Prometheus drops them).
 fn set_hash(labels: &[(String, String)], skip: Option<&str>) -> u64 {
     labels
         .iter()
-        .filter(|(k, _)| Some(k.as_str()) != skip)
+        .filter(|(k, v)| Some(k.as_str()) != skip && !v.is_empty())
         .fold(0u64, |acc, pair| {
             let mut h = std::collections::hash_map::DefaultHasher::new();
             pair.hash(&mut h);
@@ -240,8 +242,16 @@ fn set_hash(labels: &[(String, String)], skip: Option<&str>) -> u64 {
         })
 }
 
+/// Whether two label sets are the same series (order and empty values
+/// aside).
 fn same_set(a: &[(String, String)], b: &[(String, String)]) -> bool {
-    a.len() == b.len() && a.iter().all(|p| b.contains(p))
+    let set = |l: &[(String, String)]| -> Vec<(String, String)> {
+        let mut l: Vec<(String, String)> =
+            l.iter().filter(|(_, v)| !v.is_empty()).cloned().collect();
+        l.sort();
+        l
+    };
+    set(a) == set(b)
 }
 
 /// The parser's state across lines.
@@ -339,7 +349,9 @@ impl Parser {
                 .unwrap_or(raw)
                 .trim_start_matches([' ', '\t']),
             Dialect::OpenMetrics => {
-                if raw.contains('\r') {
+                // A carriage return inside a label value or a HELP is a
+                // normal-char of the ABNF; only a line ending has none.
+                if raw.ends_with('\r') {
                     return Err(
                         "carriage return: OpenMetrics lines end with a line feed alone"
                             .to_owned()
@@ -571,6 +583,17 @@ impl Parser {
             self.sampled.insert(placement.meta.to_owned());
         }
         let at = match self.index.get(placement.family) {
+            // `x 1` beside a histogram `x`, or `x_created 1` before and
+            // after a TYPE x counter: one name, two kinds.
+            Some(&at) if self.families[at].kind != placement.kind => {
+                return Err(format!(
+                    "sample {name} would be {} in the {} family {}",
+                    placement.kind.as_str(),
+                    self.families[at].kind.as_str(),
+                    placement.family
+                )
+                .into());
+            }
             Some(&at) => at,
             None => {
                 let help = self

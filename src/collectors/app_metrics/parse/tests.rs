@@ -355,9 +355,9 @@ fn valid_bodies_are_accepted() {
         ),
         // Text 0.0.4: a series repeated without timestamps keeps the
         // first, as Prometheus 2.42 does; written with its labels in
-        // another order it is the same series.
+        // another order, or with an empty label, it is the same series.
         (
-            "a{x=\"1\",y=\"2\"} 1\na{y=\"2\",x=\"1\"} 2\na{x=\"1\",y=\"2\"} 3\n",
+            "a{x=\"1\",y=\"2\"} 1\na{y=\"2\",x=\"1\"} 2\na{x=\"1\",y=\"2\",z=\"\"} 3\n",
             Dialect::Text,
             ("a", 0, &[("x", "1"), ("y", "2")], 1.0),
         ),
@@ -540,6 +540,11 @@ fn invalid_bodies_are_refused_with_line_and_rule() {
             "line 1: invalid timestamp \"1.5\" of a (text 0.0.4 wants integer milliseconds)",
         ),
         ("a 1 # {} 1\n", text, "line 1: invalid timestamp \"#\""),
+        (
+            "# TYPE h histogram\nh_sum 1\nh 2\n",
+            text,
+            "line 3: sample h would be untyped in the histogram family h",
+        ),
     ];
     for (body, dialect, want) in cases {
         let got = parse_exposition(body, *dialect, 100)
