@@ -89,6 +89,26 @@ fn seeds() -> Vec<(&'static str, Vec<u8>)> {
             "app/openmetrics",
             fixture("app_metrics/python-client-0.16-openmetrics.txt"),
         ),
+        // Every OpenMetrics type, exemplars, UNIT, timestamps, escapes (the
+        // specification's own examples, shortened).
+        (
+            "app/openmetrics",
+            b"# TYPE foo histogram\nfoo_bucket{le=\"0.1\"} 8 # {} 0.054\n\
+              foo_bucket{le=\"1\"} 11 # {trace_id=\"KOO5S4vxi0o\"} 0.67\nfoo_bucket{le=\"+Inf\"} 17\n\
+              foo_count 17\nfoo_sum 324789.3\nfoo_created 1520430000.123\n\
+              # TYPE s_seconds summary\n# UNIT s_seconds seconds\ns_seconds_count{a=\"bb\"} 0 123\n\
+              s_seconds_sum{a=\"bb\"} 0 123\ns_seconds_count{a=\"bb\"} 1 456\ns_seconds_sum{a=\"bb\"} 2 456\n\
+              s_seconds{a=\"c\\z\",quantile=\"0.5\"} 1\n\
+              # TYPE st stateset\nst{st=\"a\"} 1\nst{st=\"b\"} 0\n# TYPE i info\ni_info{v=\"8.2\"} 1\n\
+              # TYPE g gaugehistogram\ng_bucket{le=\"+Inf\"} 4\ng_gcount 4\ng_gsum 3\n\
+              # TYPE c counter\n# HELP c Say \\\"hi\\\".\nc_total 17 1520879607.789 # {a=\"b\"} 1\nc_created 1520430000.123\n# EOF\n"
+                .to_vec(),
+        ),
+        (
+            "app/text",
+            b"# comment\r\n  a{x=\"\\z\"} 1 1000\r\na{x=\"\\z\"} 2 2000\nb 1\na{x=\"y\"} 3\n# TYPE h histogram\nh_bucket{le=\"1\"} 1\nh_count 1\n"
+                .to_vec(),
+        ),
     ];
     // Every parser has at least one seed, and every seed parses as it is.
     let parsers = kernel_file_parsers();
