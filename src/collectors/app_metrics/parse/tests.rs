@@ -347,6 +347,35 @@ fn valid_bodies_are_accepted() {
             Dialect::Text,
             ("a", 0, &[("x", "\\z")], 1.0),
         ),
+        // The text format document's own example (shortened).
+        (
+            "# HELP http_requests_total The total number of HTTP requests.\n\
+             # TYPE http_requests_total counter\n\
+             http_requests_total{method=\"post\",code=\"200\"} 1027 1395066363000\n\
+             http_requests_total{method=\"post\",code=\"400\"}    3 1395066363000\n\
+             \n\
+             # Escaping in label values:\n\
+             msdos_file_access_time_seconds{path=\"C:\\\\DIR\\\\FILE.TXT\",error=\"Cannot find file:\\n\\\"FILE.TXT\\\"\"} 1.458255915e9\n\
+             \n\
+             # Minimalistic line:\n\
+             metric_without_timestamp_and_labels 12.47\n\
+             \n\
+             # A weird metric from before the epoch:\n\
+             something_weird{problem=\"division by zero\"} +Inf -3982045\n\
+             \n\
+             # HELP rpc_duration_seconds A summary of the RPC duration in seconds.\n\
+             # TYPE rpc_duration_seconds summary\n\
+             rpc_duration_seconds{quantile=\"0.01\"} 3102\n\
+             rpc_duration_seconds_sum 1.7560473e+07\n\
+             rpc_duration_seconds_count 2693\n",
+            Dialect::Text,
+            (
+                "msdos_file_access_time_seconds",
+                0,
+                &[("path", "C:\\DIR\\FILE.TXT"), ("error", "Cannot find file:\n\"FILE.TXT\"")],
+                1.458255915e9,
+            ),
+        ),
         // Text 0.0.4: comments, blank lines, leading blanks, CRLF.
         (
             "# just a comment\r\n\r\n   # TYPE a gauge\r\n\t a{x=\"1\"} 2\r\n\n",
