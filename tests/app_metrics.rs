@@ -1,8 +1,11 @@
 //! `sources.app_metrics` against a real instrumented application (Debian's
 //! python3-prometheus-client serving tests/support/metrics_app.py) and a
 //! server of broken bodies: metrics merging on `/metrics` in both formats,
-//! the bounds (garbage, truncated, 50 MB, 1,000,000 series) refusing a round
-//! with a clear error and bounded memory, the other sources unaffected.
+//! the bounds (garbage, truncated, 50 MB, 1,000,000 series) and a body that
+//! breaks an OpenMetrics rule refusing a round with a clear error and
+//! bounded memory, the other sources unaffected; valid text that is easy to
+//! get wrong (an unknown escape, repeated series, a histogram without
+//! `+Inf`) kept as Prometheus keeps it.
 //!
 //! One Python app per test binary: the single test runs its cases in order.
 
