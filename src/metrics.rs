@@ -435,20 +435,28 @@ fn claims(name: &str, kind: Kind, format: Format) -> (&str, &'static str, Vec<St
     }
 }
 
-/// A label set compared as a set, an empty value counting as no label.
-#[derive(PartialEq, Eq, Hash)]
-struct SeriesKey<'a>(Vec<(&'a str, &'a str)>);
+/// A hash of a label set as Prometheus identifies a series: the labels'
+/// order aside, an empty value counting as no label, and the label `skip`
+/// (`le`, `quantile`) left out. Equal sets hash equal; [`same_series`]
+/// tells a rare collision from a repeat.
+pub fn series_hash(labels: &[(String, String)], skip: Option<&str>) -> u64 {
+    use std::hash::{Hash, Hasher};
+    labels
+        .iter()
+        .filter(|(k, v)| !v.is_empty() && Some(k.as_str()) != skip)
+        .fold(0u64, |acc, pair| {
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            pair.hash(&mut h);
+            acc.wrapping_add(h.finish())
+        })
+}
 
-impl<'a> SeriesKey<'a> {
-    fn of(labels: &'a [(String, String)], skip: Option<&str>) -> Self {
-        let mut pairs: Vec<(&str, &str)> = labels
-            .iter()
-            .filter(|(k, v)| !v.is_empty() && Some(k.as_str()) != skip)
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        pairs.sort_unstable();
-        SeriesKey(pairs)
-    }
+/// Whether two label sets (each without a repeated name) are one series,
+/// as [`series_hash`] sees them.
+pub fn same_series(a: &[(String, String)], b: &[(String, String)], skip: Option<&str>) -> bool {
+    let kept = |(k, v): &&(String, String)| !v.is_empty() && Some(k.as_str()) != skip;
+    a.iter().filter(kept).count() == b.iter().filter(kept).count()
+        && a.iter().filter(kept).all(|p| b.contains(p))
 }
 
 /// A family's samples without the invalid ones and the repeated series,
@@ -464,8 +472,9 @@ fn clean<'a>(
         Kind::Summary => Some("quantile"),
         _ => None,
     };
-    let mut seen: std::collections::HashSet<(&str, &str, SeriesKey<'_>)> =
-        std::collections::HashSet::with_capacity(lines.len());
+    // Series by hash (with the sample name), to the first kept sample.
+    let mut seen: std::collections::HashMap<u64, usize> =
+        std::collections::HashMap::with_capacity(lines.len());
     let mut kept: Vec<(&str, &Sample)> = Vec::with_capacity(lines.len());
     for (name, sample) in lines {
         // A `_created` gauge rendered within its parent's family.
@@ -494,19 +503,48 @@ fn clean<'a>(
         if !suffix_ok || point != needs_point || !labels_ok {
             continue;
         }
-        if seen.insert((name, sample.suffix, SeriesKey::of(&sample.labels, None))) {
-            kept.push((name, sample));
+        let key = {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            (name, sample.suffix).hash(&mut h);
+            h.finish() ^ series_hash(&sample.labels, None)
+        };
+        let same = |(n, s): &(&str, &Sample)| {
+            *n == name && s.suffix == sample.suffix && same_series(&s.labels, &sample.labels, None)
+        };
+        match seen.get(&key) {
+            None => {
+                seen.insert(key, kept.len());
+                kept.push((name, sample));
+            }
+            // A repeat is the first sample with its hash; anything else
+            // is a collision, looked up the long way.
+            Some(&at) if same(&kept[at]) => {}
+            Some(_) => {
+                if !kept.iter().any(same) {
+                    kept.push((name, sample));
+                }
+            }
         }
     }
     if !grouped {
         return kept;
     }
-    let mut order: std::collections::HashMap<SeriesKey<'_>, usize> =
-        std::collections::HashMap::new();
+    let mut order: std::collections::HashMap<u64, usize> = std::collections::HashMap::new();
     let mut groups: Vec<Vec<(&str, &Sample)>> = Vec::new();
     for (name, sample) in kept {
-        let key = SeriesKey::of(&sample.labels, point_label);
-        let at = *order.entry(key).or_insert_with(|| {
+        let key = series_hash(&sample.labels, point_label);
+        let member = |g: &Vec<(&str, &Sample)>| {
+            g.first()
+                .is_some_and(|(_, first)| same_series(&first.labels, &sample.labels, point_label))
+        };
+        let at = match order.get(&key) {
+            Some(&at) if member(&groups[at]) => Some(at),
+            Some(_) => groups.iter().position(member),
+            None => None,
+        };
+        let at = at.unwrap_or_else(|| {
+            order.entry(key).or_insert(groups.len());
             groups.push(Vec::new());
             groups.len() - 1
         });
@@ -789,5 +827,28 @@ mod tests {
                 "{t}"
             );
         }
+    }
+
+    #[test]
+    fn a_series_is_its_label_set_as_prometheus_sees_it() {
+        let l = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).into(), (*v).into()))
+                .collect()
+        };
+        let a = l(&[("x", "1"), ("y", "2")]);
+        let b = l(&[("y", "2"), ("z", ""), ("x", "1")]);
+        assert!(same_series(&a, &b, None));
+        assert_eq!(series_hash(&a, None), series_hash(&b, None));
+        let c = l(&[("x", "1"), ("y", "3")]);
+        assert!(!same_series(&a, &c, None));
+        assert!(!same_series(&a, &l(&[("x", "1")]), None));
+        assert!(same_series(
+            &a,
+            &l(&[("x", "1"), ("y", "2"), ("le", "1")]),
+            Some("le")
+        ));
+        assert_ne!(series_hash(&a, None), series_hash(&c, None));
     }
 }

@@ -41,7 +41,9 @@
 //!
 //! Errors name the line and the rule; nothing of a refused body is kept.
 
-use crate::metrics::{valid_label_name, valid_metric_name, Family, Kind, Sample};
+use crate::metrics::{
+    same_series, series_hash, valid_label_name, valid_metric_name, Family, Kind, Sample,
+};
 use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 
@@ -227,33 +229,6 @@ struct Line<'a> {
     exemplar: bool,
 }
 
-/// A hash of a label set that does not depend on the labels' order (a
-/// series is the same whatever order its labels are written in), leaving
-/// out the label `skip` and the empty values ("Empty label values SHOULD be
-/// treated as if the label was not present", and Prometheus drops them).
-fn set_hash(labels: &[(String, String)], skip: Option<&str>) -> u64 {
-    labels
-        .iter()
-        .filter(|(k, v)| Some(k.as_str()) != skip && !v.is_empty())
-        .fold(0u64, |acc, pair| {
-            let mut h = std::collections::hash_map::DefaultHasher::new();
-            pair.hash(&mut h);
-            acc.wrapping_add(h.finish())
-        })
-}
-
-/// Whether two label sets are the same series (order and empty values
-/// aside).
-fn same_set(a: &[(String, String)], b: &[(String, String)]) -> bool {
-    let set = |l: &[(String, String)]| -> Vec<(String, String)> {
-        let mut l: Vec<(String, String)> =
-            l.iter().filter(|(_, v)| !v.is_empty()).cloned().collect();
-        l.sort();
-        l
-    };
-    set(a) == set(b)
-}
-
 /// The parser's state across lines.
 struct Parser {
     dialect: Dialect,
@@ -264,7 +239,7 @@ struct Parser {
     /// The timestamp each kept sample came with, beside `families`.
     times: Vec<Vec<Option<f64>>>,
     index: HashMap<String, usize>,
-    /// Series by [`set_hash`] of (family, suffix, labels): the kept sample.
+    /// Series by [`series_hash`] of (family, suffix, labels): the kept sample.
     seen: HashMap<u64, Vec<(usize, usize)>>,
     /// Metadata names that have samples (a TYPE must come before them).
     sampled: HashSet<String>,
@@ -615,13 +590,13 @@ impl Parser {
         };
         let mut h = std::collections::hash_map::DefaultHasher::new();
         (at, placement.suffix).hash(&mut h);
-        let key = h.finish() ^ set_hash(&line.labels, None);
+        let key = h.finish() ^ series_hash(&line.labels, None);
         let families = &self.families;
         let repeat = self.seen.get(&key).and_then(|list| {
             list.iter().copied().find(|&(f, s)| {
                 f == at
                     && families[f].samples[s].suffix == placement.suffix
-                    && same_set(&families[f].samples[s].labels, &line.labels)
+                    && same_series(&families[f].samples[s].labels, &line.labels, None)
             })
         });
         match repeat {
@@ -727,7 +702,7 @@ impl Parser {
         }
         self.enter_family(family)?;
         self.current_sampled = true;
-        let metric = set_hash(&line.labels, declared.and_then(Declared::point_label));
+        let metric = series_hash(&line.labels, declared.and_then(Declared::point_label));
         if self.metric != Some(metric) {
             if self.ended_metrics.contains(&metric) {
                 return Err(format!(
