@@ -239,8 +239,9 @@ struct Parser {
     /// The timestamp each kept sample came with, beside `families`.
     times: Vec<Vec<Option<f64>>>,
     index: HashMap<String, usize>,
-    /// Series by [`series_hash`] of (family, suffix, labels): the kept sample.
-    seen: HashMap<u64, Vec<(usize, usize)>>,
+    /// Series by [`series_hash`] of (family, suffix, labels): the first
+    /// kept sample with that hash.
+    seen: HashMap<u64, (usize, usize)>,
     /// Metadata names that have samples (a TYPE must come before them).
     sampled: HashSet<String>,
     /// OpenMetrics: the family being read, whether it has samples yet, the
@@ -591,14 +592,16 @@ impl Parser {
         let mut h = std::collections::hash_map::DefaultHasher::new();
         (at, placement.suffix).hash(&mut h);
         let key = h.finish() ^ series_hash(&line.labels, None);
-        let families = &self.families;
-        let repeat = self.seen.get(&key).and_then(|list| {
-            list.iter().copied().find(|&(f, s)| {
-                f == at
-                    && families[f].samples[s].suffix == placement.suffix
-                    && same_series(&families[f].samples[s].labels, &line.labels, None)
-            })
-        });
+        let family = &self.families[at];
+        let same =
+            |s: &Sample| s.suffix == placement.suffix && same_series(&s.labels, &line.labels, None);
+        // A repeat is the first sample with its hash; anything else is a
+        // collision, looked up the long way.
+        let repeat = match self.seen.get(&key) {
+            None => None,
+            Some(&(f, s)) if f == at && same(&family.samples[s]) => Some((f, s)),
+            Some(_) => family.samples.iter().position(same).map(|s| (at, s)),
+        };
         match repeat {
             Some((f, s)) => {
                 let before = self.times[f][s];
@@ -626,10 +629,8 @@ impl Parser {
                     suffix: placement.suffix,
                 });
                 self.times[at].push(line.timestamp);
-                self.seen
-                    .entry(key)
-                    .or_default()
-                    .push((at, family.samples.len() - 1));
+                let kept = (at, family.samples.len() - 1);
+                self.seen.entry(key).or_insert(kept);
             }
         }
         Ok(())
