@@ -487,6 +487,9 @@ fn clean<'a>(
         };
         // `le` a number, `quantile` one between 0 and 1: OpenMetrics
         // refuses anything else, and no quantile can use it.
+        let has_point = point_label
+            .and_then(|l| sample.label(l))
+            .is_some_and(|v| !v.is_empty());
         let point = match (point_label, point_label.and_then(|l| sample.label(l))) {
             (Some("le"), Some(v)) => v.parse::<f64>().is_ok_and(|v| !v.is_nan()),
             (Some(_), Some(v)) => v.parse::<f64>().is_ok_and(|v| (0.0..=1.0).contains(&v)),
@@ -500,7 +503,8 @@ fn clean<'a>(
         let labels_ok = sample.labels.iter().enumerate().all(|(i, (k, _))| {
             valid_label_name(k) && !sample.labels[..i].iter().any(|(o, _)| o == k)
         });
-        if !suffix_ok || point != needs_point || !labels_ok {
+        let point_ok = if needs_point { point } else { !has_point };
+        if !suffix_ok || !point_ok || !labels_ok {
             continue;
         }
         let key = {

@@ -663,6 +663,14 @@ impl Parser {
                     Declared::Summary => name == family,
                     _ => name.ends_with("_bucket"),
                 };
+                if !needs && line.labels.iter().any(|(k, v)| k == label && !v.is_empty()) {
+                    // "A Histogram's Metric's LabelSet MUST NOT have a "le"
+                    // label name", nor a summary's a "quantile".
+                    return Err(format!(
+                        "sample {name} has a `{label}` label, which only a {} sample has",
+                        if label == "le" { "bucket" } else { "quantile" }
+                    ));
+                }
                 if needs {
                     let value = line.labels.iter().find(|(k, _)| k == label);
                     let number = value.and_then(|(_, v)| parse_value(v));

@@ -551,6 +551,16 @@ fn invalid_bodies_are_refused_with_line_and_rule() {
             "line 2: sample s needs a numeric `quantile` label between 0 and 1",
         ),
         (
+            "# TYPE h histogram\nh_bucket{le=\"+Inf\"} 1\nh_count{le=\"+Inf\"} 1\n# EOF\n",
+            om,
+            "line 3: sample h_count has a `le` label, which only a bucket sample has",
+        ),
+        (
+            "# TYPE s summary\ns_sum{quantile=\"0.5\"} 1\n# EOF\n",
+            om,
+            "line 2: sample s_sum has a `quantile` label, which only a quantile sample has",
+        ),
+        (
             "# TYPE s stateset\ns{x=\"a\"} 1\n# EOF\n",
             om,
             "line 2: stateset sample s has no label s",
