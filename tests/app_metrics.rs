@@ -1,8 +1,11 @@
 //! `sources.app_metrics` against a real instrumented application (Debian's
 //! python3-prometheus-client serving tests/support/metrics_app.py) and a
 //! server of broken bodies: metrics merging on `/metrics` in both formats,
-//! the bounds (garbage, truncated, 50 MB, 1,000,000 series) refusing a round
-//! with a clear error and bounded memory, the other sources unaffected.
+//! the bounds (garbage, truncated, 50 MB, 1,000,000 series) and a body that
+//! breaks an OpenMetrics rule refusing a round with a clear error and
+//! bounded memory, the other sources unaffected; valid text that is easy to
+//! get wrong (an unknown escape, repeated series, a histogram without
+//! `+Inf`) kept as Prometheus keeps it.
 //!
 //! One Python app per test binary: the single test runs its cases in order.
 
@@ -188,13 +191,21 @@ fn merged_exposition_and_bounds(app: &PyApp) {
              \x20   - {{name: binary, url: '{}'}}\n\
              \x20   - {{name: truncated, url: '{}'}}\n\
              \x20   - {{name: huge, url: '{}', interval: 3s}}\n\
-             \x20   - {{name: million, url: '{}', interval: 3s, max_bytes: 67108864}}\n",
+             \x20   - {{name: million, url: '{}', interval: 3s, max_bytes: 67108864}}\n\
+             \x20   - {{name: odd, url: '{}', export: true}}\n\
+             \x20   - {{name: interleaved, url: '{}'}}\n\
+             checks:\n\
+             \x20 - name: broken_p95\n\
+             \x20   quantile: {{histogram: broken_seconds, q: 0.95, window: 10s, by: [app]}}\n\
+             \x20   warning: 1\n",
             app.addr(),
             bad.url("/garbage"),
             bad.url("/binary"),
             bad.url("/truncated"),
             bad.url("/huge"),
             bad.url("/million"),
+            bad.url("/odd"),
+            bad.url("/interleaved"),
         ),
     );
     let d = Daemon::start(&config);
@@ -228,6 +239,10 @@ fn merged_exposition_and_bounds(app: &PyApp) {
             "app/million",
             "more than max_series = 20000 series; the whole scrape is refused",
         ),
+        (
+            "app/interleaved",
+            "parsing the body: line 5: family a again after another: OpenMetrics families must not be interleaved",
+        ),
     ] {
         let s = status_of(&d, source);
         assert_eq!(s["success"], false, "{source}: {s}");
@@ -256,6 +271,45 @@ fn merged_exposition_and_bounds(app: &PyApp) {
     // Nothing of a refused body is kept.
     assert!(!text.contains("many{"), "refused series exported");
     assert!(!text.contains("big_gauge"), "refused series exported");
+    assert_eq!(
+        sample(&text, "vitals_app_up", &[("app", "interleaved")]),
+        Some(0.0)
+    );
+    assert!(
+        !text
+            .lines()
+            .any(|l| l.contains("app=\"interleaved\"") && !l.starts_with("vitals_")),
+        "a refused body's series exported"
+    );
+
+    // Valid text that is easy to get wrong: the unknown escape kept as
+    // written (and so written back escaped), each repeated series once,
+    // with the value of its latest timestamp, else the first.
+    assert_eq!(sample(&text, "vitals_app_up", &[("app", "odd")]), Some(1.0));
+    assert!(
+        text.contains("odd_escape{path=\"C:\\\\zip\",app=\"odd\"} 1\n"),
+        "{text}"
+    );
+    let repeated: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("repeated{"))
+        .collect();
+    assert_eq!(
+        repeated,
+        [
+            "repeated{a=\"x\",app=\"odd\"} 3",
+            "repeated{a=\"y\",app=\"odd\"} 5"
+        ]
+    );
+    // The histogram without +Inf is exported as it is, but gives no p95:
+    // the check says why.
+    assert!(text.contains("broken_seconds_bucket{le=\"1\",app=\"odd\"} 2\n"));
+    let broken = check_of(&d, "broken_p95");
+    assert_eq!(broken["state"], "unknown", "{broken}");
+    assert_eq!(
+        broken["reason"],
+        "histogram broken_seconds{app=\"odd\"} breaks the format's rules (no +Inf bucket); no quantile is computed from it"
+    );
 
     // Bounded memory: peak RSS of the daemon over all of that.
     let peak = peak_rss(d.pid());

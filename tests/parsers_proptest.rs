@@ -89,6 +89,26 @@ fn seeds() -> Vec<(&'static str, Vec<u8>)> {
             "app/openmetrics",
             fixture("app_metrics/python-client-0.16-openmetrics.txt"),
         ),
+        // Every OpenMetrics type, exemplars, UNIT, timestamps, escapes (the
+        // specification's own examples, shortened).
+        (
+            "app/openmetrics",
+            b"# TYPE foo histogram\nfoo_bucket{le=\"0.1\"} 8 # {} 0.054\n\
+              foo_bucket{le=\"1\"} 11 # {trace_id=\"KOO5S4vxi0o\"} 0.67\nfoo_bucket{le=\"+Inf\"} 17\n\
+              foo_count 17\nfoo_sum 324789.3\nfoo_created 1520430000.123\n\
+              # TYPE s_seconds summary\n# UNIT s_seconds seconds\ns_seconds_count{a=\"bb\"} 0 123\n\
+              s_seconds_sum{a=\"bb\"} 0 123\ns_seconds_count{a=\"bb\"} 1 456\ns_seconds_sum{a=\"bb\"} 2 456\n\
+              s_seconds{a=\"c\\z\",quantile=\"0.5\"} 1\n\
+              # TYPE st stateset\nst{st=\"a\"} 1\nst{st=\"b\"} 0\n# TYPE i info\ni_info{v=\"8.2\"} 1\n\
+              # TYPE g gaugehistogram\ng_bucket{le=\"+Inf\"} 4\ng_gcount 4\ng_gsum 3\n\
+              # TYPE c counter\n# HELP c Say \\\"hi\\\".\nc_total 17 1520879607.789 # {a=\"b\"} 1\nc_created 1520430000.123\n# EOF\n"
+                .to_vec(),
+        ),
+        (
+            "app/text",
+            b"# comment\r\n  a{x=\"\\z\"} 1 1000\r\na{x=\"\\z\"} 2 2000\nb 1\na{x=\"y\"} 3\n# TYPE h histogram\nh_bucket{le=\"1\"} 1\nh_count 1\n"
+                .to_vec(),
+        ),
     ];
     // Every parser has at least one seed, and every seed parses as it is.
     let parsers = kernel_file_parsers();
@@ -414,7 +434,8 @@ proptest! {
 proptest! {
     /// An application's body as vitals re-exposes it parses back to the same
     /// model in both formats: any label value (quotes, backslashes, new
-    /// lines, any Unicode) and any value but NaN (which equals nothing).
+    /// lines, any Unicode) and any value but NaN (which equals nothing); a
+    /// carriage return in HELP is left out.
     #[test]
     fn app_exposition_round_trips(
         series in proptest::collection::vec(
@@ -443,7 +464,457 @@ proptest! {
             back.sort_by(|a, b| a.name.cmp(&b.name));
             let mut want = out.families.clone();
             want.sort_by(|a, b| a.name.cmp(&b.name));
+            // A carriage return has no escape in HELP: it is left out.
+            for f in &mut want {
+                f.help = f.help.replace('\r', "");
+            }
             prop_assert_eq!(back, want);
         }
+    }
+}
+
+/// Arbitrary application expositions, through the app parser, the app
+/// source's relabeling and vitals' renderer, must give an exposition that
+/// is valid in both formats whatever the application wrote: no repeated
+/// series, one TYPE per family, no interleaved family or series, no sample
+/// name two families could both give, valid names, and nothing invented.
+mod exposition {
+    use proptest::prelude::*;
+    use std::collections::{HashMap, HashSet};
+    use vitals::collectors::app_metrics::parse::{parse_exposition, Dialect};
+    use vitals::collectors::app_metrics::relabel;
+    use vitals::metrics::{render, Format, Kind, Output};
+
+    /// Family names that collide with each other's sample names in one way
+    /// or another, and `solo`, which collides with nothing.
+    const NAMES: &[&str] = &[
+        "x",
+        "x_total",
+        "x_count",
+        "x_sum",
+        "x_bucket",
+        "x_created",
+        "y_total",
+        "y_created",
+        "y",
+        "solo",
+        "vitals_own",
+    ];
+    const KINDS: &[&str] = &["gauge", "counter", "histogram", "summary", "untyped", ""];
+    const LABELS: &[&str] = &["a", "b", "app", "le", "quantile"];
+    /// Label values as written in the body: escapes known and unknown,
+    /// quotes, new lines, Unicode, empty.
+    const VALUES: &[&str] = &[
+        "",
+        "v",
+        "\\z",
+        "\\\"q\\\"",
+        "x\\ny",
+        "\\\\",
+        "é ٷ",
+        "+Inf",
+        "0.5",
+        "a b,c",
+    ];
+
+    /// A sample: its suffix (by index), labels (name, value indices), value
+    /// (negative: NaN).
+    type Line = (usize, Vec<(usize, usize)>, i32);
+
+    #[derive(Debug, Clone)]
+    pub struct Fam {
+        name: usize,
+        kind: usize,
+        samples: Vec<Line>,
+    }
+
+    fn fam() -> impl Strategy<Value = Fam> {
+        (
+            0..NAMES.len(),
+            0..KINDS.len(),
+            proptest::collection::vec(
+                (
+                    0..4usize,
+                    proptest::collection::vec((0..LABELS.len(), 0..VALUES.len()), 0..3),
+                    -2i32..5,
+                ),
+                0..6,
+            ),
+        )
+            .prop_map(|(name, kind, samples)| Fam {
+                name,
+                kind,
+                samples,
+            })
+    }
+
+    pub fn body() -> impl Strategy<Value = Vec<Fam>> {
+        proptest::collection::vec(fam(), 1..7)
+    }
+
+    /// The text 0.0.4 body of `families`: each family's TYPE line (if any)
+    /// and its samples, with its kind's suffixes.
+    pub fn write(families: &[Fam]) -> String {
+        let mut out = String::new();
+        for f in families {
+            let name = NAMES[f.name];
+            let kind = KINDS[f.kind];
+            if !kind.is_empty() {
+                out.push_str(&format!(
+                    "# HELP {name} Help of {name}.\n# TYPE {name} {kind}\n"
+                ));
+            }
+            let suffixes: &[&str] = match kind {
+                "histogram" => &["_bucket", "_bucket", "_sum", "_count"],
+                "summary" => &["", "_sum", "_count", ""],
+                _ => &["", "", "", ""],
+            };
+            for (suffix, labels, value) in &f.samples {
+                let mut seen = HashSet::new();
+                let pairs: Vec<String> = labels
+                    .iter()
+                    .filter(|(l, _)| seen.insert(*l))
+                    .map(|(l, v)| format!("{}=\"{}\"", LABELS[*l], VALUES[*v]))
+                    .collect();
+                let value = if *value < 0 {
+                    "NaN".to_owned()
+                } else {
+                    value.to_string()
+                };
+                out.push_str(&format!(
+                    "{name}{}{{{}}} {value}\n",
+                    suffixes[*suffix],
+                    pairs.join(",")
+                ));
+            }
+        }
+        out
+    }
+
+    /// The series of an exposition, as Prometheus identifies them: the
+    /// sample name and the label set without empty values.
+    type Series = (String, Vec<(String, String)>);
+
+    /// A strict reader of what vitals renders (it writes only `\\`, `\"`
+    /// and `\n` escapes): every rule above, or the reason it is broken.
+    /// Returns the series.
+    pub fn strict(text: &str, format: Format) -> Result<HashSet<Series>, String> {
+        let om = format == Format::OpenMetrics;
+        let body = if om {
+            text.strip_suffix("# EOF\n")
+                .ok_or("no `# EOF` at the end")?
+        } else {
+            text
+        };
+        let mut types: HashMap<String, String> = HashMap::new();
+        let mut owner: HashMap<String, String> = HashMap::new();
+        let mut ended: HashSet<String> = HashSet::new();
+        let mut current: Option<String> = None;
+        let mut series: HashSet<Series> = HashSet::new();
+        let mut groups_ended: HashSet<Vec<(String, String)>> = HashSet::new();
+        let mut group: Option<Vec<(String, String)>> = None;
+        for (i, line) in body.lines().enumerate() {
+            let fail = |m: String| format!("line {}: {m}: {line:?}", i + 1);
+            if let Some(meta) = line.strip_prefix("# ") {
+                let mut words = meta.splitn(3, ' ');
+                let keyword = words.next().unwrap_or("");
+                let name = words.next().unwrap_or("").to_owned();
+                if !valid_name(&name, true) {
+                    return Err(fail("invalid family name".into()));
+                }
+                if current.as_deref() != Some(&name) {
+                    if ended.contains(&name) {
+                        return Err(fail("family again after another".into()));
+                    }
+                    if let Some(done) = current.replace(name.clone()) {
+                        ended.insert(done);
+                    }
+                    groups_ended.clear();
+                    group = None;
+                }
+                match keyword {
+                    "TYPE" => {
+                        let kind = words.next().unwrap_or("").to_owned();
+                        if types.insert(name, kind).is_some() {
+                            return Err(fail("second TYPE".into()));
+                        }
+                    }
+                    "HELP" => {}
+                    _ => return Err(fail("a comment that is no metadata".into())),
+                }
+                continue;
+            }
+            let family = current
+                .clone()
+                .ok_or_else(|| fail("sample before any TYPE".into()))?;
+            let kind = types.get(&family).cloned().unwrap_or_default();
+            let (name, labels) = sample(line).map_err(fail)?;
+            let allowed: Vec<String> = match (om, kind.as_str()) {
+                (true, "counter") => vec!["_total", "_created"],
+                (false, "histogram") => vec!["_bucket", "_sum", "_count"],
+                (true, "histogram") => vec!["_bucket", "_sum", "_count", "_created"],
+                (false, "summary") => vec!["", "_sum", "_count"],
+                (true, "summary") => vec!["", "_sum", "_count", "_created"],
+                _ => vec![""],
+            }
+            .into_iter()
+            .map(|s| format!("{family}{s}"))
+            .collect();
+            if !allowed.contains(&name) {
+                return Err(fail(format!("sample outside its family {family} ({kind})")));
+            }
+            if let Some(other) = owner.insert(name.clone(), family.clone()) {
+                if other != family {
+                    return Err(fail(format!("sample name of family {other} too")));
+                }
+            }
+            if kind == "histogram"
+                && name.ends_with("_bucket")
+                && !labels.iter().any(|(k, _)| k == "le")
+            {
+                return Err(fail("bucket without le".into()));
+            }
+            let key: Vec<(String, String)> = {
+                let mut l: Vec<(String, String)> = labels
+                    .iter()
+                    .filter(|(_, v)| !v.is_empty())
+                    .cloned()
+                    .collect();
+                l.sort();
+                l
+            };
+            // The series (labels but le and quantile) must be together.
+            let point_label = match kind.as_str() {
+                "histogram" => "le",
+                "summary" => "quantile",
+                _ => "",
+            };
+            let point: Vec<(String, String)> = key
+                .iter()
+                .filter(|(k, _)| k != point_label)
+                .cloned()
+                .collect();
+            if group.as_ref() != Some(&point) {
+                if groups_ended.contains(&point) {
+                    return Err(fail("series interleaved".into()));
+                }
+                if let Some(done) = group.replace(point) {
+                    groups_ended.insert(done);
+                }
+            }
+            if !series.insert((name, key)) {
+                return Err(fail("repeated series".into()));
+            }
+        }
+        // OpenMetrics: no family's name is another's possible sample name.
+        if om {
+            let mut reserved: HashMap<String, String> = HashMap::new();
+            for (family, kind) in &types {
+                let suffixes: &[&str] = match kind.as_str() {
+                    "counter" => &["", "_total", "_created"],
+                    "histogram" => &["", "_bucket", "_sum", "_count", "_created"],
+                    "summary" => &["", "_sum", "_count", "_created"],
+                    _ => &[""],
+                };
+                for s in suffixes {
+                    if let Some(other) = reserved.insert(format!("{family}{s}"), family.clone()) {
+                        return Err(format!(
+                            "families {other} and {family} clash on {family}{s}"
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(series)
+    }
+
+    fn valid_name(name: &str, colon: bool) -> bool {
+        let mut chars = name.chars();
+        chars
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || (colon && c == ':'))
+            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || (colon && c == ':'))
+    }
+
+    /// `name{labels} value`, strictly as vitals writes it.
+    fn sample(line: &str) -> Result<(String, Vec<(String, String)>), String> {
+        let end = line.find(['{', ' ']).ok_or("no value")?;
+        let name = &line[..end];
+        if !valid_name(name, true) {
+            return Err("invalid metric name".into());
+        }
+        let mut rest = &line[end..];
+        let mut labels: Vec<(String, String)> = Vec::new();
+        if let Some(mut s) = rest.strip_prefix('{') {
+            loop {
+                let eq = s.find('=').ok_or("label without =")?;
+                let label = &s[..eq];
+                if !valid_name(label, false) || labels.iter().any(|(k, _)| k == label) {
+                    return Err(format!("invalid or repeated label name {label:?}"));
+                }
+                s = s[eq + 1..]
+                    .strip_prefix('"')
+                    .ok_or("label value without \"")?;
+                let mut value = String::new();
+                let mut chars = s.char_indices();
+                let close = loop {
+                    match chars.next().ok_or("unterminated label value")? {
+                        (i, '"') => break i,
+                        (_, '\\') => match chars.next().ok_or("lone backslash")?.1 {
+                            '\\' => value.push('\\'),
+                            '"' => value.push('"'),
+                            'n' => value.push('\n'),
+                            c => return Err(format!("escape \\{c} vitals never writes")),
+                        },
+                        (_, '\n') => return Err("raw new line".into()),
+                        (_, c) => value.push(c),
+                    }
+                };
+                labels.push((label.to_owned(), value));
+                s = &s[close + 1..];
+                if let Some(after) = s.strip_prefix(',') {
+                    s = after;
+                } else {
+                    rest = s.strip_prefix('}').ok_or("expected , or }")?;
+                    break;
+                }
+            }
+        }
+        let value = rest.strip_prefix(' ').ok_or("no space before the value")?;
+        if !(value == "NaN" || value == "+Inf" || value == "-Inf" || value.parse::<f64>().is_ok()) {
+            return Err(format!("invalid value {value:?}"));
+        }
+        Ok((name.to_owned(), labels))
+    }
+
+    /// Parses `body` as an app's text 0.0.4 and renders it as vitals shows
+    /// it, beside the same body from a second app; `None` when the parser
+    /// refuses the body.
+    /// Also returns the series of `solo` that are valid as their kind
+    /// wants (a bucket's `le` a number, a quantile's `quantile` one between
+    /// 0 and 1, neither on another sample), which no rule may drop.
+    pub fn through_vitals(body: &str) -> Option<(Output, HashSet<Series>, HashSet<Series>)> {
+        let mut out = Output::new();
+        for app in ["web", "api"] {
+            let mut families = parse_exposition(body, Dialect::Text, 10_000).ok()?;
+            relabel(&mut families, app);
+            out.families.extend(families);
+        }
+        let input: HashSet<Series> = out
+            .families
+            .iter()
+            .flat_map(|f| {
+                f.samples.iter().map(move |s| {
+                    let mut l: Vec<(String, String)> = s
+                        .labels
+                        .iter()
+                        .filter(|(_, v)| !v.is_empty())
+                        .cloned()
+                        .collect();
+                    l.sort();
+                    (format!("{}{}", f.name, s.suffix), l)
+                })
+            })
+            .collect();
+        let number = |v: Option<&str>| v.and_then(|v| v.parse::<f64>().ok());
+        let solo: HashSet<Series> =
+            out.families
+                .iter()
+                .filter(|f| f.name == "solo")
+                .flat_map(|f| {
+                    f.samples
+                        .iter()
+                        .filter(move |s| match (f.kind, s.suffix) {
+                            (Kind::Histogram, "_bucket") => {
+                                number(s.label("le")).is_some_and(|v| !v.is_nan())
+                            }
+                            (Kind::Summary, "") => number(s.label("quantile"))
+                                .is_some_and(|v| (0.0..=1.0).contains(&v)),
+                            // A histogram's or summary's series has no label
+                            // `le` or `quantile` of its own.
+                            (Kind::Histogram, _) => s.label("le").is_none(),
+                            (Kind::Summary, _) => s.label("quantile").is_none(),
+                            _ => true,
+                        })
+                        .map(move |s| {
+                            let mut l: Vec<(String, String)> = s
+                                .labels
+                                .iter()
+                                .filter(|(_, v)| !v.is_empty())
+                                .cloned()
+                                .collect();
+                            l.sort();
+                            (format!("{}{}", f.name, s.suffix), l)
+                        })
+                })
+                .collect();
+        Some((out, input, solo))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        #[test]
+        fn any_app_exposition_renders_valid(families in body()) {
+            let body = write(&families);
+            let Some((out, input, solo)) = through_vitals(&body) else {
+                return Ok(()); // refused: nothing of it is rendered
+            };
+            for (format, dialect) in [(Format::Text, Dialect::Text), (Format::OpenMetrics, Dialect::OpenMetrics)] {
+                let text = render([&out], format);
+                let series = strict(&text, format)
+                    .map_err(|e| TestCaseError::fail(format!("{format:?}: {e}\nbody:\n{body}\nrendered:\n{text}")))?;
+                // Nothing invented; `solo` collides with nothing, so it is all there.
+                prop_assert!(series.is_subset(&input), "{:?}", series.difference(&input).collect::<Vec<_>>());
+                for s in &solo {
+                    prop_assert!(series.contains(s), "{format:?}: {s:?} lost\n{text}");
+                }
+                // vitals' own parser reads it back, OpenMetrics to the letter.
+                let back = parse_exposition(&text, dialect, 10_000)
+                    .map_err(|e| TestCaseError::fail(format!("{format:?}: {e}\nrendered:\n{text}")))?;
+                let n: usize = back.iter().map(|f| f.samples.len()).sum();
+                prop_assert_eq!(n, series.len());
+            }
+        }
+    }
+}
+
+/// A handful of the expositions above through Prometheus' own parser:
+/// `promtool check metrics` (Debian's prometheus 2.42) must find no
+/// parsing error (its lint warnings, such as a missing HELP, are not
+/// counted).
+#[test]
+fn generated_expositions_pass_promtool() {
+    use proptest::strategy::{Strategy, ValueTree};
+    use proptest::test_runner::TestRunner;
+    use std::io::Write as _;
+    let mut runner = TestRunner::deterministic();
+    let mut checked = 0;
+    while checked < 8 {
+        let families = exposition::body().new_tree(&mut runner).unwrap().current();
+        let Some((out, _, _)) = exposition::through_vitals(&exposition::write(&families)) else {
+            continue;
+        };
+        let text = vitals::metrics::render([&out], vitals::metrics::Format::Text);
+        let mut child = std::process::Command::new("promtool")
+            .args(["check", "metrics"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("promtool (Debian package prometheus)");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
+        let done = child.wait_with_output().unwrap();
+        let said = String::from_utf8_lossy(&done.stdout).into_owned()
+            + &String::from_utf8_lossy(&done.stderr);
+        // Exit 1 is an error; 3 only lint problems.
+        assert_ne!(done.status.code(), Some(1), "{said}\n{text}");
+        assert!(!said.contains("error"), "{said}\n{text}");
+        checked += 1;
     }
 }

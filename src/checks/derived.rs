@@ -97,6 +97,102 @@ fn hits<'a>(rounds: &[SourceRound<'a>], sel: &Selector, want: Want) -> Vec<Hit<'
     out
 }
 
+/// A histogram series' buckets (le as written, value) and `_count`.
+type Buckets<'a> = (Vec<(&'a str, f64)>, Option<f64>);
+
+/// Why a histogram series cannot give a quantile: the rules both text
+/// formats state for it ("Histogram MetricPoints MUST have one bucket with
+/// an +Inf threshold. Buckets MUST be cumulative"; the `_count` is the
+/// `+Inf` bucket's value). Returned per series (labels but `le`, sorted),
+/// with its source. The series stay exported; only the quantile refuses
+/// them rather than interpolating a wrong value.
+fn histogram_faults(rounds: &[SourceRound<'_>], sel: &Selector) -> Vec<(LabelSet, String, String)> {
+    let mut faults = Vec::new();
+    for round in rounds {
+        let families = round.output.families.iter().chain(&round.output.check_only);
+        for family in families {
+            if family.kind != MetricKind::Histogram
+                || !(family.name == sel.metric || format!("{}_bucket", family.name) == sel.metric)
+            {
+                continue;
+            }
+            // Per series: its buckets (le as written, value) and _count.
+            let mut series: BTreeMap<LabelSet, Buckets<'_>> = BTreeMap::new();
+            for sample in &family.samples {
+                if !sel.matches(&sample.labels) && sample.suffix == "_bucket" {
+                    continue;
+                }
+                let key: LabelSet = sorted(&sample.labels)
+                    .into_iter()
+                    .filter(|(k, _)| k != "le")
+                    .collect();
+                match sample.suffix {
+                    "_bucket" => {
+                        let le = sample.label("le").unwrap_or("");
+                        series.entry(key).or_default().0.push((le, sample.value));
+                    }
+                    "_count" => {
+                        if let Some(entry) = series.get_mut(&key) {
+                            entry.1 = Some(sample.value);
+                        } else if sel.matches(&sample.labels) {
+                            series.entry(key).or_default().1 = Some(sample.value);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            for (labels, (buckets, count)) in series {
+                if buckets.is_empty() {
+                    continue; // a _count the selector's buckets do not have
+                }
+                let fault = bucket_fault(&buckets, count);
+                if let Some(fault) = fault {
+                    let series = format!(
+                        "{}{}",
+                        family.name,
+                        super::diagnostics::format_labels(&labels)
+                    );
+                    faults.push((
+                        labels,
+                        round.source.to_owned(),
+                        format!("histogram {series} breaks the format's rules ({fault}); no quantile is computed from it"),
+                    ));
+                }
+            }
+        }
+    }
+    faults
+}
+
+/// The first rule `buckets` (le as written, cumulative count) and `count`
+/// break, if any.
+fn bucket_fault(buckets: &[(&str, f64)], count: Option<f64>) -> Option<String> {
+    let mut bounds: Vec<(f64, f64)> = Vec::with_capacity(buckets.len());
+    for (le, value) in buckets {
+        match le.parse::<f64>() {
+            Ok(b) if !b.is_nan() => bounds.push((b, *value)),
+            _ => return Some(format!("bucket le={le:?} is not a number")),
+        }
+    }
+    bounds.sort_by(|a, b| a.0.total_cmp(&b.0));
+    if let Some(w) = bounds.windows(2).find(|w| w[0].0 == w[1].0) {
+        return Some(format!("two buckets le={}", w[0].0));
+    }
+    let Some(&(_, inf)) = bounds.last().filter(|(b, _)| *b == f64::INFINITY) else {
+        return Some("no +Inf bucket".to_owned());
+    };
+    if let Some(w) = bounds.windows(2).find(|w| w[1].1 < w[0].1) {
+        return Some(format!(
+            "bucket counts decrease: le={} has {}, le={} has {}",
+            w[0].0, w[0].1, w[1].0, w[1].1
+        ));
+    }
+    match count {
+        Some(c) if c != inf => Some(format!("_count {c} is not the +Inf bucket's {inf}")),
+        _ => None,
+    }
+}
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Want {
     Plain,
@@ -178,6 +274,7 @@ impl Derived {
             }
         };
         let mut summary: Vec<Hit<'_>> = Vec::new();
+        let mut faults: Vec<(LabelSet, String, String)> = Vec::new();
         let mut limits: Vec<Hit<'_>> = Vec::new();
         match &self.kind {
             Kind::Rate { metric, .. } | Kind::Trend { metric, .. } => {
@@ -202,6 +299,7 @@ impl Derived {
                     hits(rounds, histogram, Want::Buckets),
                 );
                 summary = hits(rounds, histogram, Want::Quantiles);
+                faults = histogram_faults(rounds, histogram);
             }
         }
         if let Kind::Trend {
@@ -298,7 +396,16 @@ impl Derived {
                         entry.0.push((le, r));
                     }
                 }
+                // A group with a histogram that breaks the rules is refused
+                // whole: its sum by le would be a wrong distribution.
+                let mut refused: BTreeMap<LabelSet, (String, String)> = BTreeMap::new();
+                for (labels, source, why) in faults {
+                    refused.entry(group(&labels, by)).or_insert((source, why));
+                }
                 for (labels, (buckets, sum)) in groups {
+                    if refused.contains_key(&labels) {
+                        continue;
+                    }
                     let value = compute::bucket_quantile(*q, &buckets);
                     let why = value.is_none().then(|| {
                         if sum.count == 0 {
@@ -308,6 +415,9 @@ impl Derived {
                         }
                     });
                     put(labels, value, &sum.source, why);
+                }
+                for (labels, (source, why)) in refused {
+                    put(labels, None, &source, Some(why));
                 }
                 // A summary's own quantile series: the largest per group.
                 let mut maxima: BTreeMap<LabelSet, (f64, &str)> = BTreeMap::new();

@@ -91,7 +91,7 @@ impl fmt::Display for Transition {
     }
 }
 
-pub(super) fn format_labels(labels: &[(String, String)]) -> String {
+pub(crate) fn format_labels(labels: &[(String, String)]) -> String {
     let inner: Vec<String> = labels
         .iter()
         .map(|(k, v)| format!("{k}={}", selector::quote(v)))

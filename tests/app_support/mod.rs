@@ -131,7 +131,11 @@ impl Drop for Load {
 /// - `/binary`: binary noise as text/plain;
 /// - `/truncated`: an OpenMetrics body cut off before `# EOF`;
 /// - `/huge`: 50 MB of valid text 0.0.4, without Content-Length;
-/// - `/million`: 1,000,000 distinct series (about 21 MB), chunked.
+/// - `/million`: 1,000,000 distinct series (about 21 MB), chunked;
+/// - `/odd`: valid text 0.0.4 that is easy to get wrong: an unknown escape
+///   (`\z`), series repeated with and without timestamps, a histogram
+///   without its `+Inf` bucket;
+/// - `/interleaved`: OpenMetrics whose family `a` comes back after `b`.
 pub struct BadServer {
     pub port: u16,
     stop: Arc<AtomicBool>,
@@ -202,6 +206,30 @@ fn serve_bad(mut stream: TcpStream) {
         }
         "/truncated" => {
             let body = "# TYPE jobs counter\njobs_total 5\n# TYPE queue gauge\nqueue 3\n";
+            write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/openmetrics-text; version=1.0.0; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            )
+        }
+        "/odd" => {
+            let body = "# TYPE odd_escape gauge\nodd_escape{path=\"C:\\zip\"} 1\n\
+                        # TYPE repeated gauge\n\
+                        repeated{a=\"x\"} 1 1700000000000\n\
+                        repeated{a=\"x\"} 3 1700000002000\n\
+                        repeated{a=\"x\"} 2 1700000001000\n\
+                        repeated{a=\"y\"} 5\nrepeated{a=\"y\"} 6\n\
+                        # TYPE broken_seconds histogram\n\
+                        broken_seconds_bucket{le=\"0.5\"} 1\nbroken_seconds_bucket{le=\"1\"} 2\n\
+                        broken_seconds_count 2\nbroken_seconds_sum 1\n";
+            write!(
+                stream,
+                "HTTP/1.1 200 OK\r\n{text}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            )
+        }
+        "/interleaved" => {
+            let body = "# TYPE a gauge\na 1\n# TYPE b gauge\nb 1\na{x=\"1\"} 2\n# EOF\n";
             write!(
                 stream,
                 "HTTP/1.1 200 OK\r\nContent-Type: application/openmetrics-text; version=1.0.0; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",

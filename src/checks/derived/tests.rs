@@ -568,3 +568,95 @@ checks:
         "{said}\n{tests}"
     );
 }
+
+/// A histogram that breaks the format's rules gives no quantile: its group
+/// is unknown with the rule in the reason (shown in `/status`), while a
+/// valid histogram of another group is computed as usual.
+#[test]
+fn a_histogram_breaking_the_rules_is_refused_with_the_reason() {
+    type Case<'a> = (&'a [(&'a str, f64)], Option<f64>, &'a str);
+    let cases: &[Case<'_>] = &[
+        (
+            &[("0.5", 1.0), ("1", 2.0)],
+            None,
+            "histogram http_request_duration_seconds{app=\"web\"} breaks the format's rules (no +Inf bucket); no quantile is computed from it",
+        ),
+        (
+            &[("0.5", 5.0), ("1", 2.0), ("+Inf", 6.0)],
+            None,
+            "(bucket counts decrease: le=0.5 has 15, le=1 has 6)",
+        ),
+        (
+            &[("0.5", 1.0), ("+Inf", 6.0)],
+            Some(7.0),
+            "(_count 21 is not the +Inf bucket's 18)",
+        ),
+        (
+            &[("0.5", 1.0), ("x", 2.0), ("+Inf", 6.0)],
+            None,
+            "(bucket le=\"x\" is not a number)",
+        ),
+    ];
+    // Three rounds: the values below times 3 in the reason.
+    for (buckets, count, want) in cases {
+        let mut e = engine(CHECKS);
+        let mut now = t0();
+        for round in 0..3 {
+            let mut out = app_output(1.0, 0.0, &[]);
+            let h = &mut out.check_only[1];
+            for (le, v) in *buckets {
+                h.samples.push(sample(
+                    &[("le", le), ("app", "web")],
+                    v * (round as f64 + 1.0),
+                    "_bucket",
+                ));
+            }
+            if let Some(c) = count {
+                h.samples.push(sample(
+                    &[("app", "web")],
+                    c * (round as f64 + 1.0),
+                    "_count",
+                ));
+            }
+            // A valid histogram of another app, in the same family.
+            for (le, v) in [("0.5", 1.0), ("+Inf", 2.0)] {
+                h.samples.push(sample(
+                    &[("le", le), ("app", "api")],
+                    v * (round as f64 + 1.0),
+                    "_bucket",
+                ));
+            }
+            h.samples.push(sample(
+                &[("app", "api")],
+                2.0 * (round as f64 + 1.0),
+                "_count",
+            ));
+            e.evaluate(
+                [SourceRound {
+                    source: "app/web",
+                    output: &out,
+                    failed: false,
+                }],
+                now,
+            );
+            now = now.after(1.0);
+        }
+        let of = |app: &str| {
+            e.snapshot()
+                .into_iter()
+                .find(|s| s.check == "p95" && s.labels.get("app").map(String::as_str) == Some(app))
+                .unwrap_or_else(|| panic!("no p95 for {app}"))
+        };
+        let web = of("web");
+        assert_eq!(web.state, State::Unknown, "{want}");
+        assert_eq!(web.value, None);
+        let reason = web.reason.unwrap_or_default();
+        assert!(reason.contains(want), "{reason:?} lacks {want:?}");
+        let api = of("api");
+        assert!(
+            api.value.is_some_and(|v| v > 0.0 && v <= 0.5),
+            "{:?}",
+            api.value
+        );
+    }
+}

@@ -162,22 +162,46 @@ impl Source for AppMetricsSource {
     }
 }
 
-/// The parser, for the property tests and the fuzz target.
+/// The parser, for the property tests and the fuzz target. What it accepts
+/// also goes through [`relabel`] and the renderer, and the exposition must
+/// read back in both formats with every rendered sample (a panic, which the
+/// property tests report, if not).
 #[doc(hidden)]
 pub mod fuzz {
+    use super::parse::{parse_exposition, Dialect};
     use crate::collectors::FuzzParser;
+    use crate::metrics::{render, Format, Output};
 
     pub fn parsers() -> Vec<FuzzParser> {
-        fn run(b: &[u8], dialect: super::parse::Dialect) -> Result<String, String> {
-            super::parse::parse_exposition(&String::from_utf8_lossy(b), dialect, 10_000)
-                .map(|f| format!("{f:?}"))
-                .map_err(|e| e.to_string())
+        fn run(b: &[u8], dialect: Dialect) -> Result<String, String> {
+            let mut families = parse_exposition(&String::from_utf8_lossy(b), dialect, 10_000)
+                .map_err(|e| e.to_string())?;
+            let parsed = format!("{families:?}");
+            super::relabel(&mut families, "fuzz");
+            let out = Output {
+                families,
+                ..Default::default()
+            };
+            for (format, again) in [
+                (Format::Text, Dialect::Text),
+                (Format::OpenMetrics, Dialect::OpenMetrics),
+            ] {
+                let text = render([&out], format);
+                let lines = text.lines().filter(|l| !l.starts_with('#')).count();
+                match parse_exposition(&text, again, 20_000) {
+                    Ok(back) => assert_eq!(
+                        back.iter().map(|f| f.samples.len()).sum::<usize>(),
+                        lines,
+                        "{format:?} rendering lost or merged a sample:\n{text}"
+                    ),
+                    Err(e) => panic!("{format:?} rendering does not parse: {e}\n{text}"),
+                }
+            }
+            Ok(parsed)
         }
         vec![
-            ("app/text", |b| run(b, super::parse::Dialect::Text)),
-            ("app/openmetrics", |b| {
-                run(b, super::parse::Dialect::OpenMetrics)
-            }),
+            ("app/text", |b| run(b, Dialect::Text)),
+            ("app/openmetrics", |b| run(b, Dialect::OpenMetrics)),
         ]
     }
 }
