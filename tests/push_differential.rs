@@ -6,8 +6,9 @@
 //! label with escapes Prometheus keeps as written (`\z`, `\f`), a label with
 //! an empty value, and a series that goes away half-way. It is
 //!
-//! (a) scraped by a Prometheus 2.42 (Debian) directly, every second, and
-//! (b) scraped by vitals (`app_metrics`, `export: true`) and pushed by remote
+//! (a) scraped by a Prometheus 2.42 (Debian) directly, every 500 ms, and
+//! (b) scraped by vitals (`app_metrics`, `export: true`, every 500 ms, so
+//!     the marker of the next round comes well within the second) and pushed by remote
 //!     write to a second Prometheus and to VictoriaMetrics.
 //!
 //! The three TSDBs, read through the HTTP API, must hold the same series
@@ -165,7 +166,7 @@ fn prometheus_scraping_the_app_and_vitals_pushing_it_hold_the_same_series() {
         })
     };
     let direct = Receiver::start_prometheus(&format!(
-        "global: {{scrape_interval: 1s, scrape_timeout: 1s}}\n\
+        "global: {{scrape_interval: 500ms, scrape_timeout: 500ms}}\n\
          scrape_configs:\n\
          \x20 - {{job_name: text, metrics_path: /text, static_configs: [{{targets: ['127.0.0.1:{port}']}}]}}\n\
          \x20 - {{job_name: om, metrics_path: /om, static_configs: [{{targets: ['127.0.0.1:{port}']}}]}}\n"
@@ -173,7 +174,7 @@ fn prometheus_scraping_the_app_and_vitals_pushing_it_hold_the_same_series() {
     let pushed = Receiver::start(Kind::Prometheus);
     let victoria = Receiver::start(Kind::VictoriaMetrics);
     let d = Daemon::run(&format!(
-        "interval: 1s\ndefault_checks: false\n\
+        "interval: 500ms\ndefault_checks: false\n\
          sources:\n  host: {{enabled: false}}\n  cgroup: {{enabled: false}}\n\
          \x20 app_metrics:\n\
          \x20   - {{name: text, url: \"http://127.0.0.1:{port}/text\", export: true}}\n\

@@ -125,6 +125,13 @@ impl CgroupSource {
     /// uninterruptible sleep, a broken `/sys` file) fails the round instead
     /// of hanging it, and never holds an async worker.
     pub async fn collect_at(&mut self, out: &mut Output, now: Instant) -> Result<(), CollectError> {
+        self.round(out, Some(now)).await
+    }
+
+    /// One round; without `now`, each cgroup's instant is taken when its
+    /// files have just been read, so the time spent resolving targets or
+    /// waiting for a blocking thread is not counted as CPU time's interval.
+    async fn round(&mut self, out: &mut Output, now: Option<Instant>) -> Result<(), CollectError> {
         let mut worker = self.clone();
         let (round, result, worker) = tokio::task::spawn_blocking(move || {
             let mut round = Output::new();
@@ -138,7 +145,11 @@ impl CgroupSource {
         result
     }
 
-    fn collect_blocking(&mut self, out: &mut Output, now: Instant) -> Result<(), CollectError> {
+    fn collect_blocking(
+        &mut self,
+        out: &mut Output,
+        now: Option<Instant>,
+    ) -> Result<(), CollectError> {
         let watched = self.resolve()?;
         let machine = limits::machine(&self.proc_root);
         let mut seen = Vec::with_capacity(watched.len());
@@ -170,7 +181,7 @@ impl CgroupSource {
         container: &Option<String>,
         layout: Result<Layout, CollectError>,
         machine: limits::Machine,
-        now: Instant,
+        now: Option<Instant>,
     ) -> Result<(), CollectError> {
         let mut layout = layout?;
         layout.forget_missing_v2();
@@ -184,6 +195,7 @@ impl CgroupSource {
             }
         }
         let figures = read_figures(&layout)?;
+        let now = now.unwrap_or_else(Instant::now);
         let limits = limits::effective(
             layout.cpu.as_ref(),
             layout.memory.as_ref(),
@@ -261,7 +273,7 @@ impl CgroupSource {
 
 impl Source for CgroupSource {
     async fn collect(&mut self, out: &mut Output) -> Result<(), CollectError> {
-        self.collect_at(out, Instant::now()).await
+        self.round(out, None).await
     }
 }
 
