@@ -22,10 +22,13 @@
 //! - **Quiet means quiet.** While connections wait, a served connection
 //!   whose peer has sent nothing for `EVICT_MIN_IDLE` and that has no
 //!   request in flight is closed to make room, whatever its phase:
-//!   half-open (never sent a byte), stalled in its TLS handshake or in a
-//!   request head, or keep-alive between requests. (Protecting every
-//!   started handshake let 256 peers that send two bytes of a TLS record
-//!   and then nothing hold every slot until `header_read_timeout`.)
+//!   half-open (never sent a byte), stalled in a TLS record or in a request
+//!   head, or keep-alive between requests. (Protecting every started
+//!   handshake let 256 peers that send two bytes of a TLS record and then
+//!   nothing hold every slot until `header_read_timeout`.) The one quiet
+//!   peer kept is one that owes the reply to vitals' own handshake flight
+//!   before its first request: it sent a whole hello, vitals answered, and
+//!   a client on a loaded machine can take seconds to reply.
 //! - **Busy connections take turns.** While connections wait, one that has
 //!   held its slot for `FAIR_SHARE` and made `TURN_REQUESTS` requests gets
 //!   `Connection: close` on its next response: the client reads a complete
@@ -139,6 +142,13 @@ pub struct ConnState {
     last_active_ms: AtomicU64,
     /// When the current busy spell began (ms since epoch), 0 when idle.
     busy_since_ms: AtomicU64,
+    /// When vitals last wrote bytes to the peer (ms since epoch), 0 never.
+    last_sent_ms: AtomicU64,
+    /// Since when vitals has been waiting to read from the peer (a read
+    /// found nothing; ms since epoch), 0 while it is not: a connection
+    /// whose bytes vitals has not got round to processing (a starved
+    /// handshake task) is not a quiet peer.
+    reading_since_ms: AtomicU64,
     /// The TLS handshake has not finished.
     handshaking: AtomicBool,
     /// Some byte has been received.
@@ -175,6 +185,7 @@ impl ConnState {
     /// Bytes arrived.
     pub fn hear(&self) {
         self.last_active_ms.store(self.now_ms(), Ordering::Release);
+        self.reading_since_ms.store(0, Ordering::Release);
         if !self.heard.load(Ordering::Relaxed) {
             self.heard.store(true, Ordering::Release);
         }
@@ -211,11 +222,36 @@ impl ConnState {
         self.busy.load(Ordering::Acquire) == 0 && quiet_ms >= EVICT_MIN_IDLE.as_millis() as u64
     }
 
-    /// May be closed now to make room: quiet, in whatever phase (half-open,
-    /// mid-handshake, mid-request-head, between requests). A peer that sent
-    /// a byte within `EVICT_MIN_IDLE` is making progress and stays.
+    /// May be closed now to make room: quiet, in whatever phase it stalled
+    /// (half-open, a partial TLS record, a partial request head, between
+    /// requests). A peer that sent a byte within `EVICT_MIN_IDLE` is making
+    /// progress and stays; so does one that owes vitals the reply to
+    /// vitals' own handshake flight before its first request (it sent a
+    /// whole hello, vitals answered it, and a client on a loaded machine can
+    /// take more than `EVICT_MIN_IDLE` to reply: cutting it throws away the
+    /// handshake already paid for). `header_read_timeout` bounds that one.
     fn evictable_at(&self, now: u64) -> bool {
-        self.quiet_at(now)
+        let sent = self.last_sent_ms.load(Ordering::Acquire);
+        let owes_reply = self.requests.load(Ordering::Acquire) == 0
+            && sent != 0
+            && sent >= self.last_active_ms.load(Ordering::Acquire);
+        let reading = self.reading_since_ms.load(Ordering::Acquire);
+        let waited =
+            reading != 0 && now.saturating_sub(reading) >= EVICT_MIN_IDLE.as_millis() as u64;
+        !owes_reply && waited && self.quiet_at(now)
+    }
+
+    /// A read found nothing: vitals waits for the peer from now on.
+    fn read_pending(&self) {
+        if self.reading_since_ms.load(Ordering::Relaxed) == 0 {
+            self.reading_since_ms
+                .store(self.now_ms(), Ordering::Release);
+        }
+    }
+
+    /// Bytes were written to the peer.
+    pub fn sent(&self) {
+        self.last_sent_ms.store(self.now_ms(), Ordering::Release);
     }
 
     /// Evicted, but bytes arrived before the eviction was acted on: serve
@@ -311,6 +347,8 @@ impl<S: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Heard<S> {
         let poll = std::pin::Pin::new(&mut this.inner).poll_read(cx, buf);
         if buf.filled().len() > before {
             this.state.hear();
+        } else if poll.is_pending() {
+            this.state.read_pending();
         }
         poll
     }
@@ -322,7 +360,12 @@ impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Heard<S> {
         cx: &mut std::task::Context<'_>,
         buf: &[u8],
     ) -> std::task::Poll<std::io::Result<usize>> {
-        std::pin::Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+        let this = self.get_mut();
+        let poll = std::pin::Pin::new(&mut this.inner).poll_write(cx, buf);
+        if matches!(poll, std::task::Poll::Ready(Ok(n)) if n > 0) {
+            this.state.sent();
+        }
+        poll
     }
 
     fn poll_flush(
@@ -344,7 +387,12 @@ impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Heard<S> {
         cx: &mut std::task::Context<'_>,
         bufs: &[std::io::IoSlice<'_>],
     ) -> std::task::Poll<std::io::Result<usize>> {
-        std::pin::Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+        let this = self.get_mut();
+        let poll = std::pin::Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        if matches!(poll, std::task::Poll::Ready(Ok(n)) if n > 0) {
+            this.state.sent();
+        }
+        poll
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -494,6 +542,8 @@ impl Connections {
             requests: AtomicU64::new(0),
             last_active_ms: AtomicU64::new(now),
             busy_since_ms: AtomicU64::new(0),
+            last_sent_ms: AtomicU64::new(0),
+            reading_since_ms: AtomicU64::new(0),
             handshaking: AtomicBool::new(false),
             heard: AtomicBool::new(false),
             evicted: AtomicBool::new(false),
@@ -628,6 +678,8 @@ mod tests {
         // Pretend the connection was admitted and last active `ms` ago.
         let then = s.now_ms().saturating_sub(ms);
         s.last_active_ms.store(then, Ordering::Release);
+        // And vitals has been waiting to read from it as long.
+        s.reading_since_ms.store(then, Ordering::Release);
     }
 
     #[tokio::test]
@@ -680,9 +732,15 @@ mod tests {
         assert!(!busy.state.evicted.load(Ordering::Acquire));
         assert!(!handshake.state.evicted.load(Ordering::Acquire));
         assert!(!newcomer.is_finished());
-        // The same handshake, its peer silent since (two bytes of a record,
-        // then nothing): quiet is quiet, it makes room.
+        // Its hello answered by vitals' flight, the peer quiet since: it
+        // owes the reply, which a loaded client may take long to send.
         backdate(&handshake.state, EVICT_MIN_IDLE.as_millis() as u64);
+        handshake.state.sent();
+        c.rebalance();
+        assert!(!handshake.state.evicted.load(Ordering::Acquire));
+        // A peer silent since bytes vitals did not answer (two bytes of a
+        // record, then nothing): quiet is quiet, it makes room.
+        handshake.state.last_sent_ms.store(0, Ordering::Release);
         c.rebalance();
         assert!(handshake.state.evicted.load(Ordering::Acquire));
         assert!(!busy.state.evicted.load(Ordering::Acquire));
