@@ -62,7 +62,10 @@ fn main() -> ExitCode {
             listen: None,
             web_config_file: None,
         }) {
-            Ok(_) => {
+            Ok(config) => {
+                for note in vitals::checks::app_notes(&config) {
+                    println!("{}: note: {note}", file.display());
+                }
                 println!("{}: configuration is valid", file.display());
                 ExitCode::SUCCESS
             }

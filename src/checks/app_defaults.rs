@@ -41,9 +41,11 @@ fn base(name: &str, description: &str) -> CheckConfig {
         critical: None,
         hysteresis: None,
         for_: None,
+        clear_for: None,
         readiness: false,
         description: Some(description.to_owned()),
         runbook_url: None,
+        given: Default::default(),
     }
 }
 

@@ -283,9 +283,11 @@ pub fn default_checks() -> Vec<CheckConfig> {
             critical: d.critical,
             hysteresis: d.hysteresis,
             for_: (d.for_secs > 0).then(|| Duration::from_secs(d.for_secs)),
+            clear_for: None,
             readiness: false,
             description: Some(d.description.to_owned()),
             runbook_url: None,
+            given: crate::config::Given::default(),
         })
         .collect()
 }

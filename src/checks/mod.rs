@@ -17,6 +17,7 @@
 //! | `exposition.rs`  | the `vitals_check_*` families                         |
 //! | `defaults.rs`    | the built-in checks                                   |
 //! | `rules.rs`       | `vitals rules`: the checks as Prometheus alert rules  |
+//! | `resolve.rs`     | at load: overrides of built-ins, selectors vs catalog |
 //!
 //! The selector type and its parser live in `config::selector`: the config
 //! parses a check's `metric` while it is read.
@@ -36,6 +37,7 @@ mod effective;
 mod engine;
 mod exposition;
 pub mod history;
+pub mod resolve;
 pub mod rules;
 pub mod state;
 mod status;
@@ -46,6 +48,7 @@ pub use diagnostics::{unknown_metrics, Transition, UnknownMetric};
 pub use effective::{effective_checks, Check, Origin};
 pub use engine::CheckEngine;
 pub use exposition::{METRICS, STATUS, THRESHOLD, TRANSITIONS, VALUE};
+pub use resolve::{app_notes, resolve};
 pub use state::{Levels, Machine, State};
 pub use status::InstanceStatus;
 

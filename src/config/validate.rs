@@ -84,6 +84,18 @@ pub(super) fn validate(config: &Config) -> Result<(), Invalid> {
                 format!("check `{}`: {e}", check.name),
             )
         })?;
+        if let Some(key) = check.given.percent.first() {
+            if !check.is_share() {
+                return Err(invalid(
+                    format!("checks[{i}].{key}"),
+                    format!(
+                        "check `{}`: a percentage is a share of 1, but `{}` is not a ratio (a `_ratio` family or a `ratio:` check); write the {key} level in the figure's own unit",
+                        check.name,
+                        check.selector().metric
+                    ),
+                ));
+            }
+        }
     }
     Ok(())
 }
