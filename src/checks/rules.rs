@@ -109,6 +109,14 @@ fn rule(out: &mut String, check: &Check, severity: &str, level: f64) {
     if let Some(d) = c.for_.filter(|d| !d.as_std().is_zero()) {
         let _ = writeln!(out, "        for: {}", q(&d.to_string()));
     }
+    let clear_for = check.clear_for();
+    if !clear_for.is_zero() {
+        let _ = writeln!(
+            out,
+            "        keep_firing_for: {}",
+            q(&crate::config::Duration(clear_for).to_string())
+        );
+    }
     let _ = writeln!(out, "        labels:");
     let _ = writeln!(out, "          severity: {}", q(severity));
     let _ = writeln!(out, "          check: {}", q(&untemplated(&c.name)));
@@ -117,11 +125,13 @@ fn rule(out: &mut String, check: &Check, severity: &str, level: f64) {
         Direction::Above => ("above", ">"),
         Direction::Below => ("below", "<"),
     };
+    let unit = super::history::unit(c);
     let summary = format!(
-        "{} is {severity}: {} is {{{{ $value }}}} ({word} {})",
+        "{} is {severity}: {} is {} ({word} {})",
         untemplated(&c.name),
-        check.config.selector().metric,
-        number(level)
+        untemplated(&figure(c)),
+        value_template(unit),
+        in_unit(level, unit)
     );
     let _ = writeln!(out, "          summary: {}", q(&summary));
     let mut description = c
@@ -143,6 +153,89 @@ fn rule(out: &mut String, check: &Check, severity: &str, level: f64) {
     let _ = writeln!(out, "          description: {}", q(&description));
     if let Some(url) = &c.runbook_url {
         let _ = writeln!(out, "          runbook_url: {}", q(url));
+    }
+}
+
+/// What a check compares with its levels, in words: the family for a
+/// plain check, the computation for a derived one.
+pub fn figure(c: &crate::config::CheckConfig) -> String {
+    use crate::config::DerivedKind as K;
+    let dur = |w: f64| crate::config::Duration(std::time::Duration::from_secs_f64(w)).to_string();
+    match c.derived() {
+        None => c.selector().metric.clone(),
+        Some(K::Rate { metric, window, .. }) => {
+            format!(
+                "the per-second rate of {} over {}",
+                metric.metric,
+                dur(window)
+            )
+        }
+        Some(K::Ratio {
+            numerator,
+            denominator,
+            window,
+            ..
+        }) => format!(
+            "the share {} / {} over {}",
+            numerator,
+            denominator.metric,
+            dur(window)
+        ),
+        Some(K::Quantile {
+            histogram,
+            q,
+            window,
+            ..
+        }) => format!(
+            "the {} quantile of {} over {}",
+            number(q),
+            histogram.metric,
+            dur(window)
+        ),
+        Some(K::Trend {
+            metric,
+            limit: Some(limit),
+            ..
+        }) => format!(
+            "the time until {} reaches {} at its current trend",
+            metric.metric, limit.metric
+        ),
+        Some(K::Trend { metric, .. }) => format!("the hourly trend of {}", metric.metric),
+    }
+}
+
+/// The alert's value as a Prometheus template, in the figure's unit.
+fn value_template(unit: &str) -> &'static str {
+    match unit {
+        "ratio" => "{{ $value | humanizePercentage }}",
+        "seconds" => "{{ $value | humanizeDuration }}",
+        "bytes" => "{{ $value | humanize1024 }}B",
+        "bytes_per_second" => "{{ $value | humanize1024 }}B/s",
+        "bytes_per_hour" => "{{ $value | humanize1024 }}B/h",
+        "per_second" => "{{ $value | humanize }}/s",
+        "per_hour" => "{{ $value | humanize }}/h",
+        _ => "{{ $value | humanize }}",
+    }
+}
+
+/// A level in the figure's unit: `80%`, `5s`, `4h`, `512MiB`.
+fn in_unit(v: f64, unit: &str) -> String {
+    let seconds = |v: f64| {
+        if v > 0.0 && v.fract() == 0.0 {
+            crate::config::Duration::from_secs(v as u64).to_string()
+        } else {
+            format!("{}s", number(v))
+        }
+    };
+    match unit {
+        "ratio" => format!("{}%", banded(v * 100.0)),
+        "seconds" => seconds(v),
+        "bytes" => format!("{} bytes", number(v)),
+        "bytes_per_second" => format!("{} bytes/s", number(v)),
+        "bytes_per_hour" => format!("{} bytes/h", number(v)),
+        "per_second" => format!("{}/s", number(v)),
+        "per_hour" => format!("{}/h", number(v)),
+        _ => number(v),
     }
 }
 
@@ -223,6 +316,7 @@ checks:
     critical: 5
     hysteresis: 10%
     for: 2m
+    clear_for: 0s
     description: Replay lag of the standby.
     runbook_url: https://runbooks.example/replica-lag
   - name: stream
@@ -281,7 +375,7 @@ checks:
         );
         assert_eq!(
             crit.annotations.get("summary").map(String::as_str),
-            Some("replica_lag is critical: vitals_pg_replication_lag_seconds is {{ $value }} (above 5)")
+            Some("replica_lag is critical: vitals_pg_replication_lag_seconds is {{ $value | humanizeDuration }} (above 5s)")
         );
         assert_eq!(
             crit.annotations.get("description").map(String::as_str),
@@ -323,6 +417,50 @@ checks:
         assert!(rules.iter().any(|r| r.alert == "VitalsContainerMemory"
             && r.expr
                 .starts_with("vitals_cgroup_memory_limit_utilization_ratio > 0.95 or (")));
+    }
+
+    /// Issue 28: "query_errors is warning: db_queries_total is 0.07" and a
+    /// leak alert reading seconds as bytes. Each summary names the figure
+    /// compared and prints value and level in its unit.
+    #[test]
+    fn summaries_name_the_figure_in_its_unit_and_clear_for_keeps_firing() {
+        let text = rules_for(
+            "sources:\n  app_metrics:\n    - {name: api, url: 'http://127.0.0.1:9/metrics', export: true}\nchecks:\n  - name: query_errors\n    ratio: {numerator: 'db_queries_total{status=\"error\"}', denominator: db_queries_total, window: 5m}\n    warning: 2%\n    critical: 5%\n",
+        );
+        let file = parse(&text);
+        let rules = &file.groups[0].rules;
+        let summary = |alert: &str, sev: &str| {
+            rules
+                .iter()
+                .find(|r| r.alert == alert && r.labels["severity"] == sev)
+                .unwrap_or_else(|| panic!("no {alert} {sev}"))
+                .annotations["summary"]
+                .clone()
+        };
+        assert_eq!(
+            summary("VitalsQueryErrors", "warning"),
+            r#"query_errors is warning: the share db_queries_total{status="error"} / db_queries_total over 5m is {{ $value | humanizePercentage }} (above 2%)"#
+        );
+        assert_eq!(
+            summary("VitalsAppMemoryLeak", "critical"),
+            "app_memory_leak is critical: the time until vitals_cgroup_memory_working_set_bytes reaches vitals_cgroup_memory_limit_bytes at its current trend is {{ $value | humanizeDuration }} (below 1h)"
+        );
+        assert_eq!(
+            summary("VitalsContainerMemory", "warning"),
+            "container_memory is warning: vitals_cgroup_memory_limit_utilization_ratio is {{ $value | humanizePercentage }} (above 80%)"
+        );
+        assert_eq!(
+            summary("VitalsAppLatencyP95", "warning"),
+            "app_latency_p95 is warning: the 0.95 quantile of http_request_duration_seconds over 1m is {{ $value | humanizeDuration }} (above 1s)"
+        );
+        // clear_for (default: for) is Prometheus' keep_firing_for.
+        let keep: Vec<(&str, Option<&str>)> = text
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("keep_firing_for: "))
+            .map(|v| ("", Some(v)))
+            .collect();
+        assert!(keep.contains(&("", Some("'30s'"))), "{text}");
+        assert!(text.contains("        for: '1m'\n        keep_firing_for: '1m'\n"));
     }
 
     #[test]
@@ -410,7 +548,7 @@ checks:
             format!(
                 "          - exp_labels: {{severity: {sev}, check: replica_lag, target: replica}}
             exp_annotations:
-              summary: \"replica_lag is {sev}: vitals_pg_replication_lag_seconds is {value} (above {level})\"
+              summary: \"replica_lag is {sev}: vitals_pg_replication_lag_seconds is {value} (above {level}s)\"
               description: 'Replay lag of the standby. vitals check `replica_lag`: vitals_pg_replication_lag_seconds{{target=\"replica\"}} > {level} for 2m.'
               runbook_url: https://runbooks.example/replica-lag
 "
@@ -436,16 +574,19 @@ checks:
         test.push_str(&case("2m", &[])); // pending: for 2m not over
         test.push_str(&case(
             "3m",
-            &[alert("warning", "1", "6"), alert("critical", "5", "6")],
+            &[alert("warning", "1", "6s"), alert("critical", "5", "6s")],
         ));
         // 4.7 is below 5 but within the 10% band: still critical.
         test.push_str(&case(
             "5m",
-            &[alert("warning", "1", "4.7"), alert("critical", "5", "4.7")],
+            &[
+                alert("warning", "1", "4.7s"),
+                alert("critical", "5", "4.7s"),
+            ],
         ));
-        test.push_str(&case("6m", &[alert("warning", "1", "4")]));
+        test.push_str(&case("6m", &[alert("warning", "1", "4s")]));
         // 0.95 is below 1 but within the warning band of 0.1.
-        test.push_str(&case("7m", &[alert("warning", "1", "0.95")]));
+        test.push_str(&case("7m", &[alert("warning", "1", "950ms")]));
         test.push_str(&case("8m", &[]));
         let test_path = dir.path().join("test.yml");
         std::fs::write(&test_path, &test).unwrap();

@@ -491,11 +491,14 @@ checks:
         (15.0, 0.92),
         (20.0, 0.89),
         (25.0, 0.5),
+        (30.0, 0.5),
     ] {
         let mut out = Output::new();
         out.gauge("vitals_cgroup_memory_limit_utilization_ratio", "M.", &[], v);
         let (res, _) = engine.evaluate([round("cgroup", &out)], now.after(sec));
         states.push(status(&res, "mem", &[]).unwrap());
     }
-    assert_eq!(states, vec![0.0, 0.0, 2.0, 2.0, 1.0, 0.0]);
+    // clear_for defaults to `for`: critical is left 10 s after the value
+    // went below 0.95 - 0.05, straight to ok as the value is by then.
+    assert_eq!(states, vec![0.0, 0.0, 2.0, 2.0, 2.0, 2.0, 0.0]);
 }
