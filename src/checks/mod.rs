@@ -44,7 +44,7 @@ mod status;
 
 pub use crate::config::selector;
 pub use crate::config::{Selector, SelectorError};
-pub use diagnostics::{unknown_metrics, Transition, UnknownMetric};
+pub use diagnostics::{log_lines, unknown_metrics, LogLine, Transition, UnknownMetric};
 pub use effective::{effective_checks, Check, Origin};
 pub use engine::CheckEngine;
 pub use exposition::{METRICS, STATUS, THRESHOLD, TRANSITIONS, VALUE};
@@ -58,6 +58,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 /// An instance that has been unknown this long (its series gone, its source
 /// failing) is forgotten, so vanished series do not accumulate.
 pub const UNKNOWN_RETENTION: Duration = Duration::from_secs(600);
+
+/// How long an instance keeps its state once its series is missing from a
+/// source that did not fail, before it is removed (one info line). Longer
+/// than the slowest default read (`catalog_interval`, 60 s) so figures read
+/// on slower rounds never look gone.
+pub const SERIES_GRACE: Duration = Duration::from_secs(150);
 
 /// Label names the `vitals_check_*` families use themselves.
 pub const RESERVED_LABELS: [&str; 3] = ["check", "severity", "to"];
