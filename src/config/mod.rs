@@ -692,6 +692,11 @@ pub struct AppMetricsConfig {
     /// for the built-in `app_queue_<name>` check.
     #[serde(default)]
     pub queue: Option<Selector>,
+    /// The label of `http_requests_total` holding the response status, for
+    /// an app whose library uses none of `code`, `status`, `status_code`,
+    /// `http_status`, `status_class`: its own `app_errors_<name>` check.
+    #[serde(default)]
+    pub status_label: Option<String>,
 }
 
 fn default_app_timeout() -> Duration {

@@ -116,6 +116,19 @@ fn app_metrics(config: &Config) -> Result<(), Invalid> {
         if app.max_bytes == 0 {
             return Err(invalid(format!("{at}.max_bytes"), "must be at least 1"));
         }
+        if let Some(label) = &app.status_label {
+            let mut chars = label.chars();
+            let valid = chars
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !valid {
+                return Err(invalid(
+                    format!("{at}.status_label"),
+                    format!("{label:?} is not a label name (letters, digits, _)"),
+                ));
+            }
+        }
     }
     Ok(())
 }
