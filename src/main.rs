@@ -94,6 +94,9 @@ fn main() -> ExitCode {
             };
             match daemon::load(&options) {
                 Ok(config) => {
+                    for w in vitals::checks::rules::warnings(&config) {
+                        eprintln!("warning: {w}");
+                    }
                     print!("{}", vitals::checks::rules::render_rules(&config));
                     ExitCode::SUCCESS
                 }

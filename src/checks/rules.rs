@@ -25,9 +25,63 @@ use std::fmt::Write as _;
 /// The rule group's name.
 pub const GROUP: &str = "vitals-checks";
 
-/// The rule file for the checks in effect under `config`.
+/// The rule file for the checks in effect under `config`, headed by the
+/// [`warnings`] as comments.
 pub fn render_rules(config: &Config) -> String {
-    render_checks(&effective_checks(config))
+    let mut out = String::new();
+    for w in warnings(config) {
+        let _ = writeln!(out, "# WARNING: {w}");
+    }
+    out.push_str(&render_checks(&effective_checks(config)));
+    out
+}
+
+/// Checks whose generated rules cannot fire as they stand: they read an
+/// application's series, which Prometheus only has (with their `app`
+/// label) when the app source re-exposes them (`export: true`). Built-in
+/// application checks of such an app count too.
+pub fn warnings(config: &Config) -> Vec<String> {
+    let apps = &config.sources.app_metrics;
+    let mut out = Vec::new();
+    for check in effective_checks(config) {
+        let c = &check.config;
+        let Some((_, s)) = super::resolve::selectors(c)
+            .into_iter()
+            .find(|(_, s)| !s.metric.starts_with("vitals_"))
+        else {
+            continue;
+        };
+        let named = s
+            .matchers
+            .iter()
+            .find(|m| m.label == "app" && m.op == selector::MatchOp::Equal)
+            .map(|m| m.value.as_str());
+        let from: Vec<&crate::config::AppMetricsConfig> = apps
+            .iter()
+            .filter(|a| named.map_or(true, |n| n == a.name))
+            .collect();
+        if from.iter().any(|a| a.export) {
+            continue;
+        }
+        let why = if from.is_empty() {
+            "no sources.app_metrics provides them".to_owned()
+        } else {
+            format!(
+                "set `export: true` on sources.app_metrics {} so vitals re-exposes them for Prometheus",
+                from.iter()
+                    .map(|a| format!("`{}`", a.name))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        };
+        out.push(format!(
+            "alert {} (check `{}`) reads the application series {}, which Prometheus does not have: it cannot fire; {why}",
+            alert_name(&c.name),
+            c.name,
+            s.metric
+        ));
+    }
+    out
 }
 
 /// The rule file for `checks`.
@@ -461,6 +515,31 @@ checks:
             .collect();
         assert!(keep.contains(&("", Some("'30s'"))), "{text}");
         assert!(text.contains("        for: '1m'\n        keep_firing_for: '1m'\n"));
+    }
+
+    /// Issue 28: app-based rules queried series Prometheus only has with
+    /// `export: true`, the default being false, and nothing said so.
+    #[test]
+    fn rules_on_unexported_app_series_are_flagged() {
+        let app = |export: bool| {
+            format!("sources:\n  app_metrics:\n    - {{name: api, url: 'http://127.0.0.1:9/metrics', export: {export}}}\n")
+        };
+        let config = parse_str(&app(false), "t.yaml").unwrap();
+        let w = warnings(&config);
+        let names: Vec<&str> = w
+            .iter()
+            .filter_map(|w| w.strip_prefix("alert ")?.split(' ').next())
+            .collect();
+        assert!(names.contains(&"VitalsAppLatencyP95"), "{w:?}");
+        assert!(names.contains(&"VitalsAppErrors"), "{w:?}");
+        // The memory leak check reads vitals' own cgroup series: fine.
+        assert!(!names.contains(&"VitalsAppMemoryLeak"), "{w:?}");
+        assert!(w[0].ends_with("set `export: true` on sources.app_metrics `api` so vitals re-exposes them for Prometheus"));
+        let text = render_rules(&config);
+        assert!(text.starts_with("# WARNING: alert VitalsAppLatencyP95 (check `app_latency_p95`) reads the application series http_request_duration_seconds, which Prometheus does not have: it cannot fire;"), "{text}");
+        parse(&text);
+        assert!(warnings(&parse_str(&app(true), "t.yaml").unwrap()).is_empty());
+        assert!(warnings(&parse_str("{}", "t.yaml").unwrap()).is_empty());
     }
 
     #[test]

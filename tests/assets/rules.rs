@@ -23,6 +23,57 @@ fn rules_pass_promtool_check_rules() {
     );
 }
 
+/// Issue 28: six alert names of `vitals rules` also existed, with other
+/// expressions, in vitals-raw.rules.yml. Every bundled rule file and the
+/// rules generated for the default configuration load together in one
+/// promtool run, and no alert name is defined in two of them (within one
+/// file, a warning and a critical rule share their alert's name).
+#[test]
+fn bundled_and_generated_rules_load_together_with_unique_alert_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_vitals"))
+        .arg("rules")
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run vitals rules");
+    assert!(out.status.success(), "{}", output_text(&out));
+    assert!(out.stderr.is_empty(), "{}", output_text(&out));
+    let generated = dir.path().join("vitals-generated.rules.yml");
+    std::fs::write(&generated, &out.stdout).unwrap();
+    let mut files = rule_files();
+    files.push(generated);
+    let mut args = vec!["check", "rules"];
+    args.extend(files.iter().map(|f| f.to_str().unwrap()));
+    let out = tool("promtool", &args, PROMTOOL);
+    assert!(out.status.success(), "{}", output_text(&out));
+    let mut defined: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for file in &files {
+        let parsed = parse_yaml(file);
+        let name = file.file_name().unwrap().to_string_lossy().into_owned();
+        for group in parsed["groups"].as_array().into_iter().flatten() {
+            for rule in group["rules"].as_array().into_iter().flatten() {
+                if let Some(alert) = rule["alert"].as_str() {
+                    defined
+                        .entry(alert.to_owned())
+                        .or_default()
+                        .insert(name.clone());
+                }
+            }
+        }
+    }
+    assert!(defined.len() > 50, "only {} alert names", defined.len());
+    let twice: Vec<String> = defined
+        .iter()
+        .filter(|(_, files)| files.len() > 1)
+        .map(|(alert, files)| format!("{alert} in {files:?}"))
+        .collect();
+    assert!(
+        twice.is_empty(),
+        "alert names defined in more than one file:\n{}",
+        twice.join("\n")
+    );
+}
+
 #[test]
 fn rules_pass_their_promtool_unit_tests() {
     let files = rule_test_files();
