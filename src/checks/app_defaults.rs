@@ -45,7 +45,11 @@ fn base(name: &str, description: &str) -> CheckConfig {
         clear_for: None,
         readiness: false,
         description: Some(description.to_owned()),
-        runbook_url: None,
+        runbook_url: Some(format!(
+            "{}#{}",
+            super::rules::RUNBOOK_URL,
+            super::rules::alert_name(name).to_lowercase()
+        )),
         given: Default::default(),
     }
 }
@@ -156,12 +160,15 @@ pub fn checks(config: &Config) -> Vec<CheckConfig> {
     }
     for app in apps {
         if let Some(label) = &app.status_label {
-            list.push(errors(
+            let mut c = errors(
                 &format!("app_errors_{}", app.name),
                 "http_requests_total",
                 label,
                 &format!(",app={}", quote(&app.name)),
-            ));
+            );
+            // Named after the app: no section of its own in the runbook.
+            c.runbook_url = None;
+            list.push(c);
         }
     }
     for app in apps {
@@ -177,6 +184,8 @@ pub fn checks(config: &Config) -> Vec<CheckConfig> {
             None => format!("{text}{{{app_matcher}}}"),
         };
         c.metric = Some(sel(&text));
+        // Named after the app: no section of its own in the runbook.
+        c.runbook_url = None;
         c.warning = Some(100.0);
         c.critical = Some(500.0);
         c.hysteresis = Some(Band::Percent(10.0));

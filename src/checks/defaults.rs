@@ -294,7 +294,11 @@ pub fn default_checks() -> Vec<CheckConfig> {
             clear_for: None,
             readiness: false,
             description: Some(d.description.to_owned()),
-            runbook_url: None,
+            runbook_url: Some(format!(
+                "{}#{}",
+                super::rules::RUNBOOK_URL,
+                super::rules::alert_name(d.name).to_lowercase()
+            )),
             given: crate::config::Given::default(),
         })
         .collect()
