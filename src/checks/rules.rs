@@ -337,7 +337,7 @@ fn value_template(unit: &str) -> &'static str {
 }
 
 /// A level in the figure's unit: `80%`, `5s`, `4h`, `512MiB`.
-fn in_unit(v: f64, unit: &str) -> String {
+pub fn in_unit(v: f64, unit: &str) -> String {
     let seconds = |v: f64| {
         if v > 0.0 && v.fract() == 0.0 {
             crate::config::Duration::from_secs(v as u64).to_string()
