@@ -680,6 +680,51 @@ checks:
             .sum()
     }
 
+    /// Issue 28: the generated app alerts could never fire. With
+    /// `export: true`, Prometheus has the app's series with their `app`
+    /// label, and the generated VitalsAppErrors fires on them under
+    /// promtool (Prometheus 2.42's rule engine); a 2% error share does not.
+    #[test]
+    fn promtool_generated_app_error_alert_fires_on_exported_series() {
+        let promtool = promtool();
+        let dir = tempfile::tempdir().unwrap();
+        let text = rules_for(
+            "sources:\n  app_metrics:\n    - {name: api, url: 'http://127.0.0.1:9/metrics', export: true}\n",
+        );
+        std::fs::write(dir.path().join("rules.yml"), &text).unwrap();
+        let file = parse(&text);
+        let rule = |sev: &str| {
+            file.groups[0]
+                .rules
+                .iter()
+                .find(|r| r.alert == "VitalsAppErrors" && r.labels["severity"] == sev)
+                .unwrap()
+        };
+        let alert = |sev: &str| {
+            let r = rule(sev);
+            format!(
+                "          - exp_labels: {{severity: {sev}, check: app_errors, app: api}}\n            exp_annotations:\n              summary: {}\n              description: {}\n              runbook_url: {}\n",
+                serde_json::to_string(&r.annotations["summary"].replace("{{ $value | humanizePercentage }}", "16.67%")).unwrap(),
+                serde_json::to_string(&r.annotations["description"]).unwrap(),
+                serde_json::to_string(&r.annotations["runbook_url"]).unwrap(),
+            )
+        };
+        // 1 ok and 0.2 failing requests a second on `api` (16.7%); 2% on `web`.
+        let test = format!(
+            "rule_files: [rules.yml]\nevaluation_interval: 15s\ntests:\n  - interval: 15s\n    input_series:\n      - series: 'http_requests_total{{app=\"api\",code=\"200\",method=\"get\"}}'\n        values: '0+15x40'\n      - series: 'http_requests_total{{app=\"api\",code=\"500\",method=\"get\"}}'\n        values: '0+3x40'\n      - series: 'http_requests_total{{app=\"web\",code=\"200\"}}'\n        values: '0+15x40'\n      - series: 'http_requests_total{{app=\"web\",code=\"503\"}}'\n        values: '0+0.3x40'\n    alert_rule_test:\n      - eval_time: 5m\n        alertname: VitalsAppErrors\n        exp_alerts:\n{}{}",
+            alert("warning"),
+            alert("critical")
+        );
+        let test_path = dir.path().join("test.yml");
+        std::fs::write(&test_path, &test).unwrap();
+        let out = run(Command::new(&promtool)
+            .current_dir(dir.path())
+            .arg("test")
+            .arg("rules")
+            .arg(&test_path));
+        assert!(out.contains("SUCCESS"), "{out}\n{test}");
+    }
+
     /// A generated rule firing and not firing, with `for` and the
     /// hysteresis band, under `promtool test rules`.
     #[test]
