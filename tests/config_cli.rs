@@ -275,3 +275,30 @@ fn check_config_names_the_app_source_of_an_app_family() {
     );
     assert!(lines[1].ends_with(": configuration is valid"));
 }
+
+/// The README's check examples, copied from the README by the test so the
+/// docs cannot drift: each is a valid config (with the app source `web`
+/// they name), through check-config as a user would run it.
+#[test]
+fn the_readme_check_examples_are_valid() {
+    let readme = std::fs::read_to_string(common::repo().join("README.md")).unwrap();
+    let mut found = 0;
+    for heading in [
+        "## Checks\n",
+        "### Derived checks: rate, ratio, quantile, trend\n",
+    ] {
+        let at = readme.find(heading).expect(heading) + heading.len();
+        let rest = &readme[at..];
+        let start = rest.find("```yaml\n").expect("a yaml block") + "```yaml\n".len();
+        let block = &rest[start..start + rest[start..].find("```").unwrap()];
+        assert!(block.contains("checks:"), "{block}");
+        let text = format!(
+            "{block}sources:\n  app_metrics:\n    - {{name: web, url: 'http://127.0.0.1:9/metrics'}}\n"
+        );
+        let (code, stdout, stderr) = check_config(&text);
+        assert_eq!(code, 0, "{heading}: {stderr}\n{text}");
+        assert!(stdout.ends_with(": configuration is valid\n"), "{stdout}");
+        found += 1;
+    }
+    assert_eq!(found, 2);
+}
