@@ -55,8 +55,10 @@ pub use status::InstanceStatus;
 use crate::metrics::Output;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-/// An instance that has been unknown this long (its series gone, its source
-/// failing) is forgotten, so vanished series do not accumulate.
+/// An instance that has been unknown this long (its source failing, or a
+/// derived value missing) is forgotten, so vanished series do not
+/// accumulate; a series gone from a healthy source goes sooner, after
+/// [`SERIES_GRACE`].
 pub const UNKNOWN_RETENTION: Duration = Duration::from_secs(600);
 
 /// How long an instance keeps its state once its series is missing from a
