@@ -45,8 +45,8 @@ pub fn load(options: &Options) -> Result<Config, config::ConfigError> {
 /// The configuration and its web config file, read and checked.
 fn load_with_web(options: &Options) -> Result<(Config, webconfig::Prepared), config::ConfigError> {
     let mut config = match &options.config_file {
-        Some(path) => config::load_file(path)?,
-        None => config::parse_str(config::EMBEDDED_DEFAULT, "<embedded default>")?,
+        Some(path) => crate::checks::resolve::load_file(path)?,
+        None => crate::checks::resolve::parse_str(config::EMBEDDED_DEFAULT, "<embedded default>")?,
     };
     if let Some(listen) = options.listen {
         config.listen = listen;
@@ -63,6 +63,12 @@ fn load_with_web(options: &Options) -> Result<(Config, webconfig::Prepared), con
 pub fn warn_unknown_metrics(config: &Config) {
     for unknown in crate::checks::unknown_metrics(config) {
         tracing::warn!("{unknown}");
+    }
+    // Without an app source, the warnings above already said it.
+    if !config.sources.app_metrics.is_empty() {
+        for note in crate::checks::app_notes(config) {
+            tracing::info!("{note}");
+        }
     }
 }
 

@@ -62,7 +62,10 @@ fn main() -> ExitCode {
             listen: None,
             web_config_file: None,
         }) {
-            Ok(_) => {
+            Ok(config) => {
+                for note in vitals::checks::app_notes(&config) {
+                    println!("{}: note: {note}", file.display());
+                }
                 println!("{}: configuration is valid", file.display());
                 ExitCode::SUCCESS
             }
@@ -91,6 +94,9 @@ fn main() -> ExitCode {
             };
             match daemon::load(&options) {
                 Ok(config) => {
+                    for w in vitals::checks::rules::warnings(&config) {
+                        eprintln!("warning: {w}");
+                    }
                     print!("{}", vitals::checks::rules::render_rules(&config));
                     ExitCode::SUCCESS
                 }

@@ -441,16 +441,37 @@ fn evaluate_checks(state: &mut State) {
         });
     let (output, transitions) = engine.evaluate(rounds, Now::system());
     *check_output = output;
-    for t in transitions {
-        let value = t.value.map_or_else(|| "none".to_owned(), |v| v.to_string());
-        match t.to {
-            crate::checks::State::Ok => tracing::info!(
-                check = %t.check, instance = %t.instance(), from = %t.from, to = %t.to, value = %value,
-                "check state changed"
+    for line in crate::checks::log_lines(transitions) {
+        use crate::checks::LogLine;
+        match line {
+            LogLine::Change(t) => {
+                let value = t.value.map_or_else(|| "none".to_owned(), |v| v.to_string());
+                match t.to {
+                    crate::checks::State::Ok => tracing::info!(
+                        check = %t.check, instance = %t.instance(), from = %t.from, to = %t.to, value = %value,
+                        "check state changed"
+                    ),
+                    _ => tracing::warn!(
+                        check = %t.check, instance = %t.instance(), from = %t.from, to = %t.to, value = %value,
+                        reason = t.reason.as_deref(), readiness = t.readiness, "check state changed"
+                    ),
+                }
+            }
+            LogLine::SourceFailed {
+                source,
+                instances,
+                checks,
+                readiness,
+            } => tracing::warn!(
+                source = %source, instances, checks = %checks.join(","), readiness,
+                "source failed: its check instances are unknown"
             ),
-            _ => tracing::warn!(
-                check = %t.check, instance = %t.instance(), from = %t.from, to = %t.to, value = %value,
-                reason = t.reason.as_deref(), readiness = t.readiness, "check state changed"
+            LogLine::Back { source, instances } => {
+                tracing::info!(source = %source, instances, "check instances have values again")
+            }
+            LogLine::Removed { check, instances } => tracing::info!(
+                check = %check, instances,
+                "check instances removed: their series are gone (a figure left out of quiet rounds, or no longer there)"
             ),
         }
     }

@@ -78,10 +78,10 @@ fn derived_checks_agree_with_prometheus_and_follow_the_app(app: &PyApp) {
              checks:\n\
              \x20 - name: app_latency_p95\n\
              \x20   quantile: {{histogram: http_request_duration_seconds, q: 0.95, window: {WINDOW}, by: [app]}}\n\
-             \x20   warning: 1\n    critical: 5\n\
+             \x20   warning: 1\n    critical: 5\n    for: 0s\n    clear_for: 0s\n\
              \x20 - name: app_errors\n\
              \x20   ratio: {{numerator: 'http_requests_total{{code=~\"5..\"}}', denominator: http_requests_total, window: {WINDOW}, by: [app]}}\n\
-             \x20   warning: 0.05\n    critical: 0.1\n    readiness: true\n",
+             \x20   warning: 0.05\n    critical: 0.1\n    for: 0s\n    clear_for: 0s\n    readiness: true\n",
             app.addr()
         ),
     );

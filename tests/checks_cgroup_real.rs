@@ -83,7 +83,7 @@ fn memory_check_follows_a_real_cgroup_up_and_back() {
 
     let d = Daemon::run(&format!(
             "interval: 300ms\nsources:\n  host: {{enabled: false}}\n  cgroup: {{enabled: true, target: {{pid: {pid}}}}}\n\
-             checks:\n  - {{name: container_memory, metric: vitals_cgroup_memory_limit_utilization_ratio, warning: 0.5, critical: 0.75, hysteresis: 0.05}}\n"
+             checks:\n  - {{name: container_memory, metric: vitals_cgroup_memory_limit_utilization_ratio, warning: 0.5, critical: 0.75, hysteresis: 0.05, for: 0s, clear_for: 0s}}\n"
         ));
     let state = |d: &Daemon| {
         sample(

@@ -63,7 +63,7 @@ async fn a_failing_then_slow_application_drives_the_probe_checks() {
   http_probes:
     - {{name: app, url: \"{url}\", timeout: 5s, window: 1m}}
 checks:
-  - {{name: probe_latency, metric: vitals_probe_duration_seconds, warning: 0.2, critical: 10, readiness: true}}
+  - {{name: probe_latency, metric: vitals_probe_duration_seconds, warning: 0.2, critical: 10, readiness: true, for: 0s, clear_for: 0s}}
 "
         ),
         "test.yaml",

@@ -227,3 +227,78 @@ fn check_config_also_checks_the_web_config_file() {
         "the hash is echoed: {stderr}"
     );
 }
+
+/// Issue 28's first hour: a misspelt family in a check was "valid" and the
+/// check stayed unknown forever. Now check-config and start refuse it at
+/// its key, with the catalog's closest name.
+#[test]
+fn a_check_on_a_misspelt_family_or_label_is_refused_by_check_config_and_start() {
+    let typo = "checks:\n  - name: replica_lag\n    metric: 'vitals_pg_replication_lag_second{target=\"replica\"}'\n    readiness: true\n";
+    let (code, _, stderr) = check_config(typo);
+    assert_eq!(code, 64, "{stderr}");
+    assert_eq!(
+        stderr.trim_end(),
+        "FILE:3:13: key `checks[0].metric`: check `replica_lag`: `vitals_pg_replication_lag_second` is not a metric vitals exports (see the README metric reference); did you mean `vitals_pg_replication_lag_seconds`?"
+    );
+    let (code, _, stderr) = check_config(
+        "checks:\n  - {name: lag, metric: 'vitals_pg_replication_lag_seconds{standby=\"r\"}', warning: 1}\n",
+    );
+    assert_eq!(code, 64);
+    assert!(
+        stderr.starts_with("FILE:2:25: key `checks[0].metric`: check `lag`: `vitals_pg_replication_lag_seconds` has no label `standby`"),
+        "{stderr}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = temp_config(dir.path(), "typo.yaml", typo);
+    let (status, _, stderr) = run_to_exit(&["--config", path.to_str().unwrap()]);
+    assert_eq!(status.code(), Some(64));
+    assert!(
+        stderr.contains("typo.yaml:3:13: key `checks[0].metric`"),
+        "{stderr}"
+    );
+}
+
+/// A check on an application family is accepted; check-config says which
+/// app source must provide it. A partial override of a built-in check and a
+/// percentage level on a ratio family are valid.
+#[test]
+fn check_config_names_the_app_source_of_an_app_family() {
+    let (code, stdout, stderr) = check_config(
+        "sources:\n  app_metrics:\n    - {name: api, url: 'http://127.0.0.1:9/metrics'}\nchecks:\n  - {name: jobs, metric: 'job_queue_size{queue=\"mail\"}', warning: 100}\n  - {name: replica_lag, warning: 2}\n  - {name: pgbouncer_pool, warning: 70%}\n",
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{stdout}");
+    assert!(
+        lines[0].ends_with(": note: check `jobs` metric `job_queue_size` is an application metric, expected from app source `api`"),
+        "{stdout}"
+    );
+    assert!(lines[1].ends_with(": configuration is valid"));
+}
+
+/// The README's check examples, copied from the README by the test so the
+/// docs cannot drift: each is a valid config (with the app source `web`
+/// they name), through check-config as a user would run it.
+#[test]
+fn the_readme_check_examples_are_valid() {
+    let readme = std::fs::read_to_string(common::repo().join("README.md")).unwrap();
+    let mut found = 0;
+    for heading in [
+        "## Checks\n",
+        "### Derived checks: rate, ratio, quantile, trend\n",
+    ] {
+        let at = readme.find(heading).expect(heading) + heading.len();
+        let rest = &readme[at..];
+        let start = rest.find("```yaml\n").expect("a yaml block") + "```yaml\n".len();
+        let block = &rest[start..start + rest[start..].find("```").unwrap()];
+        assert!(block.contains("checks:"), "{block}");
+        let text = format!(
+            "{block}sources:\n  app_metrics:\n    - {{name: web, url: 'http://127.0.0.1:9/metrics'}}\n"
+        );
+        let (code, stdout, stderr) = check_config(&text);
+        assert_eq!(code, 0, "{heading}: {stderr}\n{text}");
+        assert!(stdout.ends_with(": configuration is valid\n"), "{stdout}");
+        found += 1;
+    }
+    assert_eq!(found, 2);
+}

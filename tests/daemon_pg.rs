@@ -212,7 +212,7 @@ fn replica_lag_check_gates_readiness(c: &Cluster) {
     c.wait_streaming();
     let text = format!(
         "interval: 500ms\ndefault_checks: true\nsources:\n  cgroup: {{enabled: false}}\n  postgres:\n    - name: replica\n      dsn: \"{}\"\n      password_file: {}\n\
-         checks:\n  - name: replica_lag\n    metric: 'vitals_pg_replication_lag_seconds{{target=\"replica\"}}'\n    warning: 1\n    critical: 2\n    hysteresis: 0.5\n    readiness: true\n",
+         checks:\n  - name: replica_lag\n    metric: 'vitals_pg_replication_lag_seconds{{target=\"replica\"}}'\n    warning: 1\n    critical: 2\n    hysteresis: 0.5\n    for: 0s\n    clear_for: 0s\n    readiness: true\n",
         c.monitor_dsn(c.standby().port),
         c.password_file.display(),
     );

@@ -164,6 +164,8 @@ checks:
     warning: 1
     critical: 5
     hysteresis: 10%
+    for: 0s
+    clear_for: 0s
 ",
         podinfo = podinfo.display(),
         primary = c.monitor_dsn(c.primary.port),

@@ -56,6 +56,22 @@ fn bad_reload_keeps_old_config_good_reload_applies() {
         r.text()
     );
 
+    // A check on a misspelt family is refused on reload as at start.
+    std::fs::write(
+        &path,
+        "interval: 1s\nsources:\n  cgroup: {enabled: false}\nchecks:\n  - {name: load, metric: vitals_host_lod1, warning: 50}\n",
+    )
+    .unwrap();
+    let r = d.request("POST", "/-/reload", &[]);
+    assert_eq!(r.status, 400);
+    assert!(
+        r.text().contains(
+            "vitals.yaml:5:26: key `checks[0].metric`: check `load`: `vitals_host_lod1` is not a metric vitals exports"
+        ) && r.text().contains("did you mean `vitals_host_load1`?"),
+        "{}",
+        r.text()
+    );
+
     // A valid file through POST /-/reload: the cgroup source appears.
     std::fs::write(&path, "interval: 1s\nsources:\n  cgroup: {enabled: true}\n").unwrap();
     let r = d.request("POST", "/-/reload", &[]);
@@ -75,7 +91,7 @@ fn bad_reload_keeps_old_config_good_reload_applies() {
     );
     assert_eq!(
         sample(&text, "vitals_config_reload_failures_total", &[]),
-        Some(2.0)
+        Some(3.0)
     );
 }
 

@@ -23,6 +23,8 @@ struct Default {
 const ABOVE: Direction = Direction::Above;
 
 /// Ratios get an absolute band; latencies and ages a percentage of the level.
+/// A level is left only once it has stopped holding for `for` too
+/// (`clear_for` defaults to `for`).
 const DEFAULTS: &[Default] = &[
     Default {
         name: "container_cpu",
@@ -82,7 +84,10 @@ const DEFAULTS: &[Default] = &[
         warning: Some(0.8),
         critical: Some(0.95),
         hysteresis: Some(Band::Absolute(0.02)),
-        for_secs: 60,
+        // Transaction pooling makes single samples jumpy (a server is used
+        // only for the length of a transaction): two minutes to enter, and
+        // (clear_for defaults to for) two minutes below to leave.
+        for_secs: 120,
         description: "PgBouncer server connections in use as a share of the pool size.",
     },
     Default {
@@ -230,7 +235,10 @@ const DEFAULTS: &[Default] = &[
         warning: Some(0.05),
         critical: Some(0.1),
         hysteresis: Some(Band::Absolute(0.01)),
-        for_secs: 60,
+        // PostgreSQL 15 reports a busy session's counters late and in
+        // bursts (none for minutes, then thousands at once), so one round's
+        // ratio is noise: five minutes in a row to enter and to leave.
+        for_secs: 300,
         description: "Share of a database's transactions that rolled back over the last round: the database side of the query failure rate.",
     },
     Default {
@@ -283,9 +291,15 @@ pub fn default_checks() -> Vec<CheckConfig> {
             critical: d.critical,
             hysteresis: d.hysteresis,
             for_: (d.for_secs > 0).then(|| Duration::from_secs(d.for_secs)),
+            clear_for: None,
             readiness: false,
             description: Some(d.description.to_owned()),
-            runbook_url: None,
+            runbook_url: Some(format!(
+                "{}#{}",
+                super::rules::RUNBOOK_URL,
+                super::rules::alert_name(d.name).to_lowercase()
+            )),
+            given: crate::config::Given::default(),
         })
         .collect()
 }

@@ -30,7 +30,18 @@ impl Check {
             critical: self.config.critical,
             hysteresis: self.config.hysteresis,
             for_: self.config.for_.map(|d| d.as_std()).unwrap_or_default(),
+            clear_for: self.clear_for(),
         }
+    }
+
+    /// How long a level's condition must have stopped before it is left:
+    /// `clear_for`, or the check's `for`.
+    pub fn clear_for(&self) -> std::time::Duration {
+        self.config
+            .clear_for
+            .or(self.config.for_)
+            .map(|d| d.as_std())
+            .unwrap_or_default()
     }
 }
 

@@ -2,9 +2,9 @@
 //! state machine, evaluated against the latest round of every source.
 
 use super::diagnostics::{format_labels, Transition};
-use super::UNKNOWN_RETENTION;
 use super::{derived, history};
 use super::{effective_checks, Check, Levels, Machine, Now, Origin, SourceRound, State};
+use super::{SERIES_GRACE, UNKNOWN_RETENTION};
 use crate::config::Config;
 use crate::metrics::Output;
 use std::collections::{BTreeMap, BTreeSet};
@@ -50,6 +50,9 @@ pub(super) struct Instance {
     placeholder: bool,
     /// Recent values, for the page's sparkline.
     pub(super) recent: history::Recent,
+    /// Since when its series has been missing from a source that did not
+    /// fail (see [`SERIES_GRACE`]).
+    gone_since: Option<std::time::Instant>,
 }
 
 impl Instance {
@@ -62,6 +65,7 @@ impl Instance {
             transitions: [0; 4],
             placeholder: false,
             recent: history::Recent::default(),
+            gone_since: None,
         }
     }
 }
@@ -203,6 +207,7 @@ impl Evaluated {
                 .entry(key.clone())
                 .or_insert_with(|| Instance::new(now));
             inst.placeholder = false;
+            inst.gone_since = None;
             inst.source = Some(s.source.clone());
             let (value, reason) = if s.failed {
                 (None, Some(Reason::SourceFailed(s.source.clone())))
@@ -223,6 +228,7 @@ impl Evaluated {
             );
         }
 
+        let mut removed = Vec::new();
         for (key, inst) in &mut self.instances {
             if seen.contains_key(key) || inst.placeholder {
                 continue;
@@ -231,6 +237,34 @@ impl Evaluated {
                 Some(s) if failed.contains(s.as_str()) => Reason::SourceFailed(s.clone()),
                 _ => Reason::NoData,
             };
+            if reason == Reason::NoData && inst.machine.state() != State::Unknown {
+                // Figures left out of quiet rounds by design (a statement
+                // not called, a cache ratio below its minimum of accesses)
+                // and figures read on slower rounds come and go: the
+                // instance keeps its state for a grace period, then is
+                // removed with one line, never logged as a warning.
+                let since = *inst.gone_since.get_or_insert(now.instant);
+                if now.instant.saturating_duration_since(since) >= SERIES_GRACE {
+                    removed.push(key.clone());
+                    transitions.push(Transition {
+                        check: self.check.config.name.clone(),
+                        labels: key.clone(),
+                        from: inst.machine.state(),
+                        to: State::Unknown,
+                        value: None,
+                        reason: Some(format!(
+                            "series gone for {}",
+                            crate::config::Duration(SERIES_GRACE)
+                        )),
+                        readiness: self.check.config.readiness,
+                        source: inst.source.clone(),
+                        source_failed: false,
+                        removed: true,
+                    });
+                }
+                continue;
+            }
+            inst.gone_since = None;
             observe(
                 &self.check,
                 &self.levels,
@@ -243,6 +277,9 @@ impl Evaluated {
             );
         }
 
+        for key in &removed {
+            self.instances.remove(key);
+        }
         self.instances.retain(|_, inst| {
             inst.placeholder
                 || inst.machine.state() != State::Unknown
@@ -301,6 +338,10 @@ fn observe(
                 .then(|| inst.reason.as_ref().map(ToString::to_string))
                 .flatten(),
             readiness: check.config.readiness,
+            source: inst.source.clone(),
+            source_failed: change.to == State::Unknown
+                && matches!(inst.reason, Some(Reason::SourceFailed(_))),
+            removed: false,
         });
     }
 }

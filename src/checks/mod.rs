@@ -17,6 +17,7 @@
 //! | `exposition.rs`  | the `vitals_check_*` families                         |
 //! | `defaults.rs`    | the built-in checks                                   |
 //! | `rules.rs`       | `vitals rules`: the checks as Prometheus alert rules  |
+//! | `resolve.rs`     | at load: overrides of built-ins, selectors vs catalog |
 //!
 //! The selector type and its parser live in `config::selector`: the config
 //! parses a check's `metric` while it is read.
@@ -36,25 +37,35 @@ mod effective;
 mod engine;
 mod exposition;
 pub mod history;
+pub mod resolve;
 pub mod rules;
 pub mod state;
 mod status;
 
 pub use crate::config::selector;
 pub use crate::config::{Selector, SelectorError};
-pub use diagnostics::{unknown_metrics, Transition, UnknownMetric};
+pub use diagnostics::{log_lines, unknown_metrics, LogLine, Transition, UnknownMetric};
 pub use effective::{effective_checks, Check, Origin};
 pub use engine::CheckEngine;
 pub use exposition::{METRICS, STATUS, THRESHOLD, TRANSITIONS, VALUE};
+pub use resolve::{app_notes, resolve};
 pub use state::{Levels, Machine, State};
 pub use status::InstanceStatus;
 
 use crate::metrics::Output;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-/// An instance that has been unknown this long (its series gone, its source
-/// failing) is forgotten, so vanished series do not accumulate.
+/// An instance that has been unknown this long (its source failing, or a
+/// derived value missing) is forgotten, so vanished series do not
+/// accumulate; a series gone from a healthy source goes sooner, after
+/// [`SERIES_GRACE`].
 pub const UNKNOWN_RETENTION: Duration = Duration::from_secs(600);
+
+/// How long an instance keeps its state once its series is missing from a
+/// source that did not fail, before it is removed (one info line). Longer
+/// than the slowest default read (`catalog_interval`, 60 s) so figures read
+/// on slower rounds never look gone.
+pub const SERIES_GRACE: Duration = Duration::from_secs(150);
 
 /// Label names the `vitals_check_*` families use themselves.
 pub const RESERVED_LABELS: [&str; 3] = ["check", "severity", "to"];

@@ -9,8 +9,12 @@
 //!   value is back past the level by the band (a percent band is a percentage
 //!   of the level);
 //! - `for`: a level is entered only once its condition has held without a
-//!   break for that long; leaving (to a lower level or ok) is immediate, as a
-//!   Prometheus alert resolves at once;
+//!   break for that long;
+//! - `clear_for` (default: the check's `for`): a level is left (to a lower
+//!   level or ok) only once its condition has stopped holding, without a
+//!   break, for that long, so one low sample of a jumpy figure does not
+//!   clear a warning (Prometheus' `keep_firing_for`, which `vitals rules`
+//!   writes too);
 //! - no value (no data, or the source failed) is `unknown` at once, and the
 //!   `for` timers start again when data returns.
 
@@ -71,6 +75,8 @@ pub struct Levels {
     pub critical: Option<f64>,
     pub hysteresis: Option<Band>,
     pub for_: Duration,
+    /// How long a lower state must hold before a level is left.
+    pub clear_for: Duration,
 }
 
 impl Levels {
@@ -110,6 +116,9 @@ pub struct Machine {
     /// When the warning / critical condition started holding without a break.
     warning_since: Option<Instant>,
     critical_since: Option<Instant>,
+    /// When the values started asking for a lower state than the current
+    /// level, without a break (for `clear_for`).
+    clear_since: Option<Instant>,
     /// Never observed yet: the first ok is not reported as a change.
     fresh: bool,
 }
@@ -123,6 +132,7 @@ impl Machine {
             value: None,
             warning_since: None,
             critical_since: None,
+            clear_since: None,
             fresh: true,
         }
     }
@@ -152,6 +162,7 @@ impl Machine {
             None => {
                 self.warning_since = None;
                 self.critical_since = None;
+                self.clear_since = None;
                 State::Unknown
             }
             Some(v) => self.next_state(levels, v, now),
@@ -191,6 +202,13 @@ impl Machine {
                 next = state;
             }
         }
+        if next.rank() < rank {
+            let started = *self.clear_since.get_or_insert(now);
+            if now.saturating_duration_since(started) < levels.clear_for {
+                return self.state;
+            }
+        }
+        self.clear_since = None;
         next
     }
 }
@@ -213,6 +231,7 @@ mod tests {
             critical,
             hysteresis,
             for_: Duration::from_secs(for_secs),
+            clear_for: Duration::ZERO,
         }
     }
 
@@ -371,6 +390,44 @@ mod tests {
             ],
         );
         assert_eq!(changes, vec![(60, O, W), (85, W, C), (90, C, O)]);
+    }
+
+    #[test]
+    fn clear_for_holds_a_level_through_short_dips() {
+        // PgBouncer pool utilization in transaction pooling: one low sample
+        // among high ones must not clear the warning (issue 28: warning ->
+        // ok -> warning twice in 3 minutes).
+        let mut l = levels(
+            Direction::Above,
+            Some(0.8),
+            Some(0.95),
+            Some(Band::Absolute(0.02)),
+            0,
+        );
+        l.clear_for = Duration::from_secs(60);
+        let changes = run(
+            &l,
+            &[
+                (0, Some(0.9), W),
+                (10, Some(0.1), W),  // a dip: clearing pending since 10
+                (20, Some(0.85), W), // back: the clearing timer resets
+                (30, Some(0.2), W),  // pending since 30
+                (60, Some(0.97), C), // rising is not delayed by clear_for
+                (70, Some(0.9), C),  // to warning pending since 70
+                (120, Some(0.3), C), // still < 60 s since 70 (50 s)
+                (130, Some(0.3), O), // 60 s below critical: leaves, to ok at once
+                (140, Some(0.9), W),
+            ],
+        );
+        assert_eq!(
+            changes,
+            vec![(0, U, W), (60, W, C), (130, C, O), (140, O, W)]
+        );
+        // No data is unknown at once, whatever clear_for.
+        assert_eq!(
+            run(&l, &[(0, Some(0.9), W), (5, None, U)]),
+            vec![(0, U, W), (5, W, U)]
+        );
     }
 
     #[test]

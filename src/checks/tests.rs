@@ -175,12 +175,19 @@ fn a_sequence_through_every_state() {
     let mut engine = CheckEngine::new(&config(LAG));
     let now = t0();
     let mut log = Vec::new();
+    let empty = Output::new();
     for (i, value) in [Some(0.0), Some(1.3), Some(6.2), None, Some(0.1)]
         .iter()
         .enumerate()
     {
         let out = value.map_or_else(Output::new, |v| lag_output(&[("replica", v)]));
-        let (_, t) = engine.evaluate([round("postgres/a", &out)], now.after(i as f64 * 5.0));
+        // No value: the source failed its round.
+        let r = SourceRound {
+            source: "postgres/a",
+            output: if value.is_some() { &out } else { &empty },
+            failed: value.is_none(),
+        };
+        let (_, t) = engine.evaluate([r], now.after(i as f64 * 5.0));
         log.extend(t.iter().map(ToString::to_string));
     }
     assert_eq!(
@@ -188,40 +195,96 @@ fn a_sequence_through_every_state() {
         vec![
             r#"check=replica_lag instance={target="replica"} ok -> warning value=1.3"#,
             r#"check=replica_lag instance={target="replica"} warning -> critical value=6.2"#,
-            r#"check=replica_lag instance={target="replica"} critical -> unknown reason="series gone""#,
+            r#"check=replica_lag instance={target="replica"} critical -> unknown reason="source postgres/a failed""#,
             r#"check=replica_lag instance={target="replica"} unknown -> ok value=0.1"#,
         ]
     );
 }
 
+/// Issue 28: most warning lines were `to=unknown reason="series gone"` for
+/// figures left out of quiet rounds by design. A vanished series keeps its
+/// instance's state quietly for SERIES_GRACE, then the instance is removed
+/// with one info line for the check.
 #[test]
-fn vanished_series_go_unknown_then_are_forgotten() {
+fn vanished_series_keep_their_state_for_a_grace_then_are_removed_quietly() {
     let mut engine = CheckEngine::new(&config(LAG));
     let now = t0();
-    let both = lag_output(&[("replica", 0.0), ("replica2", 0.0)]);
-    engine.evaluate([round("postgres/a", &both)], now);
+    let all = lag_output(&[("replica", 0.0), ("replica2", 2.0), ("replica3", 0.0)]);
+    engine.evaluate([round("postgres/a", &all)], now);
     let one = lag_output(&[("replica", 0.0)]);
+    let grace = crate::checks::SERIES_GRACE.as_secs_f64();
     let (out, transitions) = engine.evaluate([round("postgres/a", &one)], now.after(5.0));
+    assert!(transitions.is_empty(), "{transitions:?}");
     assert_eq!(
         status(&out, "replica_lag", &[("target", "replica2")]),
-        Some(3.0)
+        Some(1.0)
     );
-    assert_eq!(
-        out.value("vitals_check_value", &[("target", "replica2")]),
-        None
-    );
-    assert_eq!(transitions.len(), 1);
-    assert_eq!(transitions[0].reason.as_deref(), Some("series gone"));
-    // Still there just before the retention ends, gone after.
-    let (out, _) = engine.evaluate([round("postgres/a", &one)], now.after(5.0 + 599.0));
-    assert_eq!(
-        status(&out, "replica_lag", &[("target", "replica2")]),
-        Some(3.0)
-    );
-    let (out, transitions) = engine.evaluate([round("postgres/a", &one)], now.after(5.0 + 600.0));
-    assert_eq!(status(&out, "replica_lag", &[("target", "replica2")]), None);
+    // Back within the grace: nothing happened.
+    let (_, transitions) = engine.evaluate([round("postgres/a", &all)], now.after(10.0));
+    assert!(transitions.is_empty(), "{transitions:?}");
+    // Gone again; just before the grace ends, still there.
+    engine.evaluate([round("postgres/a", &one)], now.after(15.0));
+    let (out, transitions) =
+        engine.evaluate([round("postgres/a", &one)], now.after(15.0 + grace - 1.0));
     assert!(transitions.is_empty());
+    assert_eq!(
+        status(&out, "replica_lag", &[("target", "replica3")]),
+        Some(0.0)
+    );
+    let (out, transitions) = engine.evaluate([round("postgres/a", &one)], now.after(15.0 + grace));
+    assert_eq!(status(&out, "replica_lag", &[("target", "replica2")]), None);
+    assert_eq!(status(&out, "replica_lag", &[("target", "replica3")]), None);
+    assert_eq!(transitions.len(), 2);
+    assert!(transitions.iter().all(|t| t.removed));
+    assert_eq!(
+        transitions[0].to_string(),
+        r#"check=replica_lag instance={target="replica2"} warning -> removed reason="series gone for 2m30s""#
+    );
+    assert_eq!(
+        crate::checks::log_lines(transitions),
+        vec![crate::checks::LogLine::Removed {
+            check: "replica_lag".into(),
+            instances: 2
+        }]
+    );
     assert_eq!(engine.snapshot().len(), 1);
+}
+
+/// A stopped database: one warning line for the source however many
+/// instances it had, one info line when it is back.
+#[test]
+fn a_failed_source_is_one_log_line_not_one_per_instance() {
+    let mut engine = CheckEngine::new(&config(LAG));
+    let now = t0();
+    let names: Vec<String> = (0..44).map(|i| format!("replica{i}")).collect();
+    let values: Vec<(&str, f64)> = names.iter().map(|n| (n.as_str(), 0.0)).collect();
+    let a = lag_output(&values);
+    engine.evaluate([round("postgres/a", &a)], now);
+    let empty = Output::new();
+    let down = SourceRound {
+        source: "postgres/a",
+        output: &empty,
+        failed: true,
+    };
+    let (_, transitions) = engine.evaluate([down], now.after(5.0));
+    assert_eq!(transitions.len(), 44);
+    assert_eq!(
+        crate::checks::log_lines(transitions),
+        vec![crate::checks::LogLine::SourceFailed {
+            source: "postgres/a".into(),
+            instances: 44,
+            checks: vec!["replica_lag".into()],
+            readiness: true,
+        }]
+    );
+    let (_, transitions) = engine.evaluate([round("postgres/a", &a)], now.after(10.0));
+    assert_eq!(
+        crate::checks::log_lines(transitions),
+        vec![crate::checks::LogLine::Back {
+            source: "postgres/a".into(),
+            instances: 44
+        }]
+    );
 }
 
 #[test]
@@ -491,11 +554,14 @@ checks:
         (15.0, 0.92),
         (20.0, 0.89),
         (25.0, 0.5),
+        (30.0, 0.5),
     ] {
         let mut out = Output::new();
         out.gauge("vitals_cgroup_memory_limit_utilization_ratio", "M.", &[], v);
         let (res, _) = engine.evaluate([round("cgroup", &out)], now.after(sec));
         states.push(status(&res, "mem", &[]).unwrap());
     }
-    assert_eq!(states, vec![0.0, 0.0, 2.0, 2.0, 1.0, 0.0]);
+    // clear_for defaults to `for`: critical is left 10 s after the value
+    // went below 0.95 - 0.05, straight to ok as the value is by then.
+    assert_eq!(states, vec![0.0, 0.0, 2.0, 2.0, 2.0, 2.0, 0.0]);
 }

@@ -30,8 +30,29 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+/// A problem found by a [`Resolve`] step: the dotted key and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyProblem {
+    pub path: String,
+    pub message: String,
+}
+
+/// A step the layers above the config run between parsing and validation
+/// (the checks resolve overrides of built-in checks and look selectors up
+/// in the metric catalog); its problems are reported like the config's own.
+pub type Resolve<'a> = &'a dyn Fn(&mut Config) -> Result<(), KeyProblem>;
+
+fn no_resolve(_: &mut Config) -> Result<(), KeyProblem> {
+    Ok(())
+}
+
 /// Reads and validates `path`.
 pub fn load_file(path: &Path) -> Result<Config, ConfigError> {
+    load_file_with(path, &no_resolve)
+}
+
+/// Reads `path`, runs `resolve` on it, then validates it.
+pub fn load_file_with(path: &Path, resolve: Resolve<'_>) -> Result<Config, ConfigError> {
     let label = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
         file: label.clone(),
@@ -39,11 +60,16 @@ pub fn load_file(path: &Path) -> Result<Config, ConfigError> {
         column: 0,
         message: format!("cannot read config file: {e}"),
     })?;
-    parse_str(&text, &label)
+    parse_str_with(&text, &label, resolve)
 }
 
 /// Parses and validates config text; `file` is only used in messages.
 pub fn parse_str(text: &str, file: &str) -> Result<Config, ConfigError> {
+    parse_str_with(text, file, &no_resolve)
+}
+
+/// Parses config text, runs `resolve` on it, then validates it.
+pub fn parse_str_with(text: &str, file: &str, resolve: Resolve<'_>) -> Result<Config, ConfigError> {
     let index = PathIndex::new(text);
     let error = |(line, column): Position, message: String| ConfigError {
         file: file.to_owned(),
@@ -51,12 +77,18 @@ pub fn parse_str(text: &str, file: &str) -> Result<Config, ConfigError> {
         column,
         message,
     };
-    let config: Config = serde_saphyr::from_str(text).map_err(|e| {
+    let mut config: Config = serde_saphyr::from_str(text).map_err(|e| {
         let at = e
             .location()
             .map(|l| (l.line(), l.column()))
             .unwrap_or((1, 1));
         error(at, describe(&index, at, &e.to_string()))
+    })?;
+    resolve(&mut config).map_err(|p| {
+        error(
+            index.position_of(&p.path),
+            format!("key `{}`: {}", p.path, p.message),
+        )
     })?;
     super::validate::validate(&config).map_err(|invalid| {
         error(

@@ -26,7 +26,10 @@ mod validate;
 pub use derived::{DerivedKind, QuantileSpec, RateSpec, RatioSpec, TrendSpec};
 pub use dsn::{parse_dsn, Dsn, PgTls, SslMode};
 pub use duration::{parse_duration, Duration};
-pub use load::{load_file, parse_str, ConfigError, EMBEDDED_DEFAULT};
+pub use load::{
+    did_you_mean, load_file, load_file_with, parse_str, parse_str_with, ConfigError, KeyProblem,
+    Resolve, EMBEDDED_DEFAULT,
+};
 pub use probe::{parse_http_url, parse_target, AppTarget, ProbeTarget};
 pub use remote_write::{
     expand_env, BasicAuth, EnvString, RemoteQueueConfig, RemoteWriteConfig, TlsClientConfig,
@@ -731,6 +734,11 @@ pub struct AppMetricsConfig {
     /// for the built-in `app_queue_<name>` check.
     #[serde(default)]
     pub queue: Option<Selector>,
+    /// The label of `http_requests_total` holding the response status, for
+    /// an app whose library uses none of `code`, `status`, `status_code`,
+    /// `http_status`, `status_class`: its own `app_errors_<name>` check.
+    #[serde(default)]
+    pub status_label: Option<String>,
 }
 
 fn default_app_timeout() -> Duration {
@@ -743,40 +751,253 @@ fn default_max_bytes() -> u64 {
     10 * 1024 * 1024
 }
 
-/// One threshold check (see `checks/`).
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// One threshold check (see `checks/`). Read through [`RawCheck`], so it
+/// knows which keys the file gave ([`CheckConfig::given`]): a check named
+/// like a built-in one changes only those keys of it.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(try_from = "RawCheck")]
 pub struct CheckConfig {
     pub name: String,
     /// A PromQL-style selector: `name{label="v",other=~"re"}`. Absent for
     /// a derived kind (exactly one of `metric`, `rate`, `ratio`,
     /// `quantile`, `trend`).
-    #[serde(default)]
     pub metric: Option<Selector>,
-    #[serde(default)]
     pub rate: Option<RateSpec>,
-    #[serde(default)]
     pub ratio: Option<RatioSpec>,
-    #[serde(default)]
     pub quantile: Option<QuantileSpec>,
-    #[serde(default)]
     pub trend: Option<TrendSpec>,
-    #[serde(default)]
     pub direction: Direction,
-    #[serde(default)]
     pub warning: Option<f64>,
-    #[serde(default)]
     pub critical: Option<f64>,
-    #[serde(default)]
     pub hysteresis: Option<Band>,
-    #[serde(default, rename = "for")]
     pub for_: Option<Duration>,
-    #[serde(default)]
+    /// How long a level's condition must have stopped holding before the
+    /// instance leaves it; absent: the check's `for`.
+    pub clear_for: Option<Duration>,
     pub readiness: bool,
-    #[serde(default)]
     pub description: Option<String>,
-    #[serde(default)]
     pub runbook_url: Option<String>,
+    /// The keys the file gave, and which levels it wrote as a percentage;
+    /// empty for a built-in check.
+    pub given: Given,
+}
+
+/// What a configured check wrote itself (see [`CheckConfig::given`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Given {
+    /// The keys present, by their YAML name (`for`, `warning`, ...).
+    pub keys: Vec<&'static str>,
+    /// `warning` / `critical` when written as `80%`.
+    pub percent: Vec<&'static str>,
+}
+
+impl Given {
+    pub fn has(&self, key: &str) -> bool {
+        self.keys.contains(&key)
+    }
+}
+
+impl CheckConfig {
+    /// The key kinds a check can name its figure with.
+    pub const KINDS: [&'static str; 5] = ["metric", "rate", "ratio", "quantile", "trend"];
+
+    /// Whether the file gave one of `metric`, `rate`, `ratio`, `quantile`,
+    /// `trend` (a check without one can only change a built-in check).
+    pub fn names_a_figure(&self) -> bool {
+        Self::KINDS.iter().any(|k| self.given.has(k))
+            || self.metric.is_some()
+            || self.rate.is_some()
+            || self.ratio.is_some()
+            || self.quantile.is_some()
+            || self.trend.is_some()
+    }
+
+    /// This check with the keys `over` gave in place of its own: how a
+    /// configured check named like a built-in one changes it. A figure
+    /// given (`metric`, `rate`...) replaces the built-in one whole.
+    pub fn overridden_by(&self, over: &CheckConfig) -> CheckConfig {
+        let mut c = self.clone();
+        let has = |k: &str| over.given.has(k);
+        if CheckConfig::KINDS.iter().any(|k| has(k)) {
+            c.metric.clone_from(&over.metric);
+            c.rate.clone_from(&over.rate);
+            c.ratio.clone_from(&over.ratio);
+            c.quantile.clone_from(&over.quantile);
+            c.trend.clone_from(&over.trend);
+        }
+        if has("direction") {
+            c.direction = over.direction;
+        }
+        if has("warning") {
+            c.warning = over.warning;
+        }
+        if has("critical") {
+            c.critical = over.critical;
+        }
+        if has("hysteresis") {
+            c.hysteresis = over.hysteresis;
+        }
+        if has("for") {
+            c.for_ = over.for_;
+        }
+        if has("clear_for") {
+            c.clear_for = over.clear_for;
+        }
+        if has("readiness") {
+            c.readiness = over.readiness;
+        }
+        if has("description") {
+            c.description.clone_from(&over.description);
+        }
+        if has("runbook_url") {
+            c.runbook_url.clone_from(&over.runbook_url);
+        }
+        c.given = over.given.clone();
+        c
+    }
+
+    /// Whether the check's figure is a share (a `_ratio` family or a
+    /// `ratio:` check), so its levels may be written as `80%`.
+    pub fn is_share(&self) -> bool {
+        self.ratio.is_some() || self.selector().metric.ends_with("_ratio")
+    }
+}
+
+/// A check as written in the file (see [`CheckConfig`]).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCheck {
+    name: String,
+    #[serde(default)]
+    metric: Option<Selector>,
+    #[serde(default)]
+    rate: Option<RateSpec>,
+    #[serde(default)]
+    ratio: Option<RatioSpec>,
+    #[serde(default)]
+    quantile: Option<QuantileSpec>,
+    #[serde(default)]
+    trend: Option<TrendSpec>,
+    #[serde(default)]
+    direction: Option<Direction>,
+    #[serde(default)]
+    warning: Option<Level>,
+    #[serde(default)]
+    critical: Option<Level>,
+    #[serde(default)]
+    hysteresis: Option<Band>,
+    #[serde(default, rename = "for")]
+    for_: Option<Duration>,
+    #[serde(default)]
+    clear_for: Option<Duration>,
+    #[serde(default)]
+    readiness: Option<bool>,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    runbook_url: Option<String>,
+}
+
+impl TryFrom<RawCheck> for CheckConfig {
+    type Error = String;
+    fn try_from(r: RawCheck) -> Result<Self, String> {
+        let mut given = Given::default();
+        for (key, present) in [
+            ("metric", r.metric.is_some()),
+            ("rate", r.rate.is_some()),
+            ("ratio", r.ratio.is_some()),
+            ("quantile", r.quantile.is_some()),
+            ("trend", r.trend.is_some()),
+            ("direction", r.direction.is_some()),
+            ("warning", r.warning.is_some()),
+            ("critical", r.critical.is_some()),
+            ("hysteresis", r.hysteresis.is_some()),
+            ("for", r.for_.is_some()),
+            ("clear_for", r.clear_for.is_some()),
+            ("readiness", r.readiness.is_some()),
+            ("description", r.description.is_some()),
+            ("runbook_url", r.runbook_url.is_some()),
+        ] {
+            if present {
+                given.keys.push(key);
+            }
+        }
+        let mut level = |key: &'static str, l: Option<Level>| {
+            l.map(|l| match l {
+                Level::Value(v) => v,
+                Level::Percent(p) => {
+                    given.percent.push(key);
+                    p / 100.0
+                }
+            })
+        };
+        let warning = level("warning", r.warning);
+        let critical = level("critical", r.critical);
+        Ok(CheckConfig {
+            name: r.name,
+            metric: r.metric,
+            rate: r.rate,
+            ratio: r.ratio,
+            quantile: r.quantile,
+            trend: r.trend,
+            direction: r.direction.unwrap_or_default(),
+            warning,
+            critical,
+            hysteresis: r.hysteresis,
+            for_: r.for_,
+            clear_for: r.clear_for,
+            readiness: r.readiness.unwrap_or(false),
+            description: r.description,
+            runbook_url: r.runbook_url,
+            given,
+        })
+    }
+}
+
+/// A check level: a number in the figure's unit, or `80%` of a share.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Level {
+    Value(f64),
+    Percent(f64),
+}
+
+impl<'de> Deserialize<'de> for Level {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl de::Visitor<'_> for Visitor {
+            type Value = Level;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a number, or a percentage such as 80% for a ratio")
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Level, E> {
+                Ok(Level::Value(v))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Level, E> {
+                Ok(Level::Value(v as f64))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Level, E> {
+                Ok(Level::Value(v as f64))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Level, E> {
+                let bad = || {
+                    E::custom(format!(
+                        "invalid level {v:?}: write a number, or a percentage such as 80% for a ratio"
+                    ))
+                };
+                match v.trim().strip_suffix('%') {
+                    Some(p) => p
+                        .trim()
+                        .parse::<f64>()
+                        .ok()
+                        .filter(|p| p.is_finite())
+                        .map(Level::Percent)
+                        .ok_or_else(bad),
+                    None => v.trim().parse::<f64>().map(Level::Value).map_err(|_| bad()),
+                }
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
 }
 
 #[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]

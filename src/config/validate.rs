@@ -84,6 +84,18 @@ pub(super) fn validate(config: &Config) -> Result<(), Invalid> {
                 format!("check `{}`: {e}", check.name),
             )
         })?;
+        if let Some(key) = check.given.percent.first() {
+            if !check.is_share() {
+                return Err(invalid(
+                    format!("checks[{i}].{key}"),
+                    format!(
+                        "check `{}`: a percentage is a share of 1, but `{}` is not a ratio (a `_ratio` family or a `ratio:` check); write the {key} level in the figure's own unit",
+                        check.name,
+                        check.selector().metric
+                    ),
+                ));
+            }
+        }
     }
     Ok(())
 }
@@ -103,6 +115,19 @@ fn app_metrics(config: &Config) -> Result<(), Invalid> {
         }
         if app.max_bytes == 0 {
             return Err(invalid(format!("{at}.max_bytes"), "must be at least 1"));
+        }
+        if let Some(label) = &app.status_label {
+            let mut chars = label.chars();
+            let valid = chars
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !valid {
+                return Err(invalid(
+                    format!("{at}.status_label"),
+                    format!("{label:?} is not a label name (letters, digits, _)"),
+                ));
+            }
         }
     }
     Ok(())

@@ -9,34 +9,105 @@ use crate::checks::{InstanceStatus, State};
 use crate::runtime::{self, SourceStatus};
 use std::fmt::Write as _;
 
-pub fn index(checks: &[InstanceStatus], sources: &[SourceStatus]) -> String {
+/// One instance's row.
+fn instance_row(rows: &mut String, c: &InstanceStatus) {
+    let labels: Vec<String> = c
+        .labels
+        .iter()
+        .map(|(k, v)| format!("{k}=\"{v}\""))
+        .collect();
+    let level = |l: Option<f64>| l.map_or_else(|| "–".to_owned(), |l| in_unit(l, c.unit));
+    let state = c.state.to_string();
+    let _ = writeln!(
+        rows,
+        "<tr class=\"{state}\"><td>{}</td><td>{}</td><td class=\"state\">{state}</td><td class=\"value\" data-value=\"{}\">{}</td><td>{}</td><td>{} {} / {}</td><td data-since=\"{}\">{}</td></tr>",
+        escape(&c.check),
+        escape(&labels.join(", ")),
+        c.value.map_or_else(String::new, |v| v.to_string()),
+        c.value.map_or_else(
+            || c.reason.as_deref().map_or_else(|| "–".to_owned(), escape),
+            |v| in_unit(v, c.unit)
+        ),
+        sparkline(&c.recent, c.warning, c.critical),
+        c.direction,
+        level(c.warning),
+        level(c.critical),
+        c.since,
+        since(c.since),
+    );
+}
+
+/// The rows of the checks table: a check with several instances gets a
+/// heading row counting them by state, and its unknown instances fold
+/// into one row (issue 28: ~40 `pg_slow_statement` rows, most unknown).
+fn check_rows(checks: &[InstanceStatus]) -> String {
     let mut rows = String::new();
+    let mut names: Vec<&str> = Vec::new();
     for c in checks {
-        let labels: Vec<String> = c
-            .labels
-            .iter()
-            .map(|(k, v)| format!("{k}=\"{v}\""))
-            .collect();
-        let level = |l: Option<f64>| l;
-        let state = c.state.to_string();
-        let _ = writeln!(
-            rows,
-            "<tr class=\"{state}\"><td>{}</td><td>{}</td><td class=\"state\">{state}</td><td class=\"value\" data-value=\"{}\">{}</td><td>{}</td><td>{} {} / {}</td><td data-since=\"{}\">{}</td></tr>",
-            escape(&c.check),
-            escape(&labels.join(", ")),
-            c.value.map_or_else(String::new, |v| v.to_string()),
-            c.value.map_or_else(
-                || c.reason.as_deref().map_or_else(|| "–".to_owned(), escape),
-                |v| in_unit(v, c.unit)
-            ),
-            sparkline(&c.recent, c.warning, c.critical),
-            c.direction,
-            level(c.warning).map_or_else(|| "–".to_owned(), |l| in_unit(l, c.unit)),
-            level(c.critical).map_or_else(|| "–".to_owned(), |l| in_unit(l, c.unit)),
-            c.since,
-            since(c.since),
-        );
+        if !names.contains(&c.check.as_str()) {
+            names.push(&c.check);
+        }
     }
+    for name in names {
+        let group: Vec<&InstanceStatus> = checks.iter().filter(|c| c.check == name).collect();
+        if group.len() > 1 {
+            let counts: Vec<String> = State::ALL
+                .iter()
+                .filter_map(|s| {
+                    let n = group.iter().filter(|c| c.state == *s).count();
+                    (n > 0).then(|| format!("{n} {s}"))
+                })
+                .collect();
+            let worst = group
+                .iter()
+                .map(|c| c.state)
+                .max_by_key(|s| severity(*s))
+                .unwrap_or(State::Unknown);
+            let _ = writeln!(
+                rows,
+                "<tr class=\"group {worst}\"><th colspan=\"7\">{} — {} instances: {}</th></tr>",
+                escape(name),
+                group.len(),
+                counts.join(", ")
+            );
+        }
+        let unknown: Vec<&&InstanceStatus> =
+            group.iter().filter(|c| c.state == State::Unknown).collect();
+        for c in &group {
+            if c.state != State::Unknown || unknown.len() == 1 {
+                instance_row(&mut rows, c);
+            }
+        }
+        if unknown.len() > 1 {
+            let items: Vec<String> = unknown
+                .iter()
+                .map(|c| {
+                    let labels: Vec<String> = c
+                        .labels
+                        .iter()
+                        .map(|(k, v)| format!("{k}=\"{v}\""))
+                        .collect();
+                    format!(
+                        "<li>{}: {}</li>",
+                        escape(&labels.join(", ")),
+                        escape(c.reason.as_deref().unwrap_or("no value"))
+                    )
+                })
+                .collect();
+            let _ = writeln!(
+                rows,
+                "<tr class=\"unknown folded\"><td>{}</td><td colspan=\"6\"><details><summary>{} unknown instances</summary><ul>{}</ul></details></td></tr>",
+                escape(name),
+                unknown.len(),
+                items.concat()
+            );
+        }
+    }
+    rows
+}
+
+pub fn index(checks: &[InstanceStatus], sources: &[SourceStatus]) -> String {
+    let rows = check_rows(checks);
     let table = if checks.is_empty() {
         "<p>No check has an instance yet.</p>\n".to_owned()
     } else {
@@ -71,7 +142,8 @@ pub fn index(checks: &[InstanceStatus], sources: &[SourceStatus]) -> String {
         "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><meta http-equiv=\"refresh\" content=\"10\">\n\
 <title>vitals {version}</title>\n<style>\n\
 body {{ font-family: sans-serif; margin: 2em; }}\n\
-table {{ border-collapse: collapse; }} td, th {{ border: 1px solid #ccc; padding: .3em .6em; text-align: left; }}\n\
+table {{ border-collapse: collapse; max-width: 100%; }} td, th {{ border: 1px solid #ccc; padding: .3em .6em; text-align: left; overflow-wrap: anywhere; }}\n\
+tr.group th {{ background: #f4f4f4; font-weight: normal; }}\n\
 tr.ok td.state {{ background: #c8f0c8; }} tr.warning td.state {{ background: #ffe08a; }}\n\
 tr.critical td.state {{ background: #f4a3a3; }} tr.unknown td.state {{ background: #ddd; }}\n\
 td.value {{ text-align: right; white-space: nowrap; }} td.error {{ color: #a00; max-width: 40em; }}\n\
@@ -293,6 +365,69 @@ fn escape(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn instance(check: &str, statement: &str, state: State) -> InstanceStatus {
+        InstanceStatus {
+            check: check.into(),
+            labels: [("queryid".to_owned(), statement.to_owned())].into(),
+            state,
+            value: (state != State::Unknown).then_some(0.5),
+            since: 0.0,
+            direction: "above",
+            warning: Some(1.0),
+            critical: Some(5.0),
+            for_seconds: 0.0,
+            readiness: false,
+            reason: (state == State::Unknown).then(|| "source postgres/p failed".to_owned()),
+            origin: crate::checks::Origin::Default,
+            description: None,
+            runbook_url: None,
+            unit: "seconds",
+            recent: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn instances_of_a_check_are_grouped_and_unknown_ones_folded() {
+        let mut checks = vec![
+            instance("pg_slow_statement", "1", State::Ok),
+            instance("pg_slow_statement", "2", State::Warning),
+        ];
+        for i in 3..40 {
+            checks.push(instance(
+                "pg_slow_statement",
+                &i.to_string(),
+                State::Unknown,
+            ));
+        }
+        checks.push(instance("replica_lag", "x", State::Unknown));
+        let rows = check_rows(&checks);
+        assert!(
+            rows.contains("<tr class=\"group warning\"><th colspan=\"7\">pg_slow_statement — 39 instances: 1 ok, 1 warning, 37 unknown</th></tr>"),
+            "{rows}"
+        );
+        // Two rows of their own, the 37 unknown in one folded row.
+        assert_eq!(
+            rows.matches("<tr class=\"ok\"><td>pg_slow_statement</td>")
+                .count(),
+            1
+        );
+        assert_eq!(
+            rows.matches("<tr class=\"warning\"><td>pg_slow_statement</td>")
+                .count(),
+            1
+        );
+        assert_eq!(
+            rows.matches("<tr class=\"unknown\"><td>pg_slow_statement</td>")
+                .count(),
+            0
+        );
+        assert!(rows.contains("<tr class=\"unknown folded\"><td>pg_slow_statement</td><td colspan=\"6\"><details><summary>37 unknown instances</summary><ul><li>queryid=&quot;3&quot;: source postgres/p failed</li>"), "{rows}");
+        // A single instance is one plain row, unknown or not.
+        assert!(rows.contains("<tr class=\"unknown\"><td>replica_lag</td>"));
+        assert!(!rows.contains("replica_lag — "));
+        assert_eq!(rows.lines().count(), 5);
+    }
 
     #[test]
     fn values_read_in_their_units() {

@@ -20,6 +20,7 @@ mod common;
 
 mod compose;
 mod dashboards;
+mod docs;
 mod expressions;
 mod image;
 mod kubernetes;

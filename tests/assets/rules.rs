@@ -23,6 +23,177 @@ fn rules_pass_promtool_check_rules() {
     );
 }
 
+/// Issue 28: six alert names of `vitals rules` also existed, with other
+/// expressions, in vitals-raw.rules.yml. Every bundled rule file and the
+/// rules generated for the default configuration load together in one
+/// promtool run, and no alert name is defined in two of them (within one
+/// file, a warning and a critical rule share their alert's name).
+#[test]
+fn bundled_and_generated_rules_load_together_with_unique_alert_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_vitals"))
+        .arg("rules")
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run vitals rules");
+    assert!(out.status.success(), "{}", output_text(&out));
+    assert!(out.stderr.is_empty(), "{}", output_text(&out));
+    let generated = dir.path().join("vitals-generated.rules.yml");
+    std::fs::write(&generated, &out.stdout).unwrap();
+    let mut files = rule_files();
+    files.push(generated);
+    let mut args = vec!["check", "rules"];
+    args.extend(files.iter().map(|f| f.to_str().unwrap()));
+    let out = tool("promtool", &args, PROMTOOL);
+    assert!(out.status.success(), "{}", output_text(&out));
+    let mut defined: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for file in &files {
+        let parsed = parse_yaml(file);
+        let name = file.file_name().unwrap().to_string_lossy().into_owned();
+        for group in parsed["groups"].as_array().into_iter().flatten() {
+            for rule in group["rules"].as_array().into_iter().flatten() {
+                if let Some(alert) = rule["alert"].as_str() {
+                    defined
+                        .entry(alert.to_owned())
+                        .or_default()
+                        .insert(name.clone());
+                }
+            }
+        }
+    }
+    assert!(defined.len() > 50, "only {} alert names", defined.len());
+    let twice: Vec<String> = defined
+        .iter()
+        .filter(|(_, files)| files.len() > 1)
+        .map(|(alert, files)| format!("{alert} in {files:?}"))
+        .collect();
+    assert!(
+        twice.is_empty(),
+        "alert names defined in more than one file:\n{}",
+        twice.join("\n")
+    );
+}
+
+/// The built-in checks whose generated alerts have a runbook section: the
+/// defaults and the application defaults of an app source (those named
+/// after an app have none).
+fn generated_checks() -> Vec<vitals::checks::Check> {
+    let config = vitals::checks::resolve::parse_str(
+        "sources:\n  app_metrics:\n    - {name: api, url: 'http://127.0.0.1:9/metrics', export: true}\n",
+        "t.yaml",
+    )
+    .unwrap();
+    vitals::checks::effective_checks(&config)
+        .into_iter()
+        .filter(|c| c.config.runbook_url.is_some())
+        .collect()
+}
+
+const GENERATED_BEGIN: &str =
+    "<!-- The sections below are generated from the built-in checks (checks::rules::runbook_section); VITALS_UPDATE_DOCS=1 cargo test --test assets rewrites them. -->\n";
+const GENERATED_END: &str = "<!-- End of the generated sections. -->\n";
+
+/// Issue 28: some generated alerts had no runbook section, and the
+/// runbook's durations differed from the checks'. The sections of the
+/// generated alerts come from the checks themselves; each links to the
+/// raw-metric alert on the same figure from the runbook's check table.
+#[test]
+fn runbook_has_a_generated_section_for_each_built_in_check() {
+    let path = repo().join("docs/runbook.md");
+    let text = read(&path);
+    let same: BTreeMap<String, String> = text
+        .lines()
+        .filter_map(|l| {
+            let l = l.strip_prefix("| `")?;
+            let (check, rest) = l.split_once("` | [")?;
+            let (alert, _) = rest.split_once(']')?;
+            Some((check.to_owned(), alert.to_owned()))
+        })
+        .collect();
+    assert!(same.len() >= 23, "check table: {same:?}");
+    let mut want = String::from(GENERATED_BEGIN);
+    for check in generated_checks() {
+        let url = check.config.runbook_url.clone().unwrap();
+        let name = vitals::checks::rules::alert_name(&check.config.name);
+        assert_eq!(url, format!("{RUNBOOK_URL}#{}", name.to_lowercase()));
+        want.push('\n');
+        want.push_str(&vitals::checks::rules::runbook_section(
+            &check,
+            same.get(&check.config.name).map(String::as_str),
+        ));
+    }
+    want.push('\n');
+    want.push_str(GENERATED_END);
+    let (before, after) = match (text.find(GENERATED_BEGIN), text.find(GENERATED_END)) {
+        (Some(b), Some(e)) => (&text[..b], &text[e + GENERATED_END.len()..]),
+        _ => (text.as_str(), ""),
+    };
+    let fresh = format!("{before}{want}{after}");
+    if std::env::var_os("VITALS_UPDATE_DOCS").is_some() {
+        std::fs::write(&path, &fresh).unwrap();
+    }
+    assert!(
+        fresh == text,
+        "docs/runbook.md's generated sections are not the built-in checks'; run VITALS_UPDATE_DOCS=1 cargo test --test assets runbook_has"
+    );
+}
+
+/// Every duration a section's **Meaning.** states ("for 5 minutes",
+/// "for 30s") is the `for` of its alert's rules (bundled or generated).
+#[test]
+fn runbook_durations_are_the_rules() {
+    let sections = runbook_sections();
+    let mut fors: BTreeMap<String, BTreeSet<u64>> = BTreeMap::new();
+    for rule in rules() {
+        if let Some(f) = rule.rule["for"].as_str() {
+            let secs = duration_seconds(f).unwrap() as u64;
+            fors.entry(rule.alert().to_owned())
+                .or_default()
+                .insert(secs);
+        }
+    }
+    for check in generated_checks() {
+        if let Some(f) = check.config.for_ {
+            fors.entry(vitals::checks::rules::alert_name(&check.config.name))
+                .or_default()
+                .insert(f.as_secs_f64() as u64);
+        }
+    }
+    let phrase = regex::Regex::new(
+        r"\bfor (\d+) ?(seconds?|minutes?|hours?|s|m|h)\b|\bfor ((?:\d+[hms])+)\b",
+    )
+    .unwrap();
+    let mut problems = Vec::new();
+    let mut checked = 0;
+    for (alert, body) in &sections {
+        let meaning = body.split("**Confirm.**").next().unwrap_or("");
+        for m in phrase.captures_iter(meaning) {
+            let secs = if let Some(compact) = m.get(3) {
+                vitals::config::parse_duration(compact.as_str())
+                    .unwrap()
+                    .as_secs_f64() as u64
+            } else {
+                let n: u64 = m[1].parse().unwrap();
+                n * match &m[2][..1] {
+                    "s" => 1,
+                    "m" => 60,
+                    _ => 3600,
+                }
+            };
+            checked += 1;
+            if !fors.get(alert).is_some_and(|f| f.contains(&secs)) {
+                problems.push(format!(
+                    "{alert}: the runbook says {:?}, the rule's for is {:?} s",
+                    &m[0],
+                    fors.get(alert)
+                ));
+            }
+        }
+    }
+    assert!(checked >= 30, "only {checked} durations found");
+    assert_none(problems, "runbook durations differ from the rules'");
+}
+
 #[test]
 fn rules_pass_their_promtool_unit_tests() {
     let files = rule_test_files();
@@ -150,9 +321,14 @@ fn rules_follow_the_conventions() {
             }
         }
     }
-    let alerts: BTreeSet<&str> = rules.iter().map(Rule::alert).collect();
+    let mut alerts: BTreeSet<String> = rules.iter().map(|r| r.alert().to_owned()).collect();
+    alerts.extend(
+        generated_checks()
+            .iter()
+            .map(|c| vitals::checks::rules::alert_name(&c.config.name)),
+    );
     for heading in sections.keys() {
-        if heading.starts_with("Vitals") && !alerts.contains(heading.as_str()) {
+        if heading.starts_with("Vitals") && !alerts.contains(heading) {
             problems.push(format!("docs/runbook.md section {heading} has no alert"));
         }
     }
