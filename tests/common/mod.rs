@@ -167,14 +167,18 @@ impl Daemon {
                                 .nth(1)
                                 .and_then(|a| a.split('"').next())
                         });
+                    // The line is in the log before the caller learns the
+                    // address, so `log()` right after the start has it.
+                    {
+                        let mut log = log.lock().unwrap();
+                        log.push_str(&line);
+                        log.push('\n');
+                    }
                     if let (Some(addr), true) = (addr, line.contains("vitals started")) {
                         if let Some(tx) = tx.take() {
                             let _ = tx.send(addr.to_owned());
                         }
                     }
-                    let mut log = log.lock().unwrap();
-                    log.push_str(&line);
-                    log.push('\n');
                 }
             });
         }
