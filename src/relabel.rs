@@ -1,0 +1,360 @@
+//! Prometheus relabeling applied to vitals' series: the pure [`process`]
+//! of one label set by a list of rules (`config::RelabelConfig`, read and
+//! checked with the file), with Prometheus 2.42's semantics
+//! (`model/relabel/relabel.go`), and [`apply`], which runs it over the
+//! families of a round.
+//!
+//! Where rules apply (see the README's "Relabeling"):
+//! - `sources.app_metrics[].metric_relabel_configs`: the application's
+//!   series, after parsing and the `app` label, before the limits, the
+//!   checks and the exposition;
+//! - the top-level `metric_relabel_configs`: vitals' own families
+//!   (`vitals_*`) of every source's round, before checks and exposition;
+//! - `remote_write[].write_relabel_configs`: what that receiver is sent,
+//!   after `external_labels` and job/instance, stale markers included.
+//!
+//! One difference from Prometheus, on purpose: a series whose `__name__`
+//! a rule removes or makes invalid (or that a `labelmap` gives an invalid
+//! label name) is dropped and counted; Prometheus 2.42 fails the whole
+//! scrape. Two series a rule makes identical are kept once (the first), as
+//! Prometheus' TSDB keeps the first sample of a timestamp.
+
+use crate::config::relabel::{is_label_name, is_metric_name};
+use crate::config::{Action, RelabelConfig};
+use crate::metrics::{Desc, Family, Kind, Sample};
+use std::collections::{BTreeMap, HashSet};
+
+pub const DROPPED_SERIES: Desc = Desc::gauge(
+    "vitals_relabel_dropped_series",
+    &["source"],
+    "Series of the source's last round that relabeling removed: dropped by a keep, drop, keepequal or dropequal rule, left without a valid __name__ or label name, or made identical to another series (sources.app_metrics[].metric_relabel_configs and the top-level metric_relabel_configs).",
+);
+
+pub const METRICS: &[Desc] = &[DROPPED_SERIES];
+
+/// A label set: sorted by name, names unique, no empty value (an empty
+/// value is an absent label, as in Prometheus), `__name__` included.
+pub type Labels = Vec<(String, String)>;
+
+pub const NAME: &str = "__name__";
+
+/// The label set `rules` make of `labels`, or `None` when a rule drops it.
+/// `labels` need not be sorted; the result is.
+pub fn process(labels: Labels, rules: &[RelabelConfig]) -> Option<Labels> {
+    let mut labels = normalize(labels);
+    process_sorted(&mut labels, rules).ok().map(|()| labels)
+}
+
+/// Sorts by name, keeps the first of a repeated name, drops empty values.
+pub fn normalize(mut labels: Labels) -> Labels {
+    labels.retain(|(_, v)| !v.is_empty());
+    labels.sort_by(|a, b| a.0.cmp(&b.0));
+    labels.dedup_by(|later, first| later.0 == first.0);
+    labels
+}
+
+/// [`process`] in place on a normalized set; `Err(i)` when rule `i` drops it.
+pub fn process_sorted(labels: &mut Labels, rules: &[RelabelConfig]) -> Result<(), usize> {
+    for (i, rule) in rules.iter().enumerate() {
+        if !relabel(labels, rule) {
+            return Err(i);
+        }
+    }
+    Ok(())
+}
+
+fn get<'a>(labels: &'a Labels, name: &str) -> &'a str {
+    match labels.binary_search_by(|(k, _)| k.as_str().cmp(name)) {
+        Ok(i) => &labels[i].1,
+        Err(_) => "",
+    }
+}
+
+/// Sets `name`; an empty value deletes it (Prometheus' `Builder.Set`).
+fn set(labels: &mut Labels, name: &str, value: String) {
+    match labels.binary_search_by(|(k, _)| k.as_str().cmp(name)) {
+        Ok(i) if value.is_empty() => {
+            labels.remove(i);
+        }
+        Ok(i) => labels[i].1 = value,
+        Err(_) if value.is_empty() => {}
+        Err(i) => labels.insert(i, (name.to_owned(), value)),
+    }
+}
+
+fn del(labels: &mut Labels, name: &str) {
+    if let Ok(i) = labels.binary_search_by(|(k, _)| k.as_str().cmp(name)) {
+        labels.remove(i);
+    }
+}
+
+/// One rule; false when it drops the set.
+fn relabel(labels: &mut Labels, rule: &RelabelConfig) -> bool {
+    let val = match rule.source_labels.as_slice() {
+        [] => String::new(),
+        [one] => get(labels, one).to_owned(),
+        many => many
+            .iter()
+            .map(|n| get(labels, n))
+            .collect::<Vec<_>>()
+            .join(&rule.separator),
+    };
+    let re = &rule.regex.regex;
+    match rule.action {
+        Action::Drop => return !re.is_match(&val),
+        Action::Keep => return re.is_match(&val),
+        Action::DropEqual => return get(labels, &rule.target_label) != val,
+        Action::KeepEqual => return get(labels, &rule.target_label) == val,
+        Action::Replace => {
+            let Some(caps) = re.captures(&val) else {
+                return true;
+            };
+            let target = expand(&caps, &rule.target_label);
+            // Prometheus 2.42 deletes the label named as written (a
+            // template like `$1` names none) when the expanded name is
+            // invalid or the value empty.
+            if !is_label_name(&target) {
+                del(labels, &rule.target_label);
+                return true;
+            }
+            let value = expand(&caps, &rule.replacement);
+            if value.is_empty() {
+                del(labels, &rule.target_label);
+                return true;
+            }
+            set(labels, &target, value);
+        }
+        Action::Lowercase => set(labels, &rule.target_label, go_lower(&val)),
+        Action::Uppercase => set(labels, &rule.target_label, go_upper(&val)),
+        Action::HashMod => {
+            use md5::Digest;
+            let hash = md5::Md5::digest(val.as_bytes());
+            let mut last = [0u8; 8];
+            last.copy_from_slice(&hash[8..16]);
+            let m = u64::from_be_bytes(last) % rule.modulus.max(1);
+            set(labels, &rule.target_label, m.to_string());
+        }
+        Action::LabelMap => {
+            // Every label as it was before this rule, in name order; a
+            // later one mapped to the same name wins.
+            let before = labels.clone();
+            for (name, value) in &before {
+                if let Some(caps) = re.captures(name) {
+                    let new = expand(&caps, &rule.replacement);
+                    set(labels, &new, value.clone());
+                }
+            }
+        }
+        Action::LabelDrop => labels.retain(|(name, _)| !re.is_match(name)),
+        Action::LabelKeep => labels.retain(|(name, _)| re.is_match(name)),
+    }
+    true
+}
+
+/// Go's `Regexp.Expand`: `$name` and `${name}` (a name is the longest run
+/// of letters, digits and `_`; all digits is a group number, leading zeros
+/// not allowed), `$$` a `$`; an unknown or unmatched group is empty; a `$`
+/// starting no valid reference stays a `$`.
+pub fn expand(caps: &regex::Captures<'_>, template: &str) -> String {
+    let mut out = String::with_capacity(template.len() + 16);
+    let mut rest = template;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        if let Some(tail) = after.strip_prefix('$') {
+            out.push('$');
+            rest = tail;
+            continue;
+        }
+        let name_char = |c: char| c.is_alphabetic() || c.is_numeric() || c == '_';
+        let (name, tail) = if let Some(body) = after.strip_prefix('{') {
+            let end = body.find(|c: char| !name_char(c)).unwrap_or(body.len());
+            if end == 0 || !body[end..].starts_with('}') {
+                out.push('$');
+                rest = after;
+                continue;
+            }
+            (&body[..end], &body[end + 1..])
+        } else {
+            let end = after.find(|c: char| !name_char(c)).unwrap_or(after.len());
+            if end == 0 {
+                out.push('$');
+                rest = after;
+                continue;
+            }
+            (&after[..end], &after[end..])
+        };
+        let number = (name.bytes().all(|b| b.is_ascii_digit())
+            && !(name.len() > 1 && name.starts_with('0')))
+        .then(|| name.parse::<usize>().ok())
+        .flatten();
+        let group = match number {
+            Some(n) => caps.get(n),
+            None => caps.name(name),
+        };
+        if let Some(m) = group {
+            out.push_str(m.as_str());
+        }
+        rest = tail;
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Go's `strings.ToLower`: each character by its simple mapping (no
+/// context, one character to one), unlike `str::to_lowercase`.
+pub fn go_lower(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            let mut m = c.to_lowercase();
+            match (m.next(), m.next()) {
+                (Some(one), None) => one,
+                // U+0130 İ: full mapping "i̇", simple "i".
+                _ if c == '\u{130}' => 'i',
+                _ => c,
+            }
+        })
+        .collect()
+}
+
+/// Go's `strings.ToUpper`: simple mappings (ß stays ß; ᾀ becomes ᾈ).
+pub fn go_upper(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            let mut m = c.to_uppercase();
+            match (m.next(), m.next()) {
+                (Some(one), None) => one,
+                _ => match c as u32 {
+                    // Greek with ypogegrammeni: the simple uppercase is
+                    // the titlecase letter (UnicodeData field 12).
+                    0x1F80..=0x1F87 | 0x1F90..=0x1F97 | 0x1FA0..=0x1FA7 => {
+                        char::from_u32(c as u32 + 8).unwrap_or(c)
+                    }
+                    0x1FB3 => '\u{1FBC}',
+                    0x1FC3 => '\u{1FCC}',
+                    0x1FF3 => '\u{1FFC}',
+                    _ => c,
+                },
+            }
+        })
+        .collect()
+}
+
+/// What one stage of rules removed from a round.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Stats {
+    /// The key the rules were configured under.
+    pub rules_key: String,
+    /// Each rule as written, for `/status`.
+    pub rules: Vec<String>,
+    /// Series each rule dropped (`keep`, `drop`, `keepequal`, `dropequal`).
+    pub dropped_by_rule: Vec<u64>,
+    /// Series left without a valid `__name__` or with an invalid label name.
+    pub invalid_name: u64,
+    /// Series identical to an earlier one once relabeled.
+    pub duplicates: u64,
+}
+
+impl Stats {
+    pub fn new(rules_key: &str, rules: &[RelabelConfig]) -> Self {
+        Stats {
+            rules_key: rules_key.to_owned(),
+            rules: rules.iter().map(|r| r.describe()).collect(),
+            dropped_by_rule: vec![0; rules.len()],
+            invalid_name: 0,
+            duplicates: 0,
+        }
+    }
+
+    /// Every series removed.
+    pub fn dropped(&self) -> u64 {
+        self.dropped_by_rule.iter().sum::<u64>() + self.invalid_name + self.duplicates
+    }
+}
+
+/// Runs `rules` over every sample of the families `select` picks. A sample
+/// whose name a rule changes moves to the family of its new name (one of
+/// `families` without a suffix, or a new one: untyped, but a gauge's or a
+/// counter's kind is kept when the name still fits it). Families left
+/// empty are removed. Nothing changes when `rules` is empty.
+pub fn apply(
+    families: &mut Vec<Family>,
+    rules: &[RelabelConfig],
+    select: impl Fn(&Family) -> bool,
+    stats: &mut Stats,
+) {
+    if rules.is_empty() {
+        return;
+    }
+    let mut moved: BTreeMap<String, (Kind, String, Vec<Sample>)> = BTreeMap::new();
+    let mut seen: HashSet<Labels> = HashSet::new();
+    for family in families.iter_mut().filter(|f| select(f)) {
+        let samples = std::mem::take(&mut family.samples);
+        let mut kept = Vec::with_capacity(samples.len());
+        for sample in samples {
+            let full = format!("{}{}", family.name, sample.suffix);
+            let mut labels: Labels = Vec::with_capacity(sample.labels.len() + 1);
+            labels.push((NAME.to_owned(), full));
+            labels.extend(sample.labels.into_iter().filter(|(k, _)| k != NAME));
+            let mut labels = normalize(labels);
+            if let Err(rule) = process_sorted(&mut labels, rules) {
+                stats.dropped_by_rule[rule] += 1;
+                continue;
+            }
+            let name = get(&labels, NAME).to_owned();
+            if !is_metric_name(&name) || !labels.iter().all(|(k, _)| is_label_name(k)) {
+                stats.invalid_name += 1;
+                continue;
+            }
+            if !seen.insert(labels.clone()) {
+                stats.duplicates += 1;
+                continue;
+            }
+            del(&mut labels, NAME);
+            let unchanged = name.strip_prefix(family.name.as_str()) == Some(sample.suffix);
+            let out = Sample {
+                labels,
+                value: sample.value,
+                suffix: if unchanged { sample.suffix } else { "" },
+            };
+            if unchanged {
+                kept.push(out);
+            } else {
+                let kind = match family.kind {
+                    Kind::Gauge => Kind::Gauge,
+                    Kind::Counter if name.ends_with("_total") => Kind::Counter,
+                    _ => Kind::Untyped,
+                };
+                let help = if kind == family.kind {
+                    family.help.clone()
+                } else {
+                    String::new()
+                };
+                moved
+                    .entry(name)
+                    .or_insert_with(|| (kind, help, Vec::new()))
+                    .2
+                    .push(out);
+            }
+        }
+        family.samples = kept;
+    }
+    for (name, (kind, help, samples)) in moved {
+        match families
+            .iter_mut()
+            .find(|f| f.name == name && f.samples.iter().all(|s| s.suffix.is_empty()))
+        {
+            Some(f) => f.samples.extend(samples),
+            None => families.push(Family {
+                name,
+                help,
+                kind,
+                samples,
+            }),
+        }
+    }
+    families.retain(|f| !f.samples.is_empty());
+}
+
+#[cfg(test)]
+mod tests;
