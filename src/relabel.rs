@@ -21,7 +21,7 @@
 
 use crate::config::relabel::{is_label_name, is_metric_name};
 use crate::config::{Action, RelabelConfig};
-use crate::metrics::{Desc, Family, Kind, Sample};
+use crate::metrics::{Desc, Family, Kind, Output, Sample};
 use std::collections::{BTreeMap, HashSet};
 
 pub const DROPPED_SERIES: Desc = Desc::gauge(
@@ -354,6 +354,49 @@ pub fn apply(
         }
     }
     families.retain(|f| !f.samples.is_empty());
+}
+
+/// The top-level `metric_relabel_configs` on one round of `source`: over
+/// vitals' own families (`vitals_*`; an application's series have their
+/// source's own rules), with `vitals_relabel_dropped_series{source}` (added
+/// to what the source's own rules dropped) and the stage's [`Stats`]
+/// appended to the round's `/status` details under `relabel`.
+pub fn own_stage(out: &mut Output, source: &str, rules: &[RelabelConfig]) {
+    if rules.is_empty() {
+        return;
+    }
+    let mut stats = Stats::new("metric_relabel_configs", rules);
+    apply(
+        &mut out.families,
+        rules,
+        |f| f.name.starts_with("vitals_"),
+        &mut stats,
+    );
+    let dropped = stats.dropped() as f64;
+    let existing = out
+        .families
+        .iter_mut()
+        .find(|f| f.name == DROPPED_SERIES.name)
+        .and_then(|f| {
+            f.samples
+                .iter_mut()
+                .find(|s| s.label("source") == Some(source))
+        });
+    match existing {
+        Some(sample) => sample.value += dropped,
+        None => out.add(&DROPPED_SERIES, &[("source", source)], dropped),
+    }
+    let entry = serde_json::to_value(&stats).unwrap_or_default();
+    match &mut out.details {
+        Some(serde_json::Value::Object(map)) => match map.get_mut("relabel") {
+            Some(serde_json::Value::Array(list)) => list.push(entry),
+            _ => {
+                map.insert("relabel".into(), serde_json::Value::Array(vec![entry]));
+            }
+        },
+        Some(_) => {}
+        None => out.details = Some(serde_json::json!({ "relabel": [entry] })),
+    }
 }
 
 #[cfg(test)]

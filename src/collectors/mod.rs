@@ -145,6 +145,9 @@ pub struct Scheduled {
     pub timeout: Duration,
     pub source: AnySource,
     pub rebuild: Rebuild,
+    /// The top-level `metric_relabel_configs`, applied to the source's own
+    /// families after each round (`relabel::own_stage`).
+    pub own_rules: std::sync::Arc<[crate::config::RelabelConfig]>,
 }
 
 impl Scheduled {
@@ -162,6 +165,7 @@ impl Scheduled {
             timeout,
             source: rebuild(),
             rebuild,
+            own_rules: std::sync::Arc::new([]),
         }
     }
 }
@@ -255,6 +259,11 @@ pub fn build(config: &Config) -> Vec<Scheduled> {
             move || AnySource::AppMetrics(app_metrics::AppMetricsSource::new(&a)),
         ));
     }
+    let own_rules: std::sync::Arc<[crate::config::RelabelConfig]> =
+        config.metric_relabel_configs.clone().into();
+    for s in &mut list {
+        s.own_rules = own_rules.clone();
+    }
     list
 }
 
@@ -279,6 +288,7 @@ pub fn catalog() -> Vec<&'static Desc> {
         redis::METRICS,
         crate::checks::METRICS,
         crate::remote_write::METRICS,
+        crate::relabel::METRICS,
     ];
     tables.iter().flat_map(|t| t.iter()).collect()
 }

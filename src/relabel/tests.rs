@@ -3,7 +3,7 @@
 //! Python's hashlib: the last 8 bytes of the MD5, big-endian, modulo).
 
 use super::*;
-use crate::metrics::{Family, Kind, Sample};
+use crate::metrics::{Family, Kind, Output, Sample};
 
 fn rules(yaml: &str) -> Vec<RelabelConfig> {
     let rules: Vec<RelabelConfig> =
@@ -240,4 +240,45 @@ fn expand_follows_go() {
     ] {
         assert_eq!(expand(&caps, template), want, "{template}");
     }
+}
+
+#[test]
+fn own_stage_relabels_only_vitals_families_and_reports() {
+    let mut out = Output::new();
+    out.gauge("vitals_pg_up", "Up.", &[("target", "a")], 1.0);
+    out.gauge(
+        "vitals_pg_statement_calls",
+        "Calls.",
+        &[("target", "a"), ("queryid", "1")],
+        5.0,
+    );
+    out.families
+        .push(family("app_series", Kind::Gauge, &[("", &[], 1.0)]));
+    out.details = Some(serde_json::json!({"top": 1}));
+    let rules = rules(
+        "- {source_labels: [__name__], regex: 'vitals_pg_statement_.*|app_series', action: drop}",
+    );
+    own_stage(&mut out, "postgres/a", &rules);
+    assert!(out.family("vitals_pg_statement_calls").is_none());
+    assert!(
+        out.family("app_series").is_some(),
+        "not vitals' own: untouched"
+    );
+    assert_eq!(out.value("vitals_pg_up", &[("target", "a")]), Some(1.0));
+    assert_eq!(
+        out.value(DROPPED_SERIES.name, &[("source", "postgres/a")]),
+        Some(1.0)
+    );
+    let details = out.details.as_ref().unwrap();
+    assert_eq!(details["top"], 1);
+    assert_eq!(details["relabel"][0]["dropped_by_rule"][0], 1);
+    assert_eq!(details["relabel"][0]["rules_key"], "metric_relabel_configs");
+    // A second stage on the same round adds to the gauge.
+    let more =
+        super::tests::rules("- {source_labels: [__name__], regex: 'vitals_pg_up', action: drop}");
+    own_stage(&mut out, "postgres/a", &more);
+    assert_eq!(
+        out.value(DROPPED_SERIES.name, &[("source", "postgres/a")]),
+        Some(2.0)
+    );
 }
