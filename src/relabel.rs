@@ -286,58 +286,81 @@ pub fn apply(
     if rules.is_empty() {
         return;
     }
-    let mut moved: BTreeMap<String, (Kind, String, Vec<Sample>)> = BTreeMap::new();
-    let mut seen: HashSet<Labels> = HashSet::new();
-    for family in families.iter_mut().filter(|f| select(f)) {
-        let samples = std::mem::take(&mut family.samples);
-        let mut kept = Vec::with_capacity(samples.len());
-        for sample in samples {
-            let full = format!("{}{}", family.name, sample.suffix);
+    // Only a rule that writes labels can make two series one.
+    let may_merge = rules.iter().any(|r| {
+        !matches!(
+            r.action,
+            Action::Keep | Action::Drop | Action::KeepEqual | Action::DropEqual
+        )
+    });
+    // Every surviving series: (family index, suffix, value, labels with
+    // `__name__`), in order; then duplicates are found without copying.
+    let mut survivors: Vec<(usize, &'static str, f64, Labels)> = Vec::new();
+    for (index, family) in families.iter_mut().enumerate() {
+        if !select(family) {
+            continue;
+        }
+        for sample in std::mem::take(&mut family.samples) {
             let mut labels: Labels = Vec::with_capacity(sample.labels.len() + 1);
-            labels.push((NAME.to_owned(), full));
+            labels.push((NAME.to_owned(), format!("{}{}", family.name, sample.suffix)));
             labels.extend(sample.labels.into_iter().filter(|(k, _)| k != NAME));
             let mut labels = normalize(labels);
             if let Err(rule) = process_sorted(&mut labels, rules) {
                 stats.dropped_by_rule[rule] += 1;
                 continue;
             }
-            let name = get(&labels, NAME).to_owned();
-            if !is_metric_name(&name) || !labels.iter().all(|(k, _)| is_label_name(k)) {
+            let named = is_metric_name(get(&labels, NAME));
+            if !named || !labels.iter().all(|(k, _)| is_label_name(k)) {
                 stats.invalid_name += 1;
                 continue;
             }
-            if !seen.insert(labels.clone()) {
-                stats.duplicates += 1;
-                continue;
-            }
-            del(&mut labels, NAME);
-            let unchanged = name.strip_prefix(family.name.as_str()) == Some(sample.suffix);
-            let out = Sample {
-                labels,
-                value: sample.value,
-                suffix: if unchanged { sample.suffix } else { "" },
-            };
-            if unchanged {
-                kept.push(out);
-            } else {
-                let kind = match family.kind {
-                    Kind::Gauge => Kind::Gauge,
-                    Kind::Counter if name.ends_with("_total") => Kind::Counter,
-                    _ => Kind::Untyped,
-                };
-                let help = if kind == family.kind {
-                    family.help.clone()
-                } else {
-                    String::new()
-                };
-                moved
-                    .entry(name)
-                    .or_insert_with(|| (kind, help, Vec::new()))
-                    .2
-                    .push(out);
-            }
+            survivors.push((index, sample.suffix, sample.value, labels));
         }
-        family.samples = kept;
+    }
+    let keep: Vec<bool> = if may_merge {
+        let mut seen: HashSet<&Labels> = HashSet::with_capacity(survivors.len());
+        survivors.iter().map(|(.., l)| seen.insert(l)).collect()
+    } else {
+        vec![true; survivors.len()]
+    };
+    let mut moved: BTreeMap<String, (Kind, String, Vec<Sample>)> = BTreeMap::new();
+    for ((index, suffix, value, mut labels), keep) in survivors.into_iter().zip(keep) {
+        if !keep {
+            stats.duplicates += 1;
+            continue;
+        }
+        let name = match labels.binary_search_by(|(k, _)| k.as_str().cmp(NAME)) {
+            Ok(i) => labels.remove(i).1,
+            Err(_) => continue,
+        };
+        let family = &mut families[index];
+        if name.strip_prefix(family.name.as_str()) == Some(suffix) {
+            family.samples.push(Sample {
+                labels,
+                value,
+                suffix,
+            });
+            continue;
+        }
+        let kind = match family.kind {
+            Kind::Gauge => Kind::Gauge,
+            Kind::Counter if name.ends_with("_total") => Kind::Counter,
+            _ => Kind::Untyped,
+        };
+        let help = if kind == family.kind {
+            family.help.clone()
+        } else {
+            String::new()
+        };
+        moved
+            .entry(name)
+            .or_insert_with(|| (kind, help, Vec::new()))
+            .2
+            .push(Sample {
+                labels,
+                value,
+                suffix: "",
+            });
     }
     for (name, (kind, help, samples)) in moved {
         match families

@@ -197,23 +197,28 @@ pub fn relabel_round(
                 .collect(),
         )
     };
-    let mut seen: HashSet<Vec<Label>> = HashSet::with_capacity(series.len());
-    let mut out_series = Vec::with_capacity(series.len());
-    for (labels, value) in series {
-        if let Some(labels) = one(labels) {
-            if seen.insert(labels.clone()) {
-                out_series.push((labels, *value));
-            }
-        }
-    }
-    let mut out_stale = Vec::new();
-    for labels in stale {
-        if let Some(labels) = one(labels) {
-            if seen.insert(labels.clone()) {
-                out_stale.push(labels);
-            }
-        }
-    }
+    let live: Vec<Series> = series
+        .iter()
+        .filter_map(|(labels, value)| one(labels).map(|l| (l, *value)))
+        .collect();
+    let gone: Vec<Vec<Label>> = stale.iter().filter_map(|l| one(l)).collect();
+    let (keep_live, keep_gone): (Vec<bool>, Vec<bool>) = {
+        let mut seen: HashSet<&[Label]> = HashSet::with_capacity(live.len() + gone.len());
+        (
+            live.iter().map(|(l, _)| seen.insert(l)).collect(),
+            gone.iter().map(|l| seen.insert(l)).collect(),
+        )
+    };
+    let out_series: Vec<Series> = live
+        .into_iter()
+        .zip(keep_live)
+        .filter_map(|(s, keep)| keep.then_some(s))
+        .collect();
+    let out_stale: Vec<Vec<Label>> = gone
+        .into_iter()
+        .zip(keep_gone)
+        .filter_map(|(l, keep)| keep.then_some(l))
+        .collect();
     (out_series, out_stale)
 }
 

@@ -11,12 +11,16 @@
 //! | `vitals_app_series{app}` | gauge | samples in the last accepted scrape |
 //! | `vitals_app_scrape_bytes{app}` | gauge | body size of the last scrape read whole, decompressed |
 //! | `vitals_app_dropped_series{app}` | gauge | samples dropped because their name is one of vitals' own (`vitals_*`) |
+//! | `vitals_app_limit_exceeded_total{app,limit}` | counter | scrapes refused by a limit, per limit that is set |
+//! | `vitals_relabel_dropped_series{source}` | gauge | series the `metric_relabel_configs` removed (`crate::relabel`) |
 //!
 //! Bounds: a body over `max_bytes` (before or after gzip) or with more than
 //! `max_series` samples is refused for that round: nothing of it is kept,
 //! the round fails (`vitals_source_success 0`, `/status` names the bound)
 //! and memory never grows past the bound, because reading and parsing stop
-//! there.
+//! there. With `metric_relabel_configs`, `max_series` (`sample_limit`)
+//! counts the series left after the rules, as in Prometheus, so parsing is
+//! bounded by `max_bytes` alone; the label limits also apply after them.
 
 pub mod parse;
 pub mod scrape;
