@@ -55,12 +55,165 @@ pub fn normalize(mut labels: Labels) -> Labels {
 
 /// [`process`] in place on a normalized set; `Err(i)` when rule `i` drops it.
 pub fn process_sorted(labels: &mut Labels, rules: &[RelabelConfig]) -> Result<(), usize> {
+    process_memo(labels, rules, &mut Memo::new(rules.len()))
+}
+
+/// [`process_sorted`] remembering each rule's regex work by its input, for
+/// the many series of a round that share values and label names (a
+/// family's name, a status code, every label name).
+pub fn process_memo(
+    labels: &mut Labels,
+    rules: &[RelabelConfig],
+    memo: &mut Memo,
+) -> Result<(), usize> {
     for (i, rule) in rules.iter().enumerate() {
-        if !relabel(labels, rule) {
+        if !relabel(labels, rule, &mut memo.rules[i]) {
             return Err(i);
         }
     }
     Ok(())
+}
+
+/// What a rule's regex made of an input it has seen.
+#[derive(Clone, Debug)]
+enum Cached {
+    /// keep, drop, labeldrop, labelkeep: whether it matched.
+    Matched(bool),
+    /// replace: the expanded target and value; `None` when no match.
+    Replaced(Option<(String, String)>),
+    /// lowercase, uppercase, hashmod: the value set.
+    Value(String),
+    /// labelmap: the new name; `None` when no match.
+    Mapped(Option<String>),
+}
+
+/// A fast hash for the memo's short keys (label names and values; FxHash's
+/// mixing). Not DoS-resistant: the keys come from the application on
+/// loopback, and a round is bounded by `max_bytes` and `sample_limit`.
+#[derive(Clone, Copy, Default)]
+struct FxHasher(u64);
+
+impl std::hash::Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word))
+                .wrapping_mul(0x517c_c1b7_2722_0a95);
+        }
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type MemoMap = std::collections::HashMap<String, Cached, std::hash::BuildHasherDefault<FxHasher>>;
+
+/// Per-rule memo of [`Cached`] results, for one round. Bounded by the
+/// distinct inputs of the round; dropped with it.
+#[derive(Debug, Default)]
+pub struct Memo {
+    rules: Vec<MemoMap>,
+}
+
+impl Memo {
+    pub fn new(rules: usize) -> Self {
+        Memo {
+            rules: vec![MemoMap::default(); rules],
+        }
+    }
+}
+
+fn cached(memo: &mut MemoMap, key: &str, make: impl FnOnce() -> Cached) -> Cached {
+    if let Some(c) = memo.get(key) {
+        return c.clone();
+    }
+    let c = make();
+    memo.insert(key.to_owned(), c.clone());
+    c
+}
+
+/// One rule; false when it drops the set.
+fn relabel(labels: &mut Labels, rule: &RelabelConfig, memo: &mut MemoMap) -> bool {
+    use std::borrow::Cow;
+    let val: Cow<'_, str> = match rule.source_labels.as_slice() {
+        [] => Cow::Borrowed(""),
+        [one] => Cow::Borrowed(get(labels, one)),
+        many => Cow::Owned(
+            many.iter()
+                .map(|n| get(labels, n))
+                .collect::<Vec<_>>()
+                .join(&rule.separator),
+        ),
+    };
+    let re = &rule.regex.regex;
+    let matched = |memo: &mut MemoMap, text: &str| {
+        matches!(
+            cached(memo, text, || Cached::Matched(re.is_match(text))),
+            Cached::Matched(true)
+        )
+    };
+    match rule.action {
+        Action::Drop => return !matched(memo, &val),
+        Action::Keep => return matched(memo, &val),
+        Action::DropEqual => return get(labels, &rule.target_label) != val.as_ref(),
+        Action::KeepEqual => return get(labels, &rule.target_label) == val.as_ref(),
+        Action::Replace => {
+            let done = cached(memo, &val, || {
+                Cached::Replaced(re.captures(&val).map(|caps| {
+                    (
+                        expand(&caps, &rule.target_label),
+                        expand(&caps, &rule.replacement),
+                    )
+                }))
+            });
+            let Cached::Replaced(Some((target, value))) = done else {
+                return true;
+            };
+            // Prometheus 2.42 deletes the label named as written (a
+            // template like `$1` names none) when the expanded name is
+            // invalid or the value empty.
+            if !is_label_name(&target) || value.is_empty() {
+                del(labels, &rule.target_label);
+                return true;
+            }
+            set(labels, &target, value);
+        }
+        Action::Lowercase | Action::Uppercase | Action::HashMod => {
+            let Cached::Value(value) = cached(memo, &val, || {
+                Cached::Value(match rule.action {
+                    Action::Lowercase => go_lower(&val),
+                    Action::Uppercase => go_upper(&val),
+                    _ => hashmod(&val, rule.modulus),
+                })
+            }) else {
+                return true;
+            };
+            set(labels, &rule.target_label, value);
+        }
+        Action::LabelMap => {
+            // Every label as it was before this rule, in name order; a
+            // later one mapped to the same name wins.
+            let mut mapped: Vec<(String, String)> = Vec::new();
+            for (name, value) in labels.iter() {
+                let new = cached(memo, name, || {
+                    Cached::Mapped(
+                        re.captures(name)
+                            .map(|caps| expand(&caps, &rule.replacement)),
+                    )
+                });
+                if let Cached::Mapped(Some(new)) = new {
+                    mapped.push((new, value.clone()));
+                }
+            }
+            for (name, value) in mapped {
+                set(labels, &name, value);
+            }
+        }
+        Action::LabelDrop => labels.retain(|(name, _)| !matched(memo, name)),
+        Action::LabelKeep => labels.retain(|(name, _)| matched(memo, name)),
+    }
+    true
 }
 
 fn get<'a>(labels: &'a Labels, name: &str) -> &'a str {
@@ -88,67 +241,13 @@ fn del(labels: &mut Labels, name: &str) {
     }
 }
 
-/// One rule; false when it drops the set.
-fn relabel(labels: &mut Labels, rule: &RelabelConfig) -> bool {
-    let val = match rule.source_labels.as_slice() {
-        [] => String::new(),
-        [one] => get(labels, one).to_owned(),
-        many => many
-            .iter()
-            .map(|n| get(labels, n))
-            .collect::<Vec<_>>()
-            .join(&rule.separator),
-    };
-    let re = &rule.regex.regex;
-    match rule.action {
-        Action::Drop => return !re.is_match(&val),
-        Action::Keep => return re.is_match(&val),
-        Action::DropEqual => return get(labels, &rule.target_label) != val,
-        Action::KeepEqual => return get(labels, &rule.target_label) == val,
-        Action::Replace => {
-            let Some(caps) = re.captures(&val) else {
-                return true;
-            };
-            let target = expand(&caps, &rule.target_label);
-            // Prometheus 2.42 deletes the label named as written (a
-            // template like `$1` names none) when the expanded name is
-            // invalid or the value empty.
-            if !is_label_name(&target) {
-                del(labels, &rule.target_label);
-                return true;
-            }
-            let value = expand(&caps, &rule.replacement);
-            if value.is_empty() {
-                del(labels, &rule.target_label);
-                return true;
-            }
-            set(labels, &target, value);
-        }
-        Action::Lowercase => set(labels, &rule.target_label, go_lower(&val)),
-        Action::Uppercase => set(labels, &rule.target_label, go_upper(&val)),
-        Action::HashMod => {
-            use md5::Digest;
-            let hash = md5::Md5::digest(val.as_bytes());
-            let mut last = [0u8; 8];
-            last.copy_from_slice(&hash[8..16]);
-            let m = u64::from_be_bytes(last) % rule.modulus.max(1);
-            set(labels, &rule.target_label, m.to_string());
-        }
-        Action::LabelMap => {
-            // Every label as it was before this rule, in name order; a
-            // later one mapped to the same name wins.
-            let before = labels.clone();
-            for (name, value) in &before {
-                if let Some(caps) = re.captures(name) {
-                    let new = expand(&caps, &rule.replacement);
-                    set(labels, &new, value.clone());
-                }
-            }
-        }
-        Action::LabelDrop => labels.retain(|(name, _)| !re.is_match(name)),
-        Action::LabelKeep => labels.retain(|(name, _)| re.is_match(name)),
-    }
-    true
+/// Prometheus' hashmod: the last 8 bytes of the MD5, big-endian, modulo.
+fn hashmod(val: &str, modulus: u64) -> String {
+    use md5::Digest;
+    let hash = md5::Md5::digest(val.as_bytes());
+    let mut last = [0u8; 8];
+    last.copy_from_slice(&hash[8..16]);
+    (u64::from_be_bytes(last) % modulus.max(1)).to_string()
 }
 
 /// Go's `Regexp.Expand`: `$name` and `${name}` (a name is the longest run
@@ -296,6 +395,7 @@ pub fn apply(
     // Every surviving series: (family index, suffix, value, labels with
     // `__name__`), in order; then duplicates are found without copying.
     let mut survivors: Vec<(usize, &'static str, f64, Labels)> = Vec::new();
+    let mut memo = Memo::new(rules.len());
     for (index, family) in families.iter_mut().enumerate() {
         if !select(family) {
             continue;
@@ -305,7 +405,7 @@ pub fn apply(
             labels.push((NAME.to_owned(), format!("{}{}", family.name, sample.suffix)));
             labels.extend(sample.labels.into_iter().filter(|(k, _)| k != NAME));
             let mut labels = normalize(labels);
-            if let Err(rule) = process_sorted(&mut labels, rules) {
+            if let Err(rule) = process_memo(&mut labels, rules, &mut memo) {
                 stats.dropped_by_rule[rule] += 1;
                 continue;
             }

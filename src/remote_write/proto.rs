@@ -178,11 +178,12 @@ pub fn relabel_round(
     rules: &[crate::config::RelabelConfig],
 ) -> (Vec<Series>, Vec<Vec<Label>>) {
     use crate::config::relabel::{is_label_name, is_metric_name};
-    let one = |labels: &[Label]| -> Option<Vec<Label>> {
+    let mut memo = crate::relabel::Memo::new(rules.len());
+    let mut one = |labels: &[Label]| -> Option<Vec<Label>> {
         let labels = with_target_labels(labels.to_vec(), extra);
         let mut pairs: crate::relabel::Labels =
             labels.into_iter().map(|l| (l.name, l.value)).collect();
-        crate::relabel::process_sorted(&mut pairs, rules).ok()?;
+        crate::relabel::process_memo(&mut pairs, rules, &mut memo).ok()?;
         let named = pairs
             .iter()
             .find(|(k, _)| k == "__name__")
