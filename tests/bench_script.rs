@@ -37,6 +37,7 @@ fn every_bench_script_is_valid_bash() {
         "redis.sh",
         "pg_deep.sh",
         "app_metrics.sh",
+        "relabel.sh",
     ] {
         assert!(
             scripts.iter().any(|p| p.ends_with(name)),
