@@ -12,6 +12,7 @@ pub mod config;
 pub mod daemon;
 pub mod http_client;
 pub mod metrics;
+pub mod relabel;
 pub mod remote_write;
 pub mod runtime;
 pub mod server;

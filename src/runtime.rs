@@ -713,6 +713,7 @@ async fn run_source(shared: Arc<Shared>, ticket: u64, scheduled: Scheduled) {
         timeout,
         source,
         rebuild,
+        own_rules,
         ..
     } = scheduled;
     let mut source = Some(source);
@@ -723,7 +724,8 @@ async fn run_source(shared: Arc<Shared>, ticket: u64, scheduled: Scheduled) {
         // After a panic only this source is rebuilt, from its own config.
         let current = source.take().unwrap_or_else(|| rebuild());
         let started = Instant::now();
-        let (back, output, result) = round(current, timeout).await;
+        let (back, mut output, result) = round(current, timeout).await;
+        crate::relabel::own_stage(&mut output, &id, &own_rules);
         source = back;
         match &result {
             Err(e) if last_error.as_deref() != Some(e) => {
@@ -795,7 +797,8 @@ pub async fn once(config: &Config) -> (String, Vec<(String, String)>) {
         let shared = shared.clone();
         async move {
             let started = Instant::now();
-            let (_, output, result) = round(s.source, s.timeout).await;
+            let (_, mut output, result) = round(s.source, s.timeout).await;
+            crate::relabel::own_stage(&mut output, &s.id, &s.own_rules);
             let failure = result.as_ref().err().map(|e| (s.id.clone(), e.clone()));
             shared.publish(ticket, output, result, started.elapsed());
             failure

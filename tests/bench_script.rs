@@ -38,6 +38,7 @@ fn every_bench_script_is_valid_bash() {
         "pg_deep.sh",
         "app_metrics.sh",
         "db_tls.sh",
+        "relabel.sh",
     ] {
         assert!(
             scripts.iter().any(|p| p.ends_with(name)),

@@ -27,6 +27,7 @@ const COVERED_BY: &[(&str, &str)] = &[
     ("vitals_redis_", "tests/redis.rs"),
     ("vitals_remote_write_", "tests/remote_write.rs"),
     ("vitals_app_", "tests/app_metrics.rs"),
+    ("vitals_relabel_", "tests/relabel.rs"),
 ];
 
 /// The families covered here: everything but the prefixes of [`COVERED_BY`].

@@ -160,6 +160,9 @@ pub struct Scheduled {
     /// the paths, its schedule): a reload keeps a running source whose
     /// digest is unchanged. `None`: always rebuilt.
     pub fingerprint: Option<u64>,
+    /// The top-level `metric_relabel_configs`, applied to the source's own
+    /// families after each round (`relabel::own_stage`).
+    pub own_rules: std::sync::Arc<[crate::config::RelabelConfig]>,
 }
 
 impl Scheduled {
@@ -178,6 +181,7 @@ impl Scheduled {
             source: rebuild(),
             rebuild,
             fingerprint: None,
+            own_rules: std::sync::Arc::new([]),
         }
     }
 
@@ -193,6 +197,19 @@ impl Scheduled {
         self.timeout.as_std().hash(&mut hasher);
         self.fingerprint = Some(hasher.finish());
         self
+    }
+
+    /// Sets the rules for the source's own families; they are part of what
+    /// it was built from, so a reload that changes them restarts its task.
+    fn set_own_rules(&mut self, rules: std::sync::Arc<[crate::config::RelabelConfig]>) {
+        use std::hash::{Hash, Hasher};
+        if let Some(fingerprint) = self.fingerprint {
+            let mut hasher = std::collections::hash_map::DefaultHasher::new();
+            fingerprint.hash(&mut hasher);
+            format!("{rules:?}").hash(&mut hasher);
+            self.fingerprint = Some(hasher.finish());
+        }
+        self.own_rules = rules;
     }
 }
 
@@ -309,6 +326,11 @@ pub fn build(config: &Config) -> Vec<Scheduled> {
             .built_from(app),
         );
     }
+    let own_rules: std::sync::Arc<[crate::config::RelabelConfig]> =
+        config.metric_relabel_configs.clone().into();
+    for s in &mut list {
+        s.set_own_rules(own_rules.clone());
+    }
     list
 }
 
@@ -333,6 +355,7 @@ pub fn catalog() -> Vec<&'static Desc> {
         redis::METRICS,
         crate::checks::METRICS,
         crate::remote_write::METRICS,
+        crate::relabel::METRICS,
     ];
     tables.iter().flat_map(|t| t.iter()).collect()
 }

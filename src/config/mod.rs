@@ -18,6 +18,7 @@ mod duration;
 mod load;
 mod paths;
 mod probe;
+pub mod relabel;
 mod remote_write;
 pub mod selector;
 pub mod url;
@@ -31,6 +32,7 @@ pub use load::{
     Resolve, EMBEDDED_DEFAULT,
 };
 pub use probe::{parse_http_url, parse_target, AppTarget, ProbeTarget};
+pub use relabel::{Action, RelabelConfig, RelabelRegex};
 pub use remote_write::{
     expand_env, BasicAuth, EnvString, RemoteQueueConfig, RemoteWriteConfig, TlsClientConfig,
 };
@@ -75,6 +77,10 @@ pub struct Config {
     /// Receivers every round is pushed to (see `remote_write/`).
     #[serde(default)]
     pub remote_write: Vec<RemoteWriteConfig>,
+    /// Prometheus relabeling of vitals' own families (`vitals_*`) in every
+    /// source's round, before checks and export (see `crate::relabel`).
+    #[serde(default)]
+    pub metric_relabel_configs: Vec<RelabelConfig>,
 }
 
 fn default_listen() -> SocketAddr {
@@ -720,9 +726,26 @@ pub struct AppMetricsConfig {
     pub interval: Option<Duration>,
     #[serde(default = "default_app_timeout")]
     pub timeout: Duration,
-    /// Samples accepted per scrape; one more refuses the scrape.
-    #[serde(default = "default_max_series")]
+    /// Samples accepted per scrape, counted after relabeling; one more
+    /// refuses the scrape. `sample_limit` is the same key under
+    /// Prometheus' name; 0 means no limit.
+    #[serde(default = "default_max_series", alias = "sample_limit")]
     pub max_series: usize,
+    /// Labels a series may have after relabeling (`__name__` and `app`
+    /// included); one more refuses the scrape. 0: no limit.
+    #[serde(default)]
+    pub label_limit: usize,
+    /// Bytes a label name may have after relabeling. 0: no limit.
+    #[serde(default)]
+    pub label_name_length_limit: usize,
+    /// Bytes a label value (the metric name included) may have after
+    /// relabeling. 0: no limit.
+    #[serde(default)]
+    pub label_value_length_limit: usize,
+    /// Prometheus relabeling of the application's series, after the `app`
+    /// label is added and before the limits, checks and export.
+    #[serde(default)]
+    pub metric_relabel_configs: Vec<RelabelConfig>,
     /// Body bytes accepted per scrape (before and after gzip).
     #[serde(default = "default_max_bytes")]
     pub max_bytes: u64,

@@ -40,6 +40,10 @@ pub struct RemoteWriteConfig {
     pub job_instance_labels: bool,
     #[serde(default)]
     pub queue: RemoteQueueConfig,
+    /// Prometheus relabeling of every series sent to this receiver (stale
+    /// markers included), after `external_labels` and job/instance.
+    #[serde(default)]
+    pub write_relabel_configs: Vec<super::RelabelConfig>,
 }
 
 fn yes() -> bool {

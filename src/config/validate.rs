@@ -62,6 +62,7 @@ pub(super) fn validate(config: &Config) -> Result<(), Invalid> {
         }
     }
     app_metrics(config)?;
+    relabel_rules(config)?;
     let mut check_names = BTreeSet::new();
     for (i, check) in config.checks.iter().enumerate() {
         let check = &check.value;
@@ -110,9 +111,6 @@ fn app_metrics(config: &Config) -> Result<(), Invalid> {
         if app.timeout.as_std().is_zero() {
             return Err(invalid(format!("{at}.timeout"), "must be above 0"));
         }
-        if app.max_series == 0 {
-            return Err(invalid(format!("{at}.max_series"), "must be at least 1"));
-        }
         if app.max_bytes == 0 {
             return Err(invalid(format!("{at}.max_bytes"), "must be at least 1"));
         }
@@ -129,6 +127,36 @@ fn app_metrics(config: &Config) -> Result<(), Invalid> {
                 ));
             }
         }
+    }
+    Ok(())
+}
+
+/// Every list of relabeling rules, with Prometheus' own checks.
+fn relabel_rules(config: &Config) -> Result<(), Invalid> {
+    let lists = std::iter::once((
+        "metric_relabel_configs".to_owned(),
+        &config.metric_relabel_configs,
+    ))
+    .chain(config.sources.app_metrics.iter().enumerate().map(|(i, a)| {
+        (
+            format!("sources.app_metrics[{i}].metric_relabel_configs"),
+            &a.metric_relabel_configs,
+        )
+    }))
+    .chain(config.remote_write.iter().enumerate().map(|(i, r)| {
+        (
+            format!("remote_write[{i}].write_relabel_configs"),
+            &r.write_relabel_configs,
+        )
+    }));
+    for (at, rules) in lists {
+        super::relabel::check_rules(rules).map_err(|(i, key, message)| {
+            let path = match key {
+                "" => format!("{at}[{i}]"),
+                key => format!("{at}[{i}].{key}"),
+            };
+            invalid(path, message)
+        })?;
     }
     Ok(())
 }

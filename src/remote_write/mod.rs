@@ -155,6 +155,9 @@ pub struct Writer {
     /// `external_labels`, then `job` and `instance` unless turned off:
     /// added to a series that does not carry a label of that name.
     extra: Vec<(String, String)>,
+    /// `write_relabel_configs`, applied after `extra` to every series and
+    /// stale marker sent here.
+    rules: Arc<[crate::config::RelabelConfig]>,
     headers: hyper::HeaderMap,
     auth: Auth,
     client: tokio::sync::Mutex<Result<conn::Client, String>>,
@@ -245,6 +248,7 @@ impl Writer {
             max_samples: config.queue.max_samples,
             max_per_send: config.queue.max_samples_per_send,
             extra: target_labels(config),
+            rules: config.write_relabel_configs.clone().into(),
             headers,
             auth,
             client: tokio::sync::Mutex::new(client),
@@ -267,13 +271,19 @@ impl Writer {
     /// lost), split into requests of at most `queue.max_samples_per_send`;
     /// never waits on the network or the disk.
     fn offer(&self, round: &Round) {
-        let requests = proto::round_requests(
-            &round.series,
-            &round.stale,
-            round.timestamp_ms,
-            &self.extra,
-            self.max_per_send,
-        );
+        let requests = if self.rules.is_empty() {
+            proto::round_requests(
+                &round.series,
+                &round.stale,
+                round.timestamp_ms,
+                &self.extra,
+                self.max_per_send,
+            )
+        } else {
+            let (series, stale) =
+                proto::relabel_round(&round.series, &round.stale, &self.extra, &self.rules);
+            proto::round_requests(&series, &stale, round.timestamp_ms, &[], self.max_per_send)
+        };
         if requests.is_empty() {
             return;
         }

@@ -165,6 +165,64 @@ pub fn round_requests(
     requests
 }
 
+/// A round as one receiver's `write_relabel_configs` make it: `extra`
+/// labels added first (Prometheus relabels after its external labels), then
+/// the rules. A series they drop, or leave without a valid name, is not
+/// sent, and neither is its stale marker: the receiver never had it. Two
+/// series the rules make one are sent once (the first); a stale marker is
+/// left out when its relabeled series is still sent in this round.
+pub fn relabel_round(
+    series: &[Series],
+    stale: &[Vec<Label>],
+    extra: &[(String, String)],
+    rules: &[crate::config::RelabelConfig],
+) -> (Vec<Series>, Vec<Vec<Label>>) {
+    use crate::config::relabel::{is_label_name, is_metric_name};
+    let mut memo = crate::relabel::Memo::new(rules.len());
+    let mut one = |labels: &[Label]| -> Option<Vec<Label>> {
+        let labels = with_target_labels(labels.to_vec(), extra);
+        let mut pairs: crate::relabel::Labels =
+            labels.into_iter().map(|l| (l.name, l.value)).collect();
+        crate::relabel::process_memo(&mut pairs, rules, &mut memo).ok()?;
+        let named = pairs
+            .iter()
+            .find(|(k, _)| k == "__name__")
+            .is_some_and(|(_, v)| is_metric_name(v));
+        if !named || !pairs.iter().all(|(k, _)| is_label_name(k)) {
+            return None;
+        }
+        Some(
+            pairs
+                .into_iter()
+                .map(|(name, value)| Label { name, value })
+                .collect(),
+        )
+    };
+    let live: Vec<Series> = series
+        .iter()
+        .filter_map(|(labels, value)| one(labels).map(|l| (l, *value)))
+        .collect();
+    let gone: Vec<Vec<Label>> = stale.iter().filter_map(|l| one(l)).collect();
+    let (keep_live, keep_gone): (Vec<bool>, Vec<bool>) = {
+        let mut seen: HashSet<&[Label]> = HashSet::with_capacity(live.len() + gone.len());
+        (
+            live.iter().map(|(l, _)| seen.insert(l)).collect(),
+            gone.iter().map(|l| seen.insert(l)).collect(),
+        )
+    };
+    let out_series: Vec<Series> = live
+        .into_iter()
+        .zip(keep_live)
+        .filter_map(|(s, keep)| keep.then_some(s))
+        .collect();
+    let out_stale: Vec<Vec<Label>> = gone
+        .into_iter()
+        .zip(keep_gone)
+        .filter_map(|(l, keep)| keep.then_some(l))
+        .collect();
+    (out_series, out_stale)
+}
+
 /// Snappy block format (not framed), as the protocol requires.
 pub fn compress(raw: &[u8]) -> Vec<u8> {
     snap::raw::Encoder::new()
@@ -420,5 +478,56 @@ mod tests {
         let merged = WriteRequest::decode(both.as_slice()).unwrap();
         assert_eq!(merged.timeseries.len(), 2);
         assert_eq!(merged.timeseries[1].samples[0].value, 2.0);
+    }
+
+    #[test]
+    fn write_relabel_drops_series_and_their_stale_markers() {
+        let series = |name: &str, pod: &str| -> Series {
+            (
+                vec![
+                    Label {
+                        name: "__name__".into(),
+                        value: name.into(),
+                    },
+                    Label {
+                        name: "pod".into(),
+                        value: pod.into(),
+                    },
+                ],
+                1.0,
+            )
+        };
+        let rules: Vec<crate::config::RelabelConfig> = serde_saphyr::from_str(
+            "- {source_labels: [__name__], regex: 'debug_.*', action: drop}\n- {regex: pod, action: labeldrop}\n- {source_labels: [region], target_label: zone}\n",
+        )
+        .unwrap();
+        let live = [series("up", "a"), series("up", "b"), series("debug_x", "a")];
+        let stale: Vec<Vec<Label>> = [
+            series("debug_y", "a"),
+            series("up", "c"),
+            series("gone", "a"),
+        ]
+        .into_iter()
+        .map(|(l, _)| l)
+        .collect();
+        let extra = [("region".to_owned(), "eu".to_owned())];
+        let (out, stale) = relabel_round(&live, &stale, &extra, &rules);
+        let text = |l: &[Label]| {
+            l.iter()
+                .map(|l| format!("{}={}", l.name, l.value))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        // up{pod=a} and up{pod=b} are one series once `pod` is dropped;
+        // debug_x is not sent; the external label is there for the rules.
+        assert_eq!(
+            out.iter().map(|(l, _)| text(l)).collect::<Vec<_>>(),
+            ["__name__=up,region=eu,zone=eu"]
+        );
+        // debug_y's marker is dropped with it; up{pod=c}'s is the live `up`.
+        assert_eq!(
+            stale.iter().map(|l| text(l)).collect::<Vec<_>>(),
+            ["__name__=gone,region=eu,zone=eu"]
+        );
     }
 }

@@ -11,20 +11,26 @@
 //! | `vitals_app_series{app}` | gauge | samples in the last accepted scrape |
 //! | `vitals_app_scrape_bytes{app}` | gauge | body size of the last scrape read whole, decompressed |
 //! | `vitals_app_dropped_series{app}` | gauge | samples dropped because their name is one of vitals' own (`vitals_*`) |
+//! | `vitals_app_limit_exceeded_total{app,limit}` | counter | scrapes refused by a limit, per limit that is set |
+//! | `vitals_relabel_dropped_series{source}` | gauge | series the `metric_relabel_configs` removed (`crate::relabel`) |
 //!
 //! Bounds: a body over `max_bytes` (before or after gzip) or with more than
 //! `max_series` samples is refused for that round: nothing of it is kept,
 //! the round fails (`vitals_source_success 0`, `/status` names the bound)
 //! and memory never grows past the bound, because reading and parsing stop
-//! there.
+//! there. With `metric_relabel_configs`, `max_series` (`sample_limit`)
+//! counts the series left after the rules, as in Prometheus, so parsing is
+//! bounded by `max_bytes` alone; the label limits also apply after them.
 
 pub mod parse;
 pub mod scrape;
 
 use super::{CollectError, Source};
-use crate::config::AppMetricsConfig;
 use crate::config::ProbeTarget as Target;
+use crate::config::{AppMetricsConfig, RelabelConfig};
 use crate::metrics::{Desc, Family, Output};
+use crate::relabel;
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 pub const UP: Desc = Desc::gauge(
@@ -53,7 +59,20 @@ pub const DROPPED_SERIES: Desc = Desc::gauge(
     "Samples of the last scrape of the application's own metrics endpoint that vitals dropped because their name starts with vitals_, the prefix of its own families.",
 );
 
-pub const METRICS: &[Desc] = &[UP, SCRAPE_DURATION, SERIES, SCRAPE_BYTES, DROPPED_SERIES];
+pub const LIMIT_EXCEEDED: Desc = Desc::counter(
+    "vitals_app_limit_exceeded_total",
+    &["app", "limit"],
+    "Scrapes of the application's own metrics endpoint refused whole because, after relabeling, they exceeded a limit (sample_limit, label_limit, label_name_length_limit, label_value_length_limit), as Prometheus' scrape limits; counted since the source started, for every limit that is set.",
+);
+
+pub const METRICS: &[Desc] = &[
+    UP,
+    SCRAPE_DURATION,
+    SERIES,
+    SCRAPE_BYTES,
+    DROPPED_SERIES,
+    LIMIT_EXCEEDED,
+];
 
 /// The label every application series gets.
 pub const APP_LABEL: &str = "app";
@@ -63,9 +82,12 @@ pub struct AppMetricsSource {
     name: String,
     target: Result<Target, String>,
     timeout: Duration,
-    max_series: usize,
+    limits: Limits,
     max_bytes: u64,
     export: bool,
+    rules: std::sync::Arc<[RelabelConfig]>,
+    /// Scrapes refused per limit, since the source started.
+    exceeded: BTreeMap<&'static str, u64>,
 }
 
 impl AppMetricsSource {
@@ -74,10 +96,106 @@ impl AppMetricsSource {
             name: config.name.clone(),
             target: Ok(config.url.0.clone()),
             timeout: config.timeout.as_std(),
-            max_series: config.max_series,
+            limits: Limits {
+                sample_limit: config.max_series,
+                label_limit: config.label_limit,
+                label_name_length_limit: config.label_name_length_limit,
+                label_value_length_limit: config.label_value_length_limit,
+            },
             max_bytes: config.max_bytes,
             export: config.export,
+            rules: config.metric_relabel_configs.clone().into(),
+            exceeded: BTreeMap::new(),
         }
+    }
+
+    /// Where the rules are configured, as `/status` names them.
+    fn rules_key(&self) -> String {
+        "sources.app_metrics[].metric_relabel_configs".to_owned()
+    }
+}
+
+/// Prometheus' scrape limits, on the series as they are after relabeling
+/// (0: no limit).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Limits {
+    /// `sample_limit`, the same key as `max_series`.
+    pub sample_limit: usize,
+    pub label_limit: usize,
+    pub label_name_length_limit: usize,
+    pub label_value_length_limit: usize,
+}
+
+impl Limits {
+    /// The limits that are set, by their config key.
+    fn set(&self) -> impl Iterator<Item = &'static str> + '_ {
+        [
+            ("sample_limit", self.sample_limit),
+            ("label_limit", self.label_limit),
+            ("label_name_length_limit", self.label_name_length_limit),
+            ("label_value_length_limit", self.label_value_length_limit),
+        ]
+        .into_iter()
+        .filter(|(_, v)| *v > 0)
+        .map(|(k, _)| k)
+    }
+
+    /// The first limit `families` exceed, and how: the whole scrape is
+    /// refused then, as Prometheus does. A series' labels are counted with
+    /// `__name__` (whose value is the metric name) and `app`.
+    pub fn check(&self, families: &[Family]) -> Result<(), (&'static str, String)> {
+        let samples: usize = families.iter().map(|f| f.samples.len()).sum();
+        if self.sample_limit > 0 && samples > self.sample_limit {
+            return Err((
+                "sample_limit",
+                format!(
+                    "{samples} series after relabeling exceed sample_limit {}; the whole scrape is refused",
+                    self.sample_limit
+                ),
+            ));
+        }
+        for family in families {
+            for sample in &family.samples {
+                let name_len = family.name.len() + sample.suffix.len();
+                let count = 1 + sample.labels.len();
+                if self.label_limit > 0 && count > self.label_limit {
+                    return Err((
+                        "label_limit",
+                        format!(
+                            "a series of {}{} has {count} labels, over label_limit {}; the whole scrape is refused",
+                            family.name, sample.suffix, self.label_limit
+                        ),
+                    ));
+                }
+                let names = std::iter::once(relabel::NAME.len())
+                    .chain(sample.labels.iter().map(|(k, _)| k.len()));
+                if let Some(long) = names.max().filter(|l| {
+                    self.label_name_length_limit > 0 && *l > self.label_name_length_limit
+                }) {
+                    return Err((
+                        "label_name_length_limit",
+                        format!(
+                            "a series of {}{} has a label name of {long} bytes, over label_name_length_limit {}; the whole scrape is refused",
+                            family.name, sample.suffix, self.label_name_length_limit
+                        ),
+                    ));
+                }
+                let values =
+                    std::iter::once(name_len).chain(sample.labels.iter().map(|(_, v)| v.len()));
+                if let Some(long) = values.max().filter(|l| {
+                    self.label_value_length_limit > 0 && *l > self.label_value_length_limit
+                }) {
+                    return Err((
+                        "label_value_length_limit",
+                        format!(
+                            "a series of {}{} has a label value of {long} bytes, over label_value_length_limit {}; the whole scrape is refused",
+                            family.name, sample.suffix, self.label_value_length_limit
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -86,14 +204,7 @@ impl AppMetricsSource {
 /// `exported_app`), and families named `vitals_*` dropped so they never
 /// shadow vitals' own. Returns the number of samples dropped.
 pub fn relabel(families: &mut Vec<Family>, app: &str) -> usize {
-    let mut dropped = 0;
-    families.retain(|f| {
-        let own = f.name.starts_with("vitals_");
-        if own {
-            dropped += f.samples.len();
-        }
-        !own
-    });
+    let dropped = drop_own_names(families);
     for family in families.iter_mut() {
         for sample in &mut family.samples {
             if sample.labels.iter().any(|(k, _)| k == APP_LABEL) {
@@ -117,11 +228,36 @@ pub fn relabel(families: &mut Vec<Family>, app: &str) -> usize {
 
 impl Source for AppMetricsSource {
     async fn collect(&mut self, out: &mut Output) -> Result<(), CollectError> {
+        let result = self.scrape_round(out).await;
+        let name = self.name.clone();
+        let limits: Vec<&'static str> = self.limits.set().collect();
+        for limit in limits {
+            let n = self.exceeded.get(limit).copied().unwrap_or(0);
+            out.add(
+                &LIMIT_EXCEEDED,
+                &[(APP_LABEL, name.as_str()), ("limit", limit)],
+                n as f64,
+            );
+        }
+        result
+    }
+}
+
+impl AppMetricsSource {
+    /// Scrape, parse, relabel, limits: `vitals_app_up` says how it went.
+    async fn scrape_round(&mut self, out: &mut Output) -> Result<(), CollectError> {
         let labels = [(APP_LABEL, self.name.as_str())];
         let target = self
             .target
             .as_ref()
             .map_err(|e| CollectError::Other(e.clone()))?;
+        // With rules, sample_limit counts the series left after them (as
+        // in Prometheus): parsing is then bounded by max_bytes alone.
+        let parse_bound = match self.limits.sample_limit {
+            0 => usize::MAX,
+            _ if !self.rules.is_empty() => usize::MAX,
+            n => n,
+        };
         let start = Instant::now();
         let fetched = tokio::time::timeout(
             self.timeout,
@@ -136,8 +272,15 @@ impl Source for AppMetricsSource {
             Ok(Err(e)) => Err(e.to_string()),
             Ok(Ok(body)) => {
                 out.add(&SCRAPE_BYTES, &labels, body.text.len() as f64);
-                parse::parse_exposition(&body.text, body.dialect, self.max_series)
-                    .map_err(|e| format!("parsing the body: {e}"))
+                parse::parse_exposition(&body.text, body.dialect, parse_bound).map_err(|e| {
+                    if let parse::ParseError::TooManySeries { limit } = e {
+                        *self.exceeded.entry("sample_limit").or_default() += 1;
+                        return format!(
+                            "sample_limit: more than max_series = {limit} series; the whole scrape is refused"
+                        );
+                    }
+                    format!("parsing the body: {e}")
+                })
             }
         };
         out.add(&SCRAPE_DURATION, &labels, start.elapsed().as_secs_f64());
@@ -149,7 +292,25 @@ impl Source for AppMetricsSource {
             }
         };
         let series: usize = families.iter().map(|f| f.samples.len()).sum();
-        let dropped = relabel(&mut families, &self.name);
+        let mut dropped = relabel(&mut families, &self.name);
+        if !self.rules.is_empty() {
+            let mut stats = relabel::Stats::new(&self.rules_key(), &self.rules);
+            relabel::apply(&mut families, &self.rules, |_| true, &mut stats);
+            // A rule may not name a series into vitals' own namespace.
+            dropped += drop_own_names(&mut families);
+            out.add(
+                &relabel::DROPPED_SERIES,
+                &[("source", &format!("app/{}", self.name))],
+                stats.dropped() as f64,
+            );
+            out.details = Some(serde_json::json!({ "relabel": [stats] }));
+        }
+        if let Err((limit, message)) = self.limits.check(&families) {
+            *self.exceeded.entry(limit).or_default() += 1;
+            out.add(&UP, &labels, 0.0);
+            out.add(&SERIES, &labels, series as f64);
+            return Err(CollectError::Other(message));
+        }
         out.add(&UP, &labels, 1.0);
         out.add(&SERIES, &labels, series as f64);
         out.add(&DROPPED_SERIES, &labels, dropped as f64);
@@ -160,6 +321,19 @@ impl Source for AppMetricsSource {
         }
         Ok(())
     }
+}
+
+/// Drops the families named `vitals_*`; returns the samples dropped.
+fn drop_own_names(families: &mut Vec<Family>) -> usize {
+    let mut dropped = 0;
+    families.retain(|f| {
+        let own = f.name.starts_with("vitals_");
+        if own {
+            dropped += f.samples.len();
+        }
+        !own
+    });
+    dropped
 }
 
 /// The parser, for the property tests and the fuzz target. What it accepts
@@ -248,6 +422,92 @@ mod tests {
                 ("exported_app", "x"),
                 ("app", "web")
             ])
+        );
+    }
+
+    #[test]
+    fn limits_refuse_on_the_first_series_over_them() {
+        let families = vec![
+            family("queue_size", &[("queue", "mail"), ("app", "web")]),
+            family("jobs", &[("app", "web")]),
+        ];
+        let none = Limits::default();
+        assert_eq!(none.check(&families), Ok(()));
+        // (limits, which refuses): at the bound passes, one past refuses.
+        let cases = [
+            (
+                Limits {
+                    sample_limit: 2,
+                    ..none
+                },
+                None,
+            ),
+            (
+                Limits {
+                    sample_limit: 1,
+                    ..none
+                },
+                Some("sample_limit"),
+            ),
+            (
+                Limits {
+                    label_limit: 3,
+                    ..none
+                },
+                None,
+            ),
+            (
+                Limits {
+                    label_limit: 2,
+                    ..none
+                },
+                Some("label_limit"),
+            ),
+            // `__name__` is the longest name.
+            (
+                Limits {
+                    label_name_length_limit: 8,
+                    ..none
+                },
+                None,
+            ),
+            (
+                Limits {
+                    label_name_length_limit: 7,
+                    ..none
+                },
+                Some("label_name_length_limit"),
+            ),
+            // The metric name `queue_size` (10 bytes) is a label value.
+            (
+                Limits {
+                    label_value_length_limit: 10,
+                    ..none
+                },
+                None,
+            ),
+            (
+                Limits {
+                    label_value_length_limit: 9,
+                    ..none
+                },
+                Some("label_value_length_limit"),
+            ),
+        ];
+        for (limits, refused) in cases {
+            let got = limits.check(&families).err().map(|(l, _)| l);
+            assert_eq!(got, refused, "{limits:?}");
+            assert_eq!(limits.set().count(), 1);
+        }
+        let (_, message) = Limits {
+            label_limit: 2,
+            ..none
+        }
+        .check(&families)
+        .unwrap_err();
+        assert_eq!(
+            message,
+            "a series of queue_size has 3 labels, over label_limit 2; the whole scrape is refused"
         );
     }
 }
