@@ -566,12 +566,16 @@ fn daemon_ratios_over_rounds_and_checks_follow_the_kernel() {
     let (status, body) = answer(vm, "rounds.ready1");
     assert!(status.contains(" 503 "), "{status}\n{body}");
 
-    // 10 MiB more in 32M: the OOM killer took the spinner (the largest).
-    assert_eq!(vm.marker("ROUNDS procs"), Some("1"));
+    // 10 MiB more in 32M: the OOM killer took the spinner (the largest);
+    // on a loaded emulated CPU it may take the newcomer too before the
+    // spinner's memory is freed, so one or both are gone.
+    let left = vm.marker("ROUNDS procs");
+    assert!(matches!(left, Some("0" | "1")), "{left:?}");
     let (_, m3) = answer(vm, "rounds.m3");
-    assert_eq!(
-        sample(m3, "vitals_cgroup_memory_oom_kills_total", &[]),
-        Some(1.0)
+    let kills = sample(m3, "vitals_cgroup_memory_oom_kills_total", &[]).expect("oom kills");
+    assert!(
+        kills >= 1.0 && (left == Some("0") || kills == 1.0),
+        "{kills} kills, {left:?} left"
     );
     assert_eq!(check_status(m3, "container_oom"), Some(2.0));
     assert_eq!(check_status(m3, "container_cpu"), Some(0.0));
