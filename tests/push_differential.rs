@@ -21,12 +21,11 @@ mod common;
 #[path = "common/receivers.rs"]
 mod receivers;
 
-use common::Daemon;
+use common::{poll, unix_now, Daemon};
 use receivers::{Kind, Receiver};
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 /// The text 0.0.4 exposition; `flapping` adds the series that goes away.
 fn text_body(flapping: bool) -> String {
@@ -106,42 +105,7 @@ o_shop_paths{path="C:\\temp\z\f",quote="say \"hi\"",nl="a\nb"} 1
     body
 }
 
-fn unix_now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs_f64()
-}
-
 const SHOP: &str = r#"{__name__=~"[to]_shop_.*"}"#;
-
-/// A series as the comparison sees it: its labels without the ones the
-/// scraper adds (`job`, `instance`, and vitals' `app`).
-fn key(metric: &serde_json::Value) -> String {
-    let labels: BTreeMap<&str, &str> = metric
-        .as_object()
-        .unwrap()
-        .iter()
-        .filter(|(k, _)| !matches!(k.as_str(), "job" | "instance" | "app"))
-        .map(|(k, v)| (k.as_str(), v.as_str().unwrap()))
-        .collect();
-    format!("{labels:?}")
-}
-
-fn series_at(db: &Receiver, time: f64) -> BTreeMap<String, f64> {
-    db.query(SHOP, time)
-        .into_iter()
-        .map(|(metric, samples)| (key(&metric), samples[0].1))
-        .collect()
-}
-
-fn poll(what: &str, limit: Duration, cond: impl Fn() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(250));
-    }
-}
 
 #[test]
 fn prometheus_scraping_the_app_and_vitals_pushing_it_hold_the_same_series() {
@@ -196,7 +160,7 @@ fn prometheus_scraping_the_app_and_vitals_pushing_it_hold_the_same_series() {
     }
     // A few more rounds on both sides, then the series goes away.
     std::thread::sleep(Duration::from_secs(3));
-    let both = series_at(&direct, unix_now());
+    let both = direct.series_at(SHOP, unix_now());
     flapping.store(false, Ordering::SeqCst);
     for (what, db) in dbs {
         poll(what, Duration::from_secs(30), || {
@@ -205,7 +169,7 @@ fn prometheus_scraping_the_app_and_vitals_pushing_it_hold_the_same_series() {
     }
     std::thread::sleep(Duration::from_secs(2));
     let now = unix_now();
-    let reference = series_at(&direct, now);
+    let reference = direct.series_at(SHOP, now);
     // Not vacuous: Prometheus kept every series of both formats, the odd
     // escapes as written and the empty label as no label.
     assert!(
@@ -223,7 +187,7 @@ fn prometheus_scraping_the_app_and_vitals_pushing_it_hold_the_same_series() {
     assert_eq!(both.len(), reference.len() + 2, "the two flapping series");
     for (what, db) in [("pushed", &pushed), ("victoria", &victoria)] {
         assert_eq!(
-            series_at(db, now),
+            db.series_at(SHOP, now),
             reference,
             "{what} differs from Prometheus' own scrape"
         );

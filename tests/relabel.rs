@@ -20,10 +20,9 @@ mod common;
 #[path = "common/receivers.rs"]
 mod receivers;
 
-use common::{sample, Daemon};
+use common::{poll, sample, unix_now, Daemon};
 use receivers::{Kind, Receiver};
-use std::collections::BTreeMap;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 const APP: &str = r#"# HELP http_requests_total Requests.
 # TYPE http_requests_total counter
@@ -103,40 +102,6 @@ fn indent(text: &str, by: usize) -> String {
     text.lines().map(|l| format!("{pad}{l}\n")).collect()
 }
 
-fn unix_now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs_f64()
-}
-
-/// A series without the labels the scraper adds.
-fn key(metric: &serde_json::Value) -> String {
-    let labels: BTreeMap<&str, &str> = metric
-        .as_object()
-        .unwrap()
-        .iter()
-        .filter(|(k, _)| !matches!(k.as_str(), "job" | "instance" | "app"))
-        .map(|(k, v)| (k.as_str(), v.as_str().unwrap()))
-        .collect();
-    format!("{labels:?}")
-}
-
-fn series_at(db: &Receiver, expr: &str, time: f64) -> BTreeMap<String, f64> {
-    db.query(expr, time)
-        .into_iter()
-        .map(|(metric, samples)| (key(&metric), samples[0].1))
-        .collect()
-}
-
-fn poll(what: &str, limit: Duration, cond: impl Fn() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(250));
-    }
-}
-
 #[test]
 fn prometheus_and_vitals_relabel_the_same_scrape_alike() {
     let port = common::serve(|_| ("text/plain; version=0.0.4", APP.to_owned()));
@@ -171,7 +136,7 @@ fn prometheus_and_vitals_relabel_the_same_scrape_alike() {
     }
     std::thread::sleep(Duration::from_secs(2));
     let now = unix_now();
-    let reference = series_at(&direct, COMPARED, now);
+    let reference = direct.series_at(COMPARED, now);
     // Not vacuous: what Prometheus made of the rules, series by series.
     let expected = [
         r#"{"__name__": "build_info", "env": "dév", "env_upper": "DÉV", "mode": "slow", "shard": "2", "version": "v١.2"}"#,
@@ -194,7 +159,7 @@ fn prometheus_and_vitals_relabel_the_same_scrape_alike() {
         .any(|k| k.contains("junk") || k.contains("go_goroutines")));
     assert_eq!(reference.len(), 3 + 5 + 4, "{reference:#?}");
     assert_eq!(
-        series_at(&pushed, COMPARED, now),
+        pushed.series_at(COMPARED, now),
         reference,
         "vitals' push differs from Prometheus' own scrape"
     );

@@ -11,7 +11,7 @@ mod common;
 #[path = "common/receivers.rs"]
 mod receivers;
 
-use common::{sample, temp_config, Daemon};
+use common::{poll, sample, temp_config, Daemon};
 use prost::Message as _;
 use receivers::{Kind, Receiver};
 use serde_json::Value;
@@ -57,14 +57,6 @@ fn host_rounds(d: &Daemon) -> (usize, i64) {
 
 fn remote(d: &Daemon, i: usize) -> Value {
     status(d)["remote_write"][i].clone()
-}
-
-fn poll(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }
 
 /// Waits until every receiver of `d` has delivered everything queued.

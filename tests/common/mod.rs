@@ -496,3 +496,21 @@ pub fn serve(respond: impl Fn(&str) -> (&'static str, String) + Send + Sync + 's
     });
     port
 }
+
+/// Waits up to `limit` for `cond`, checking every 200 ms; fails the test
+/// naming `what` if it never holds.
+pub fn poll(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Unix time now, in seconds.
+pub fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}

@@ -214,6 +214,25 @@ impl Receiver {
             .collect()
     }
 
+    /// The series `expr` selects at `time`, each as its labels without the
+    /// ones a scraper adds (`job`, `instance`, and vitals' `app`), with its
+    /// value: what two TSDBs fed from one application must agree on.
+    pub fn series_at(&self, expr: &str, time: f64) -> std::collections::BTreeMap<String, f64> {
+        self.query(expr, time)
+            .into_iter()
+            .map(|(metric, samples)| {
+                let labels: std::collections::BTreeMap<&str, &str> = metric
+                    .as_object()
+                    .unwrap()
+                    .iter()
+                    .filter(|(k, _)| !matches!(k.as_str(), "job" | "instance" | "app"))
+                    .map(|(k, v)| (k.as_str(), v.as_str().unwrap()))
+                    .collect();
+                (format!("{labels:?}"), samples[0].1)
+            })
+            .collect()
+    }
+
     /// Every raw sample of the series `selector` selects, as
     /// (labels, [(timestamp ms, value)]) sorted by time.
     pub fn raw_samples(&self, selector: &str) -> Vec<(serde_json::Value, Vec<(i64, f64)>)> {
