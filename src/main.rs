@@ -122,6 +122,10 @@ fn main() -> ExitCode {
             daemon::init_logging(&config);
             let rt = match tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
+                // File reads run on the blocking pool every round: keep its
+                // threads between rounds instead of starting new ones
+                // (each new thread may take a fresh malloc arena).
+                .thread_keep_alive(std::time::Duration::from_secs(120))
                 .enable_all()
                 .build()
             {
